@@ -1,0 +1,1 @@
+"""The pure core: no asyncio, no I/O, no clock. Time is always an argument."""

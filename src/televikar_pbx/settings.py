@@ -1,0 +1,60 @@
+"""Configuration, read from the environment (prefix ``TELEVIKAR_``) and an env file.
+
+The env file holds what is generated per installation (ARI/AMI credentials): the lab
+writes it at provisioning, production operators write their own. Its path comes from
+``TELEVIKAR_ENV_FILE`` (default ``/etc/televikar-pbx/televikar.env``); it lives outside
+git, so no password is ever committed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENV_FILE = "/etc/televikar-pbx/televikar.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELEVIKAR_", extra="ignore")
+
+    # ARI (Asterisk REST Interface)
+    ari_url: str = "http://127.0.0.1:8088/"
+    ari_user: str = "televikar"
+    ari_password: SecretStr = SecretStr("")
+    ari_app: str = "televikar-pbx"
+    ari_heartbeat_s: float = Field(default=10.0, gt=0)
+    ari_reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    # AMI (Asterisk Manager Interface)
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "televikar"
+    ami_password: SecretStr = SecretStr("")
+
+    # Database: an explicit SQLAlchemy URL wins; otherwise the SQLite file at db_path.
+    database_url: str | None = None
+    db_path: Path = Path("/var/lib/televikar-pbx/televikar.sqlite3")
+
+    # Calls
+    ring_timeout_s: int = Field(default=15, gt=0)
+
+    # Logs: "console" (readable in a terminal) or "json" (production)
+    log_format: str = "console"
+    log_level: str = "info"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.db_path}"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, then the env file named by TELEVIKAR_ENV_FILE."""
+    env_file = os.environ.get("TELEVIKAR_ENV_FILE", DEFAULT_ENV_FILE)
+    if Path(env_file).is_file():
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()
