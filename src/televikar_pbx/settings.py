@@ -56,5 +56,5 @@ def load_settings() -> Settings:
     """Settings from the environment, then the env file named by TELEVIKAR_ENV_FILE."""
     env_file = os.environ.get("TELEVIKAR_ENV_FILE", DEFAULT_ENV_FILE)
     if Path(env_file).is_file():
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     return Settings()

@@ -1,0 +1,340 @@
+"""Our one adapter over aioari (the asyncio port of ari-py).
+
+Everything that talks to Asterisk's REST interface goes through :class:`AriClient`:
+
+* REST requests use aioari's swagger-generated operations, authenticated with an HTTP
+  Basic header (credentials never appear in a URL, so any character is safe in them).
+* The event websocket is ours, not aioari's: aioari joins query parameters without
+  URL-encoding them and offers no heartbeat. We connect with the credentials in a header,
+  the application name URL-encoded, and aiohttp's ping/pong heartbeat, so a dead peer is
+  noticed within ``heartbeat`` seconds instead of at the next TCP timeout.
+* The websocket is reconnected with exponential backoff (with jitter) for as long as the
+  client runs; ``on_connected`` is awaited after every (re)connection so the application
+  can resynchronise its view of channels and bridges.
+* Events are handed to :class:`EventDispatcher`: one FIFO queue and worker per call, so a
+  slow handler never stalls the stream and each call's events stay in order.
+
+Errors are translated here into :mod:`televikar_pbx.errors` types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web_exceptions
+from yarl import URL
+
+from televikar_pbx.errors import AriError, AriNotFound, AriUnavailable
+
+log = structlog.get_logger(__name__)
+
+GLOBAL_KEY = "_global"
+
+
+def parse_ari_time(value: str | None) -> datetime:
+    """Asterisk stamps events as ``2026-11-27T00:13:01.123+0000``; return aware UTC."""
+    if not value:
+        return datetime.now(UTC)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AriEvent:
+    """One websocket message, with the fields the application reads most."""
+
+    type: str
+    timestamp: datetime
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AriEvent:
+        return cls(str(data["type"]), parse_ari_time(data.get("timestamp")), data)
+
+    @property
+    def channel(self) -> dict[str, Any]:
+        channel = self.raw.get("channel")
+        return channel if isinstance(channel, dict) else {}
+
+    @property
+    def channel_id(self) -> str | None:
+        cid = self.channel.get("id")
+        return str(cid) if cid else None
+
+    @property
+    def args(self) -> list[str]:
+        return [str(a) for a in self.raw.get("args", [])]
+
+
+EventHandler = Callable[[AriEvent], Awaitable[None]]
+
+
+class EventDispatcher:
+    """Hands events to ``handler`` in order per key, concurrently across keys.
+
+    The key of an event is the call its channel belongs to: channels are bound to a call
+    key with :meth:`bind` (the caller leg is its own key; agent legs are bound to the
+    caller's). Events without a channel share one global key.
+    """
+
+    def __init__(self, handler: EventHandler) -> None:
+        self._handler = handler
+        self._keys: dict[str, str] = {}
+        self._queues: dict[str, asyncio.Queue[AriEvent]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def bind(self, channel_id: str, key: str) -> None:
+        self._keys[channel_id] = key
+
+    def unbind(self, channel_id: str) -> None:
+        self._keys.pop(channel_id, None)
+
+    def key_of(self, event: AriEvent) -> str:
+        cid = event.channel_id
+        if cid is None:
+            return GLOBAL_KEY
+        return self._keys.get(cid, cid)
+
+    def dispatch(self, event: AriEvent) -> None:
+        key = self.key_of(event)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = asyncio.Queue()
+        queue.put_nowait(event)
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key, queue), name=f"ari:{key}")
+
+    async def _work(self, key: str, queue: asyncio.Queue[AriEvent]) -> None:
+        try:
+            while not queue.empty():
+                event = queue.get_nowait()
+                try:
+                    await self._handler(event)
+                except Exception:
+                    log.exception("ari.handler_failed", ari_event=event.type, key=key)
+        finally:
+            # No await between the emptiness check and here: a new event for this key
+            # either landed in the queue before (and was handled) or finds no worker.
+            self._workers.pop(key, None)
+            self._queues.pop(key, None)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been handled (shutdown and tests)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+
+class AriClient:
+    """REST commands and the event stream of one Stasis application."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        app: str,
+        *,
+        heartbeat_s: float = 10.0,
+        reconnect_max_s: float = 10.0,
+    ) -> None:
+        self._base = URL(url if url.endswith("/") else url + "/")
+        self._auth = aiohttp.BasicAuth(user, password)
+        self.app = app
+        self._heartbeat = heartbeat_s
+        self._reconnect_max = reconnect_max_s
+        self._session: aiohttp.ClientSession | None = None
+        self._rest: Any = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    @property
+    def events_url(self) -> URL:
+        scheme = "wss" if self._base.scheme == "https" else "ws"
+        return self._base.with_scheme(scheme).joinpath("ari/events")
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def _ensure_rest(self) -> Any:
+        if self._rest is not None:
+            return self._rest
+        import aioari  # the import builds nothing; keep it local to this adapter
+        from aioswagger11.http_client import AsynchronousHttpClient, BasicAuthenticator
+
+        http = AsynchronousHttpClient(
+            auth=BasicAuthenticator(self._base.host, self._auth.login, self._auth.password)
+        )
+        client = aioari.Client(str(self._base), http)
+        try:
+            await client.init()
+        except Exception as exc:
+            await http.close()
+            raise self._translate(exc, "loading ARI API description") from exc
+        self._rest = client
+        self._session = http.session
+        return client
+
+    async def run(
+        self,
+        on_event: Callable[[AriEvent], None],
+        on_connected: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Receive events until :meth:`close`; reconnect with backoff on any loss."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._ensure_rest()
+                assert self._session is not None
+                async with self._session.ws_connect(
+                    self.events_url,
+                    params={"app": self.app, "subscribeAll": "false"},
+                    auth=self._auth,
+                    heartbeat=self._heartbeat,
+                ) as ws:
+                    self._ws = ws
+                    self.connected.set()
+                    delay = 0.5
+                    log.info("ari.connected", url=str(self._base), app=self.app)
+                    if on_connected is not None:
+                        await on_connected()
+                    async for msg in ws:
+                        if msg.type is aiohttp.WSMsgType.TEXT:
+                            self._deliver(msg.data, on_event)
+                        elif msg.type is aiohttp.WSMsgType.ERROR:
+                            break
+                log.warning("ari.disconnected", code=ws.close_code)
+            except (AriError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("ari.connect_failed", error=str(exc) or type(exc).__name__)
+            finally:
+                self._ws = None
+                self.connected.clear()
+            if self._stopping.is_set():
+                break
+            sleep = delay * (0.8 + 0.4 * random.random())
+            log.info("ari.reconnecting", in_s=round(sleep, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), sleep)
+            delay = min(delay * 2, self._reconnect_max)
+
+    @staticmethod
+    def _deliver(text: str, on_event: Callable[[AriEvent], None]) -> None:
+        try:
+            data = json.loads(text)
+            event = AriEvent.from_json(data)
+        except (ValueError, KeyError, TypeError):
+            log.error("ari.bad_event", text=text[:200])
+            return
+        on_event(event)
+
+    async def drop_connection(self) -> None:
+        """Close the websocket as if the network dropped it (fault tests)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def close(self) -> None:
+        self._stopping.set()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._rest is not None:
+            await self._rest.close()
+            self._rest = None
+            self._session = None
+
+    # --- REST --------------------------------------------------------------------------
+
+    @staticmethod
+    def _translate(exc: BaseException, doing: str) -> AriError:
+        if isinstance(exc, web_exceptions.HTTPNotFound):
+            return AriNotFound(f"{doing}: not found", 404)
+        if isinstance(exc, web_exceptions.HTTPException):
+            return AriError(f"{doing}: HTTP {exc.status_code} {exc.text or ''}", exc.status_code)
+        if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+            return AriUnavailable(f"{doing}: {exc or type(exc).__name__}")
+        return AriError(f"{doing}: {exc!r}")
+
+    async def _call(self, resource: str, operation: str, **kwargs: Any) -> Any:
+        rest = await self._ensure_rest()
+        try:
+            return await getattr(getattr(rest, resource), operation)(**kwargs)
+        except (web_exceptions.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._translate(exc, f"{resource}.{operation}") from exc
+
+    @staticmethod
+    def _json(obj: Any) -> dict[str, Any]:
+        data = getattr(obj, "json", obj)
+        return data if isinstance(data, dict) else {}
+
+    async def ring(self, channel_id: str) -> None:
+        await self._call("channels", "ring", channelId=channel_id)
+
+    async def answer(self, channel_id: str) -> None:
+        await self._call("channels", "answer", channelId=channel_id)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        await self._call("channels", "hangup", channelId=channel_id, reason=reason)
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self._call(
+            "channels", "setChannelVar", channelId=channel_id, variable=name, value=value
+        )
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        app_args: str,
+        caller_id: str,
+        timeout_s: int,
+        originator: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "endpoint": endpoint,
+            "channelId": channel_id,
+            "app": self.app,
+            "appArgs": app_args,
+            "callerId": caller_id,
+            "timeout": timeout_s,
+        }
+        if originator:
+            kwargs["originator"] = originator
+        if variables:
+            kwargs["variables"] = variables
+        return self._json(await self._call("channels", "originate", **kwargs))
+
+    async def create_bridge(self, bridge_id: str, name: str = "") -> dict[str, Any]:
+        return self._json(
+            await self._call("bridges", "create", type="mixing", bridgeId=bridge_id, name=name)
+        )
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self._call("bridges", "addChannel", bridgeId=bridge_id, channel=channel_ids)
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._call("bridges", "destroy", bridgeId=bridge_id)
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        result = await self._call("channels", "getChannelVar", channelId=channel_id, variable=name)
+        value = self._json(result).get("value")
+        return str(value) if value is not None else None
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        result = await self._call("channels", "list")
+        return [self._json(c) for c in result or []]
+
+    async def list_bridges(self) -> list[dict[str, Any]]:
+        result = await self._call("bridges", "list")
+        return [self._json(b) for b in result or []]

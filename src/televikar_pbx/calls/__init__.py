@@ -1,0 +1,1 @@
+"""The call path: ARI events in, desk decisions out, records written."""

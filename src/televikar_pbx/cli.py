@@ -1,0 +1,94 @@
+"""The ``televikar-pbx`` command line (names are stable: operators script them)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from televikar_pbx import __version__
+from televikar_pbx.errors import TelevikarError
+from televikar_pbx.logs import configure_logging
+from televikar_pbx.settings import Settings, load_settings
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from televikar_pbx.app import serve
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from televikar_pbx.db.migrate import upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def _cmd_demo_load(settings: Settings, args: argparse.Namespace) -> int:
+    from televikar_pbx.db.demo import load_demo
+    from televikar_pbx.db.engine import make_engine, make_sessionmaker
+
+    async def main() -> bool:
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            return await load_demo(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    loaded = asyncio.run(main())
+    print("demo data loaded" if loaded else "database already has customers; demo not loaded")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="televikar-pbx", description="Telephony backend of a telephone answering service."
+    )
+    parser.add_argument("--version", action="version", version=f"televikar-pbx {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the answering desk (ARI application)")
+    serve.set_defaults(func=_cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
+        func=_cmd_db_upgrade
+    )
+
+    demo = sub.add_parser("demo", help="demo data for trying the service")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    demo_sub.add_parser(
+        "load", help="two customers and three agents, unless customers exist"
+    ).set_defaults(func=_cmd_demo_load)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_format, settings.log_level)
+        code: int = args.func(settings, args)
+        return code
+    except TelevikarError as exc:
+        print(f"televikar-pbx: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

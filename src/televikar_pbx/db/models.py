@@ -1,0 +1,186 @@
+"""Tables, as SQLAlchemy 2.0 typed models. Schema changes go through ``migrations/``.
+
+Timestamps are ``UTCDateTime``: tz-aware UTC in and out, on SQLite as on PostgreSQL.
+Constraint names come from ``NAMING_CONVENTION`` so that migrations can name them.
+Phone numbers are digit strings as Asterisk shows them (``4721000001``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """``DateTime(timezone=True)`` that only stores aware datetimes and reads UTC.
+
+    SQLite has no time zone type and SQLAlchemy's SQLite ``DATETIME`` silently drops
+    ``tzinfo`` (a +02:00 value would be stored as its wall-clock time), so values are
+    converted to UTC before binding and marked UTC again when read. PostgreSQL
+    (``timestamptz``) keeps the instant; asyncpg returns it in UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime refused (give it a time zone): {value!r}")
+        utc = value.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# Reusable column types.
+IntPK = Annotated[int, mapped_column(Integer, primary_key=True)]
+Name = Annotated[str, mapped_column(String(128))]
+PhoneNumber = Annotated[str, mapped_column(String(32))]
+# Asterisk's uniqueid/linkedid: "1700000000.123", or prefixed with systemname (max 150).
+ChannelId = Annotated[str, mapped_column(String(150))]
+UTCTimestamp = Annotated[dt.datetime, mapped_column(UTCDateTime())]
+CreatedAt = Annotated[dt.datetime, mapped_column(UTCDateTime(), server_default=func.now())]
+JSONObject = Annotated[dict[str, Any], mapped_column(JSON())]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[IntPK]
+    name: Mapped[Name] = mapped_column(unique=True)
+    # Shown to agents as the caller-ID name while the call rings.
+    display_name: Mapped[Name]
+    timezone: Mapped[str] = mapped_column(String(64), server_default="Europe/Oslo")
+    created_at: Mapped[CreatedAt]
+
+
+class CustomerNumber(Base):
+    """A number that identifies a customer.
+
+    ``did``: the number we assigned to the customer on our PBX; the call arrives on it.
+    ``forwarded_from``: the customer's own number, as seen in Diversion/forwarded-from,
+    for customers that share one entry number.
+    """
+
+    __tablename__ = "customer_numbers"
+    __table_args__ = (
+        UniqueConstraint("number", "kind"),
+        CheckConstraint("kind IN ('did', 'forwarded_from')", name="kind"),
+    )
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[PhoneNumber]
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[IntPK]
+    name: Mapped[Name]
+    # The PJSIP endpoint the agent's phone registers as, e.g. "agent1".
+    endpoint: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[CreatedAt]
+
+
+class AgentCustomer(Base):
+    """Which customers an agent answers for."""
+
+    __tablename__ = "agent_customers"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    priority: Mapped[int] = mapped_column(server_default="0")
+
+
+class Call(Base):
+    """One inbound call, summarised; ``call_events`` is its journal.
+
+    ``agent_id`` is the agent last offered the call, then the one who answered it.
+    ``outcome`` is a ``CallOutcome`` value, checked by the repository, not by the database:
+    the list grows with the call flow and a CHECK would cost a table rebuild on SQLite.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (Index(None, "customer_id", "arrived_at"),)
+
+    id: Mapped[IntPK]
+    # Asterisk's uniqueid of the caller's channel.
+    channel_id: Mapped[ChannelId] = mapped_column(unique=True)
+    linkedid: Mapped[ChannelId] = mapped_column(index=True)
+    # None: the dialled number belongs to no customer (outcome unknown_number).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    dialled_number: Mapped[PhoneNumber]
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    arrived_at: Mapped[UTCTimestamp]
+    answered_at: Mapped[UTCTimestamp | None]
+    ended_at: Mapped[UTCTimestamp | None]
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    # Q.850 cause of the caller's hang-up, e.g. 16 "Normal Clearing".
+    hangup_cause: Mapped[int | None]
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(128))
+    # Last seq handed out in call_events; bumped with UPDATE .. RETURNING, which takes the
+    # row lock so that concurrent appends queue instead of colliding on (call_id, seq).
+    last_event_seq: Mapped[int] = mapped_column(server_default="0")
+
+
+class CallEvent(Base):
+    """Append-only journal of a call: what happened, in order, with Asterisk's time."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+
+    id: Mapped[IntPK]
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[UTCTimestamp]
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    data: Mapped[JSONObject]

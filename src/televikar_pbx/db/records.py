@@ -1,0 +1,44 @@
+"""What the call repository hands out: plain frozen values, no SQLAlchemy.
+
+Kept in ``db/`` rather than ``domain/``: these are rows of the call log (database ids,
+summary columns), not states of the ACD.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from televikar_pbx.domain.outcomes import Outcome
+
+# The outcome vocabulary lives in the core; the old name stays for the call log.
+CallOutcome = Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    id: int
+    channel_id: str
+    linkedid: str
+    customer_id: int | None
+    dialled_number: str
+    caller_number: str | None
+    caller_name: str | None
+    arrived_at: dt.datetime
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    agent_id: int | None = None
+    outcome: str | None = None
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventRecord:
+    call_id: int
+    seq: int
+    type: str
+    at: dt.datetime
+    agent_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
