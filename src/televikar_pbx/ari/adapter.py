@@ -150,7 +150,9 @@ class AriClient:
         reconnect_max_s: float = 10.0,
     ) -> None:
         self._base = URL(url if url.endswith("/") else url + "/")
-        self._auth = aiohttp.BasicAuth(user, password)
+        self._user = user
+        self._password = password
+        self._auth_header = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self.app = app
         self._heartbeat = heartbeat_s
         self._reconnect_max = reconnect_max_s
@@ -174,7 +176,7 @@ class AriClient:
         from aioswagger11.http_client import AsynchronousHttpClient, BasicAuthenticator
 
         http = AsynchronousHttpClient(
-            auth=BasicAuthenticator(self._base.host, self._auth.login, self._auth.password)
+            auth=BasicAuthenticator(self._base.host, self._user, self._password)
         )
         client = aioari.Client(str(self._base), http)
         try:
@@ -200,7 +202,7 @@ class AriClient:
                 async with self._session.ws_connect(
                     self.events_url,
                     params={"app": self.app, "subscribeAll": "false"},
-                    auth=self._auth,
+                    headers=self._auth_header,
                     heartbeat=self._heartbeat,
                 ) as ws:
                     self._ws = ws
