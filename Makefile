@@ -1,0 +1,77 @@
+# televikar-pbx: the two commands a newcomer needs are `make run` and `make test`.
+# Every install step lives here and in the scripts it calls (Debian 12, as root).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB := asterisk/lab.sh
+LAB_ENV = $(shell bash $(LAB) env-file)
+# Debian packages the service and its tests use on the host (Asterisk itself lives in
+# the lab's own Debian sid root, see asterisk/README.md).
+HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
+	sip-tester espeak-ng sox postgresql
+
+.PHONY: help host-deps venv asterisk asterisk-stop db run test test-unit check fmt clean
+
+help:
+	@echo "make run            set up everything and run the service (embedded defaults)"
+	@echo "make test           set up everything and run all tests (unit, DB, real Asterisk)"
+	@echo "make check          ruff, ruff format --check, mypy --strict"
+	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
+	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
+
+host-deps:
+	@missing=$$(for p in $(HOST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		[ "$$(id -u)" = 0 ] || { echo "make: installing $$missing needs root" >&2; exit 1; }; \
+		echo "installing host packages: $$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || \
+		{ echo "make: could not install $$missing (no network to the Debian archive?)" >&2; exit 1; }; \
+	fi
+
+$(BIN)/.installed: pyproject.toml | host-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: host-deps $(BIN)/.installed
+
+asterisk: host-deps
+	bash $(LAB) start
+
+asterisk-stop:
+	bash $(LAB) stop
+
+db: venv
+	TELEVIKAR_ENV_FILE=$(LAB_ENV) $(BIN)/televikar-pbx db upgrade
+	TELEVIKAR_ENV_FILE=$(LAB_ENV) $(BIN)/televikar-pbx demo load
+
+run: venv asterisk db
+	TELEVIKAR_ENV_FILE=$(LAB_ENV) exec $(BIN)/televikar-pbx serve
+
+test: venv asterisk
+	@pg_url=$$(bash tests/setup/postgres.sh) || exit 1; \
+	export $$pg_url; \
+	TELEVIKAR_ENV_FILE=$(LAB_ENV) $(BIN)/pytest -ra $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/pytest -ra tests/unit
+
+check: venv
+	$(BIN)/ruff check src tests migrations
+	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff check --fix src tests migrations
+	$(BIN)/ruff format src tests migrations
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,236 @@
+"""Fixtures for tests against the real Asterisk lab and sipp.
+
+These tests never skip: when the lab is not running they fail with the command that
+starts it (``make test`` starts it before pytest).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from televikar_pbx.db import migrate
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.records import CallRecord
+from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
+from tests.helpers import in_thread, run_async
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "televikar-pbx"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+@dataclass(frozen=True)
+class CdrRow:
+    """A line of Asterisk's cdr_custom Master.csv (columns: asterisk/conf/cdr_custom.conf)."""
+
+    uniqueid: str
+    linkedid: str
+    src: str
+    dst: str
+    start: datetime
+    answer: datetime | None
+    end: datetime
+    disposition: str
+
+    @classmethod
+    def parse(cls, fields: list[str]) -> CdrRow:
+        def stamp(text: str) -> datetime | None:
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z") if text else None
+
+        start, answer, end = (stamp(f) for f in fields[8:11])
+        assert start is not None and end is not None
+        return cls(fields[0], fields[1], fields[4], fields[5], start, answer, end, fields[13])
+
+
+@dataclass
+class Lab:
+    env_file: Path
+    env: dict[str, str]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.env["TELEVIKAR_LAB_ROOT"])
+
+    def ari(self, method: str, path: str, timeout: float = 5.0) -> Any:
+        base = self.env.get("TELEVIKAR_ARI_URL", "http://127.0.0.1:8088/").rstrip("/")
+        creds = f"{self.env['TELEVIKAR_ARI_USER']}:{self.env['TELEVIKAR_ARI_PASSWORD']}"
+        request = urllib.request.Request(f"{base}/ari/{path.lstrip('/')}", method=method)
+        request.add_header("Authorization", "Basic " + base64.b64encode(creds.encode()).decode())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def cdr_row(self, uniqueid: str) -> CdrRow | None:
+        path = Path(self.env["TELEVIKAR_LAB_CDR_FILE"])
+        if not path.is_file():
+            return None
+        with path.open(newline="") as f:
+            for fields in csv.reader(f):
+                if fields and fields[0] == uniqueid:
+                    return CdrRow.parse(fields)
+        return None
+
+    def hang_up_everything(self) -> None:
+        """Leave no channel or bridge of an earlier test behind."""
+        for channel in self.ari("GET", "channels") or []:
+            with contextlib.suppress(urllib.error.HTTPError):  # gone meanwhile
+                self.ari("DELETE", f"channels/{channel['id']}")
+        for bridge in self.ari("GET", "bridges") or []:
+            with contextlib.suppress(urllib.error.HTTPError):
+                self.ari("DELETE", f"bridges/{bridge['id']}")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    env_file = Path(
+        os.environ.get("TELEVIKAR_ENV_FILE", "/var/cache/televikar-pbx/lab/televikar.env")
+    )
+    if not env_file.is_file():
+        pytest.fail(f"no lab env file at {env_file}: run `make asterisk` first", pytrace=False)
+    lab = Lab(env_file, _read_env_file(env_file))
+    try:
+        lab.ari("GET", "asterisk/info")
+    except (OSError, urllib.error.URLError) as exc:
+        pytest.fail(
+            f"the Asterisk lab does not answer ARI ({exc}): run `make asterisk`", pytrace=False
+        )
+    return lab
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}", pytrace=False)
+        time.sleep(interval)
+
+
+@dataclass
+class Service:
+    """A running ``televikar-pbx serve`` on its own SQLite database."""
+
+    lab: Lab
+    db_url: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def call(self, call_id: int) -> CallRecord:
+        async def get() -> CallRecord:
+            engine = make_engine(self.db_url)
+            try:
+                return await CallRepository(make_sessionmaker(engine)).get_call(call_id)
+            finally:
+                await engine.dispose()
+
+        return run_async(get)
+
+    def ended_call(self, call_id: int, timeout: float = 10.0) -> CallRecord:
+        def check() -> CallRecord | None:
+            try:
+                record = self.call(call_id)
+            except LookupError:
+                return None
+            return record if record.ended_at is not None else None
+
+        result: CallRecord = poll(check, timeout, f"call {call_id} to end in the database")
+        return result
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+DirectorySeed = Callable[[DirectoryRepository], Any]
+
+
+@pytest.fixture
+def start_service(lab: Lab, tmp_path: Path) -> Iterator[Callable[[DirectorySeed], Service]]:
+    """Start ``televikar-pbx serve`` on a fresh, seeded database; stop it afterwards."""
+    started: list[Service] = []
+
+    def start(seed: DirectorySeed) -> Service:
+        lab.hang_up_everything()
+        db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
+        in_thread(migrate.upgrade, db_url)
+
+        async def do_seed() -> dict[str, int]:
+            engine = make_engine(db_url)
+            try:
+                result: dict[str, int] = await seed(DirectoryRepository(make_sessionmaker(engine)))
+                return result
+            finally:
+                await engine.dispose()
+
+        service = Service(lab, db_url, tmp_path / "serve.log", ids=run_async(do_seed))
+        env = {
+            **os.environ,
+            "TELEVIKAR_ENV_FILE": str(lab.env_file),
+            "TELEVIKAR_DATABASE_URL": db_url,
+            "TELEVIKAR_LOG_FORMAT": "json",
+            "TELEVIKAR_LOG_LEVEL": "debug",
+        }
+        with service.log_path.open("wb") as out:
+            service.process = subprocess.Popen(
+                [sys.executable, "-m", "televikar_pbx.cli", "serve"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        started.append(service)
+        # Asterisk keeps an application listed after its websocket closed, so readiness
+        # is the service's own word: it logs service.ready once the websocket is up.
+        poll(
+            lambda: (
+                service.process is not None
+                and (service.process.poll() is not None or "service.ready" in service.log())
+            ),
+            20,
+            "the service to connect to ARI",
+        )
+        if service.process is not None and service.process.poll() is not None:
+            pytest.fail(f"televikar-pbx serve exited early:\n{service.log()}", pytrace=False)
+        return service
+
+    yield start
+
+    for service in started:
+        process = service.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    lab.hang_up_everything()

@@ -1,0 +1,102 @@
+"""Our ARI adapter against the real Asterisk: events, reconnects, heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from televikar_pbx.ari.adapter import AriClient, AriEvent
+from televikar_pbx.errors import AriNotFound
+from tests.asterisk import sipp
+from tests.asterisk.conftest import Lab
+
+APP = "televikar-adapter-test"
+
+
+@pytest.fixture
+async def client(lab: Lab) -> AsyncIterator[AriClient]:
+    ari = AriClient(
+        lab.env.get("TELEVIKAR_ARI_URL", "http://127.0.0.1:8088/"),
+        lab.env["TELEVIKAR_ARI_USER"],
+        lab.env["TELEVIKAR_ARI_PASSWORD"],
+        APP,
+        heartbeat_s=1.0,
+        reconnect_max_s=1.0,
+    )
+    yield ari
+    await ari.close()
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_events_flow_and_the_connection_comes_back_after_a_drop(
+    client: AriClient, lab: Lab, tmp_path: Path
+) -> None:
+    events: list[AriEvent] = []
+    connections = 0
+
+    async def on_connected() -> None:
+        nonlocal connections
+        connections += 1
+
+    runner = asyncio.create_task(client.run(events.append, on_connected))
+    try:
+        await wait_for(lambda: connections == 1, 10, "the first connection")
+        # A call to agent5's phone (sipp) enters our application once answered.
+        with sipp.agent_phone(5, workdir=tmp_path, answer_ms=100):
+            await client.originate(
+                "PJSIP/agent5",
+                channel_id="adapter-test-1",
+                app_args="probe",
+                caller_id='"Probe" <123>',
+                timeout_s=5,
+            )
+            await wait_for(lambda: any(e.type == "StasisStart" for e in events), 10, "StasisStart")
+            await client.hangup("adapter-test-1")
+        start = next(e for e in events if e.type == "StasisStart")
+        assert start.args == ["probe"]
+        assert start.channel_id == "adapter-test-1"
+        assert start.timestamp.tzinfo is not None
+        with pytest.raises(AriNotFound):
+            await client.hangup("no-such-channel")
+
+        await client.drop_connection()
+        await wait_for(lambda: connections == 2, 10, "the reconnection")
+        assert lab.ari("GET", f"applications/{APP}")["name"] == APP
+    finally:
+        await client.close()
+        await asyncio.wait_for(runner, 5)
+
+
+async def test_heartbeat_notices_a_silent_asterisk(client: AriClient, lab: Lab) -> None:
+    pid = int((lab.env_file.parent / "asterisk.pid").read_text())
+    connections = 0
+
+    async def on_connected() -> None:
+        nonlocal connections
+        connections += 1
+
+    runner = asyncio.create_task(client.run(lambda e: None, on_connected))
+    try:
+        await wait_for(lambda: connections == 1, 10, "the first connection")
+        # A frozen Asterisk keeps the TCP connection open but answers no ping.
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await wait_for(lambda: not client.connected.is_set(), 5, "the heartbeat to fail")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_for(lambda: connections == 2, 15, "the reconnection after the freeze")
+    finally:
+        await client.close()
+        await asyncio.wait_for(runner, 5)
