@@ -41,6 +41,7 @@ def test_forwarded_call_reaches_an_agent_and_is_recorded(start_service, tmp_path
     assert call.dialled_number == ALFA_DID
     assert call.outcome == "answered"
     assert call.agent_id == service.ids["kari"]
+    assert call.hangup_cause == 16, call.hangup_cause_text  # the caller's BYE: normal clearing
     assert call.answered_at is not None and call.ended_at is not None
     wait = (call.answered_at - call.arrived_at).total_seconds()
     talk = (call.ended_at - call.answered_at).total_seconds()

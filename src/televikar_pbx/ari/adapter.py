@@ -328,6 +328,16 @@ class AriClient:
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._call("bridges", "destroy", bridgeId=bridge_id)
 
+    async def subscribe_channel(self, channel_id: str) -> None:
+        """Keep receiving this channel's events after it leaves Stasis (its
+        ChannelDestroyed carries the hang-up cause)."""
+        await self._call(
+            "applications",
+            "subscribe",
+            applicationName=self.app,
+            eventSource=f"channel:{channel_id}",
+        )
+
     async def get_variable(self, channel_id: str, name: str) -> str | None:
         result = await self._call("channels", "getChannelVar", channelId=channel_id, variable=name)
         value = self._json(result).get("value")

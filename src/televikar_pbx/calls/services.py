@@ -72,17 +72,18 @@ class CallService:
         self._ring_timeout_s = ring_timeout_s
         self.calls: dict[str, ActiveCall] = {}
         self._channel_call: dict[str, str] = {}
-        self._causes: dict[str, int] = {}
+        # Channels whose ChannelDestroyed we will get (see the handler table).
+        self._subscribed: set[str] = set()
         self._agents: dict[int, Agent] = {a.id: a for a in directory.agents}
         self._handlers: dict[str, Callable[[AriEvent], Any]] = {
             "StasisStart": self._on_stasis_start,
             # A channel that leaves Stasis is no longer ours: Asterisk sends no
-            # ChannelDestroyed for it after StasisEnd, so StasisEnd is its end. Agent legs
-            # that never answered never entered Stasis; they end with ChannelDestroyed.
-            "StasisEnd": self._on_leg_gone,
+            # ChannelDestroyed for it after StasisEnd unless we subscribed to the channel.
+            # Caller legs are subscribed on arrival so that ChannelDestroyed brings the
+            # hang-up cause; StasisEnd ends a leg only when that subscription failed.
+            # Agent legs we originate are subscribed by the originate itself.
+            "StasisEnd": self._on_stasis_end,
             "ChannelDestroyed": self._on_leg_gone,
-            # Carries the hang-up cause, which StasisEnd lacks; it comes first.
-            "ChannelHangupRequest": self._on_hangup_request,
             OFFER_FAILED_LATER: self._on_offer_failed_later,
         }
 
@@ -112,6 +113,11 @@ class CallService:
         caller_name = str(caller.get("name") or "") or None
         customer = self._directory.customer_for_number(dialled)
         linkedid = await self._linkedid(key)
+        try:
+            await self._ari.subscribe_channel(key)
+            self._subscribed.add(key)
+        except AriError as exc:
+            log.warning("call.subscribe_failed", call_id=key, error=str(exc))
         record_id = await self._store.create_call(
             channel_id=key,
             linkedid=linkedid,
@@ -161,21 +167,21 @@ class CallService:
 
     # --- departures ----------------------------------------------------------------------
 
-    async def _on_hangup_request(self, event: AriEvent) -> None:
-        cause = event.raw.get("cause")
-        if event.channel_id and isinstance(cause, int):
-            self._causes[event.channel_id] = cause
+    async def _on_stasis_end(self, event: AriEvent) -> None:
+        channel_id = event.channel_id or ""
+        if channel_id not in self._subscribed:
+            await self._on_leg_gone(event)
 
     async def _on_leg_gone(self, event: AriEvent) -> None:
         channel_id = event.channel_id or ""
         self._unbind(channel_id)
+        self._subscribed.discard(channel_id)
         key = self._channel_call.pop(channel_id, None)
-        cause = event.raw.get("cause", self._causes.get(channel_id))
-        self._causes.pop(channel_id, None)
         call = self.calls.get(key) if key else None
         if call is None:
             return
-        cause_txt = event.raw.get("cause_txt") or (cause_text(cause) if cause else None)
+        cause = event.raw.get("cause")
+        cause_txt = event.raw.get("cause_txt")
         if channel_id == call.caller_channel:
             if call.pending_outcome is not None:
                 await self._close(call, call.pending_outcome, event.timestamp, cause, cause_txt)
@@ -257,6 +263,7 @@ class CallService:
         channel_id = f"{call.key}-a{call.offers}"
         call.agent_channel = channel_id
         self._channel_call[channel_id] = call.key
+        self._subscribed.add(channel_id)
         self._bind(channel_id, call.key)
         call.log = call.log.bind(agent=agent.name)
         call.log.info("call.offered", endpoint=agent.endpoint, offer=call.offers)
@@ -332,27 +339,6 @@ class CallService:
             pass
         except AriError as exc:
             log.warning("ari.request_failed", error=str(exc))
-
-
-# Q.850 causes we meet on these calls; ChannelDestroyed carries Asterisk's own text,
-# ChannelHangupRequest only the number.
-CAUSE_TEXTS = {
-    1: "Unallocated (unassigned) number",
-    16: "Normal Clearing",
-    17: "User busy",
-    18: "No user responding",
-    19: "User alerting, no answer",
-    21: "Call Rejected",
-    27: "Destination out of order",
-    31: "Normal, unspecified",
-    34: "Circuit/channel congestion",
-    38: "Network out of order",
-    127: "Interworking, unspecified",
-}
-
-
-def cause_text(cause: object) -> str | None:
-    return CAUSE_TEXTS.get(cause) if isinstance(cause, int) else None
 
 
 def caller_id(display_name: str, number: str | None) -> str:
