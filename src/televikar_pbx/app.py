@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import structlog
 
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
+from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
-from televikar_pbx.db.repositories import CallRepository, load_directory
+from televikar_pbx.db.repositories import CallStoreRepository, load_directory
 from televikar_pbx.domain.acd import Desk
 from televikar_pbx.settings import Settings
 
@@ -21,12 +22,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the answering desk until ``stop`` is set."""
     engine = make_engine(settings.sqlalchemy_url)
     sessionmaker = make_sessionmaker(engine)
-    async with sessionmaker() as session:
-        directory = await load_directory(session)
-    desk = Desk()
-    now = datetime.now(UTC)
-    for agent in directory.agents:
-        desk.add_agent(agent.id, agent.customer_ids, now)
+    directory = await load_directory(sessionmaker)
+    desk = Desk(directory, datetime.now(UTC), ring_timeout_s=settings.ring_timeout_s)
 
     ari = AriClient(
         settings.ari_url,
@@ -36,6 +33,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         heartbeat_s=settings.ari_heartbeat_s,
         reconnect_max_s=settings.ari_reconnect_max_s,
     )
+    store = CallStoreRepository(sessionmaker)
 
     async def handle(event: AriEvent) -> None:
         await calls.handle(event)
@@ -43,13 +41,19 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     dispatcher = EventDispatcher(handle)
     calls = CallService(
         ari=ari,
-        store=CallRepository(sessionmaker),
+        store=store,
         directory=directory,
         desk=desk,
         bind=dispatcher.bind,
         unbind=dispatcher.unbind,
         dispatch=dispatcher.dispatch,
-        ring_timeout_s=settings.ring_timeout_s,
+        media=MediaFlows(
+            ari,
+            store,
+            recording_spool=settings.recording_spool,
+            messages_dir=settings.messages_dir,
+            max_message_s=settings.max_message_s,
+        ),
     )
 
     async def on_connected() -> None:

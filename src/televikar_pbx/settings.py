@@ -40,6 +40,11 @@ class Settings(BaseSettings):
 
     # Calls
     ring_timeout_s: int = Field(default=15, gt=0)
+    # Where Asterisk writes ARI recordings (its spool, as this process sees it) and where
+    # messages are kept (created 0700; files 0600).
+    recording_spool: Path = Path("/var/spool/asterisk/recording")
+    messages_dir: Path = Path("/var/lib/televikar-pbx/messages")
+    max_message_s: int = Field(default=120, gt=0)
 
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"

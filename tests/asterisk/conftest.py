@@ -27,8 +27,8 @@ import pytest
 
 from televikar_pbx.db import migrate
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
-from televikar_pbx.db.records import CallRecord
-from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
+from televikar_pbx.db.records import CallEventRecord, CallRecord, MessageRecord
+from televikar_pbx.db.repositories import CallRepository, CallStoreRepository, DirectoryRepository
 from tests.helpers import in_thread, run_async
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +155,25 @@ class Service:
 
         return run_async(get)
 
+    def _repo(self, use: Callable[[CallStoreRepository], Any]) -> Any:
+        async def run() -> Any:
+            engine = make_engine(self.db_url)
+            try:
+                return await use(CallStoreRepository(make_sessionmaker(engine)))
+            finally:
+                await engine.dispose()
+
+        return run_async(run)
+
+    def events(self, call_id: int) -> list[CallEventRecord]:
+        """The call's journal, in order."""
+        result: list[CallEventRecord] = self._repo(lambda r: r.events(call_id))
+        return result
+
+    def message(self, call_id: int) -> MessageRecord | None:
+        result: MessageRecord | None = self._repo(lambda r: r.message_for_call(call_id))
+        return result
+
     def ended_call(self, call_id: int, timeout: float = 10.0) -> CallRecord:
         def check() -> CallRecord | None:
             try:
@@ -171,14 +190,16 @@ class Service:
 
 
 DirectorySeed = Callable[[DirectoryRepository], Any]
+StartService = Callable[..., Service]
 
 
 @pytest.fixture
-def start_service(lab: Lab, tmp_path: Path) -> Iterator[Callable[[DirectorySeed], Service]]:
+def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
     """Start ``televikar-pbx serve`` on a fresh, seeded database; stop it afterwards."""
     started: list[Service] = []
 
-    def start(seed: DirectorySeed) -> Service:
+    def start(seed: DirectorySeed, **settings: str) -> Service:
+        """``settings``: extra TELEVIKAR_* settings, e.g. ``RING_TIMEOUT_S="5"``."""
         lab.hang_up_everything()
         db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
         in_thread(migrate.upgrade, db_url)
@@ -198,6 +219,8 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[Callable[[DirectorySeed]
             "TELEVIKAR_DATABASE_URL": db_url,
             "TELEVIKAR_LOG_FORMAT": "json",
             "TELEVIKAR_LOG_LEVEL": "debug",
+            "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
+            **{f"TELEVIKAR_{key.upper()}": value for key, value in settings.items()},
         }
         with service.log_path.open("wb") as out:
             service.process = subprocess.Popen(

@@ -5,9 +5,11 @@ Scenario data (the directory each test seeds) and expectations sit next to each 
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from televikar_pbx.db.repositories import DirectoryRepository
+from televikar_pbx.domain.calendar import Agreement
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Service
 
@@ -17,11 +19,14 @@ BRAVO_DID = "4721000002"
 
 async def seed_two_customers(directory: DirectoryRepository) -> dict[str, int]:
     """Customer A served by agent1 and agent3; customer B served by agent2 only."""
-    alfa = await directory.add_customer("Alfa Rør AS", "Alfa Rør", [ALFA_DID])
-    bravo = await directory.add_customer("Bravo Bygg AS", "Bravo Bygg", [BRAVO_DID])
-    kari = await directory.add_agent("Kari", "agent1", [alfa.id])
-    ola = await directory.add_agent("Ola", "agent2", [bravo.id])
-    nora = await directory.add_agent("Nora", "agent3", [alfa.id])
+    agreement = Agreement(date(2026, 1, 1))
+    alfa = await directory.add_customer("Alfa Rør AS", "Alfa Rør", [ALFA_DID], agreement=agreement)
+    bravo = await directory.add_customer(
+        "Bravo Bygg AS", "Bravo Bygg", [BRAVO_DID], agreement=agreement
+    )
+    kari = await directory.add_agent("Kari", "agent1", [alfa.id], logged_in=True)
+    ola = await directory.add_agent("Ola", "agent2", [bravo.id], logged_in=True)
+    nora = await directory.add_agent("Nora", "agent3", [alfa.id], logged_in=True)
     return {"alfa": alfa.id, "bravo": bravo.id, "kari": kari.id, "ola": ola.id, "nora": nora.id}
 
 

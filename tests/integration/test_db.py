@@ -22,17 +22,23 @@ from televikar_pbx.db.records import CallOutcome, CallRecord
 from televikar_pbx.db.repositories import (
     CallNotFound,
     CallRepository,
+    CallStoreRepository,
     Conflict,
     DirectoryRepository,
+    MessageNotFound,
+    MessageRepository,
     NotFound,
     load_directory,
 )
+from televikar_pbx.domain.calendar import Agreement
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 OSLO = ZoneInfo("Europe/Oslo")
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=dt.UTC)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"customers", "customer_numbers", "agents", "agent_customers", "calls", "call_events"}
+TABLES_0001 = {"customers", "customer_numbers", "agents", "agent_customers", "calls", "call_events"}
+TABLES_0002 = {"opening_hours", "date_exceptions", "bookings", "messages"}
+TABLES = TABLES_0001 | TABLES_0002
 
 
 async def _table_names(engine: AsyncEngine) -> set[str]:
@@ -58,6 +64,10 @@ async def test_migrations_upgrade_check_downgrade(empty_db_url: str) -> None:
     engine = make_engine(empty_db_url)
     try:
         assert await _table_names(engine) >= TABLES
+        await asyncio.to_thread(migrate.downgrade, empty_db_url, "0001")
+        assert TABLES & await _table_names(engine) == TABLES_0001
+        await asyncio.to_thread(migrate.upgrade, empty_db_url)
+        await asyncio.to_thread(migrate.check, empty_db_url)
         await asyncio.to_thread(migrate.downgrade, empty_db_url, "base")
         assert not TABLES & await _table_names(engine)
         await asyncio.to_thread(migrate.upgrade, empty_db_url)
@@ -160,15 +170,17 @@ async def test_load_directory(sessionmaker: Sessionmaker) -> None:
     assert directory.customer_for_number("4755512345") is None  # forwarded-from, not a DID
 
 
-async def test_unique_did_enforced(sessionmaker: Sessionmaker) -> None:
+async def test_unique_customer_name_and_number(sessionmaker: Sessionmaker) -> None:
     async with sessionmaker.begin() as session:
         await DirectoryRepository(session).add_customer("A AS", "A", ["4721000001"])
-    with pytest.raises(Conflict, match="4721000001"):
-        async with sessionmaker.begin() as session:
-            await DirectoryRepository(session).add_customer("B AS", "B", ["4721000001"])
     with pytest.raises(Conflict):
         async with sessionmaker.begin() as session:
             await DirectoryRepository(session).add_customer("A AS", "A again", [])
+    with pytest.raises(Conflict, match="4721000002"):  # one customer, one DID twice
+        async with sessionmaker.begin() as session:
+            await DirectoryRepository(session).add_customer(
+                "B AS", "B", ["4721000002", "4721000002"]
+            )
     async with sessionmaker() as session:
         directory = await load_directory(session)
     assert [c.name for c in directory.customers] == ["A AS"]  # B rolled back whole
@@ -198,6 +210,12 @@ async def test_demo_is_idempotent(sessionmaker: Sessionmaker) -> None:
     fjord, nord = by_name["Fjordbakst"].id, by_name["Nordlys Regnskap"].id
     assert serves == {"agent1": {fjord}, "agent2": {fjord, nord}, "agent3": {nord}}
     assert [a.name for a in directory.agents] == ["Kari", "Ola", "Nora"]
+    assert all(a.logged_in and not a.paused for a in directory.agents)
+    for customer in directory.customers:
+        assert customer.calendar.agreement == Agreement(dt.date(2026, 1, 1))
+        assert customer.calendar.hours == ()  # always open: the lab answers at any hour
+        assert customer.calendar.is_open(dt.datetime(2026, 3, 1, 3, 0, tzinfo=OSLO))
+        assert customer.calendar.under_agreement(T0)
 
 
 # --- calls --------------------------------------------------------------------------
@@ -360,6 +378,66 @@ async def test_call_errors(sessionmaker: Sessionmaker) -> None:
         await _new_call(sessionmaker, "c.1")
     with pytest.raises(Conflict):  # foreign keys are enforced (on SQLite by PRAGMA)
         await _new_call(sessionmaker, "c.2", customer_id=999)
+
+
+async def test_list_calls_in_order_of_arrival(sessionmaker: Sessionmaker) -> None:
+    async with sessionmaker.begin() as session:
+        repo = DirectoryRepository(session)
+        a = await repo.add_customer("A AS", "A", ["4721000001"])
+        b = await repo.add_customer("B AS", "B", ["4721000002"])
+    calls = CallRepository(sessionmaker)
+    # Inserted out of order; the list follows arrived_at, then id for equal instants.
+    arrivals = [("x.3", a.id, 30), ("x.1", b.id, 10), ("x.2", a.id, 20), ("x.4", None, 20)]
+    for channel, customer_id, seconds in arrivals:
+        await calls.create_call(
+            channel, None, customer_id, "4721000001", None, None, T0 + dt.timedelta(seconds=seconds)
+        )
+    assert [c.channel_id for c in await calls.list_calls()] == ["x.1", "x.2", "x.4", "x.3"]
+    assert [c.channel_id for c in await calls.list_calls(a.id)] == ["x.2", "x.3"]
+    assert [c.channel_id for c in await calls.list_calls(b.id)] == ["x.1"]
+    assert await calls.list_calls(999) == []
+    await calls.mark_ended((await calls.list_calls(b.id))[0].id, T0, "abandoned")
+    assert (await calls.list_calls(b.id))[0].outcome == "abandoned"  # not a stale row
+
+
+async def test_message_round_trip(sessionmaker: Sessionmaker) -> None:
+    async with sessionmaker.begin() as session:
+        customer = await DirectoryRepository(session).add_customer("A AS", "A", ["4721000001"])
+    call_id = await _new_call(sessionmaker, "m.1", customer.id)
+    other_call = await _new_call(sessionmaker, "m.2", customer.id)
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    messages = MessageRepository(sessionmaker)
+    message_id = await messages.add_message(
+        call_id, customer.id, "4790000000", "/var/spool/televikar/messages/m.1.wav", 12.5
+    )
+    message = await messages.get_message(message_id)
+    assert message == await messages.message_for_call(call_id)
+    assert (message.id, message.call_id, message.customer_id) == (message_id, call_id, customer.id)
+    assert (message.caller_number, message.duration_s) == ("4790000000", 12.5)
+    assert message.file == "/var/spool/televikar/messages/m.1.wav"
+    assert message.created_at.utcoffset() == dt.timedelta(0)
+    assert before - dt.timedelta(seconds=1) <= message.created_at <= dt.datetime.now(dt.UTC)
+    assert await messages.message_for_call(other_call) is None
+    with pytest.raises(MessageNotFound):
+        await messages.get_message(message_id + 1)
+    with pytest.raises(Conflict, match=f"call {call_id}"):  # one message per call
+        await messages.add_message(call_id, customer.id, None, "/tmp/again.wav", 1.0)
+    with pytest.raises(Conflict):  # the call must exist
+        await messages.add_message(999, customer.id, None, "/tmp/x.wav", 1.0)
+    with pytest.raises(ValueError, match="duration_s"):
+        await messages.add_message(other_call, customer.id, None, "/tmp/x.wav", -1.0)
+    assert await messages.message_for_call(other_call) is None
+
+
+async def test_call_store_repository_has_calls_and_messages(sessionmaker: Sessionmaker) -> None:
+    """The call service's store: both repositories on one object, one transaction each."""
+    store = CallStoreRepository(sessionmaker)
+    call_id = await store.create_call("s.1", None, None, "4721000001", None, None, T0)
+    async with sessionmaker.begin() as session:
+        customer = await DirectoryRepository(session).add_customer("A AS", "A", ["4721000001"])
+    message_id = await store.add_message(call_id, customer.id, None, "/tmp/s.1.wav", 3.0)
+    assert (await store.get_call(call_id)).channel_id == "s.1"
+    assert (await store.get_message(message_id)).call_id == call_id
 
 
 async def test_sqlite_connection_settings(tmp_path: Path) -> None:

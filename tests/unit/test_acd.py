@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -10,134 +10,376 @@ from televikar_pbx.domain import acd
 from televikar_pbx.domain.acd import (
     AgentAnswered,
     AgentHungUp,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentResumed,
     AgentState,
+    AgentStateChanged,
+    Announce,
+    AnnouncementDone,
     CallerArrived,
     CallerHungUp,
     CallState,
     CancelOffer,
+    CaptureMessage,
     CloseCall,
     ConnectCall,
-    CustomerRules,
     Desk,
     HangUpAgent,
     HangUpCaller,
     IllegalEvent,
+    MessageRecorded,
     OfferFailed,
-    Outcome,
     RingAgent,
+    StartWaiting,
+    Tick,
 )
+from televikar_pbx.domain.calendar import Agreement, Booking, Calendar, DateException, OpeningHours
+from televikar_pbx.domain.directory import (
+    Agent,
+    ClosedAction,
+    Customer,
+    CustomerRules,
+    Directory,
+    HoldStyle,
+    OutsidePolicy,
+)
+from televikar_pbx.domain.outcomes import Outcome
 
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+# A Friday morning in Oslo (09:00 local = 08:00 UTC in November).
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+ALWAYS = Calendar(agreement=Agreement(date(2026, 1, 1)))
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def test_caller_is_offered_to_an_idle_agent_who_serves_the_customer() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.add_agent(2, [20], at(0))
-    assert desk.handle(CallerArrived("c1", 20), at(1)) == [RingAgent("c1", 2)]
-    assert desk.calls["c1"].state is CallState.OFFERED
-    assert desk.agents[2].state is AgentState.OFFERED
-    assert desk.agents[1].state is AgentState.IDLE
+def customer(cid: int, rules: CustomerRules | None = None, calendar: Calendar = ALWAYS) -> Customer:
+    return Customer(cid, f"C{cid}", f"C{cid}", rules=rules or CustomerRules(), calendar=calendar)
+
+
+def agent(aid: int, *customers: int, logged_in: bool = True, **priorities: int) -> Agent:
+    return Agent(
+        aid,
+        f"A{aid}",
+        f"agent{aid}",
+        frozenset(customers),
+        {int(k[1:]): v for k, v in priorities.items()},
+        logged_in=logged_in,
+    )
+
+
+def desk(customers: list[Customer], agents: list[Agent], now: datetime = T0) -> Desk:
+    return Desk(Directory(tuple(customers), tuple(agents)), now, ring_timeout_s=15)
+
+
+def rings(commands: list[acd.Command]) -> list[tuple[str, int]]:
+    return [(c.call_id, c.agent_id) for c in commands if isinstance(c, RingAgent)]
+
+
+def closes(commands: list[acd.Command]) -> list[tuple[str, Outcome]]:
+    return [(c.call_id, c.outcome) for c in commands if isinstance(c, CloseCall)]
+
+
+# --- routing ---------------------------------------------------------------------------
+
+
+def test_caller_waits_ringing_and_is_offered_to_an_agent_who_serves_the_customer() -> None:
+    d = desk([customer(10), customer(20)], [agent(1, 10), agent(2, 20)])
+    commands = d.handle(CallerArrived("c1", 20), at(1))
+    assert commands[0] == StartWaiting("c1", HoldStyle.RINGING, None)
+    assert rings(commands) == [("c1", 2)]
+    assert d.calls["c1"].state is CallState.OFFERED
+    assert d.agents[2].state is AgentState.OFFERED
+    assert d.agents[1].state is AgentState.IDLE
 
 
 def test_agent_idle_longest_gets_the_call() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(5))
-    desk.add_agent(2, [10], at(1))
-    desk.add_agent(3, [10], at(3))
-    assert desk.handle(CallerArrived("c1", 10), at(6)) == [RingAgent("c1", 2)]
-    assert desk.handle(CallerArrived("c2", 10), at(6)) == [RingAgent("c2", 3)]
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10), agent(3, 10)])
+    d.agents[1].idle_since, d.agents[2].idle_since, d.agents[3].idle_since = at(5), at(1), at(3)
+    assert rings(d.handle(CallerArrived("c1", 10), at(6))) == [("c1", 2)]
+    assert rings(d.handle(CallerArrived("c2", 10), at(6))) == [("c2", 3)]
 
 
-def test_answer_connects_and_caller_hang_up_ends_both_legs() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.handle(CallerArrived("c1", 10), at(1))
-    assert desk.handle(AgentAnswered("c1", 1), at(3)) == [ConnectCall("c1", 1)]
-    assert desk.agents[1].state is AgentState.ON_CALL
-    assert desk.handle(CallerHungUp("c1"), at(6)) == [
-        HangUpAgent("c1", 1),
-        CloseCall("c1", Outcome.ANSWERED),
-    ]
-    assert "c1" not in desk.calls
-    assert desk.agents[1].state is AgentState.IDLE
-    assert desk.agents[1].idle_since == at(6)
-
-
-def test_agent_hang_up_ends_the_caller_leg() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.handle(CallerArrived("c1", 10), at(1))
-    desk.handle(AgentAnswered("c1", 1), at(3))
-    assert desk.handle(AgentHungUp("c1", 1), at(9)) == [
-        HangUpCaller("c1"),
-        CloseCall("c1", Outcome.ANSWERED),
-    ]
-
-
-def test_caller_hang_up_while_ringing_cancels_the_offer() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.handle(CallerArrived("c1", 10), at(1))
-    assert desk.handle(CallerHungUp("c1"), at(4)) == [
-        CancelOffer("c1", 1),
-        CloseCall("c1", Outcome.ABANDONED),
-    ]
-    assert desk.agents[1].state is AgentState.IDLE
-
-
-def test_failed_offer_goes_to_the_next_agent() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.add_agent(2, [10], at(1))
-    desk.handle(CallerArrived("c1", 10), at(2))
-    assert desk.handle(OfferFailed("c1", 1, "no answer"), at(17)) == [RingAgent("c1", 2)]
-    assert desk.agents[1].state is AgentState.IDLE
-
-
-def test_waiting_caller_is_offered_when_an_agent_frees_up() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.handle(CallerArrived("c1", 10), at(1))
-    assert desk.handle(CallerArrived("c2", 10), at(2)) == []
-    assert desk.calls["c2"].state is CallState.QUEUED
-    desk.handle(AgentAnswered("c1", 1), at(3))
-    commands = desk.handle(CallerHungUp("c1"), at(10))
-    assert commands[-1] == RingAgent("c2", 1)
+def test_priority_prefers_first_choice_agents() -> None:
+    d = desk([customer(10)], [agent(1, 10, c10=1), agent(2, 10, c10=0)])
+    d.agents[1].idle_since = at(-100)  # idle much longer, but a backup for customer 10
+    assert rings(d.handle(CallerArrived("c1", 10), at(1))) == [("c1", 2)]
 
 
 def test_freed_agent_takes_the_caller_closest_to_breaching_its_target() -> None:
     # Customer 10's callers tolerate 12 s; customer 20's only 4 s. The caller of 20 has
     # waited less in absolute terms but is closer to its own threshold.
-    desk = Desk({10: CustomerRules(12.0), 20: CustomerRules(4.0)})
-    desk.add_agent(1, [10, 20], at(0))
-    desk.handle(CallerArrived("busy", 10), at(0))
-    desk.handle(AgentAnswered("busy", 1), at(0))
-    desk.handle(CallerArrived("a", 10), at(1))  # will have waited 9 s: 9/12 = 0.75
-    desk.handle(CallerArrived("b", 20), at(6))  # will have waited 4 s: 4/4 = 1.0
-    commands = desk.handle(CallerHungUp("busy"), at(10))
-    assert commands[-1] == RingAgent("b", 1)
+    d = desk(
+        [customer(10), customer(20, CustomerRules(answer_target_s=4.0, wrap_up_s=0))],
+        [agent(1, 10, 20)],
+    )
+    d.handle(CallerArrived("busy", 20), at(0))
+    d.handle(AgentAnswered("busy", 1), at(0))
+    d.handle(CallerArrived("a", 10), at(1))  # will have waited 9 s: 9/12 = 0.75
+    d.handle(CallerArrived("b", 20), at(6))  # will have waited 4 s: 4/4 = 1.0
+    assert rings(d.handle(CallerHungUp("busy"), at(10))) == [("b", 1)]
+
+
+def test_no_agent_is_offered_two_calls_and_callers_wait_their_turn() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(1))
+    assert rings(d.handle(CallerArrived("c2", 10), at(2))) == []
+    assert d.calls["c2"].state is CallState.QUEUED
+
+
+# --- answer, hang-ups, wrap-up ---------------------------------------------------------
+
+
+def test_answer_connects_and_caller_hang_up_ends_both_legs_then_wrap_up() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(1))
+    commands = d.handle(AgentAnswered("c1", 1), at(3))
+    assert ConnectCall("c1", 1) in commands
+    assert d.agents[1].state is AgentState.ON_CALL
+    commands = d.handle(CallerHungUp("c1"), at(6))
+    assert HangUpAgent("c1", 1) in commands
+    assert CloseCall("c1", Outcome.ANSWERED, at(6)) in commands
+    assert "c1" not in d.calls
+    assert d.agents[1].state is AgentState.WRAP_UP
+    assert d.next_deadline() == at(16)  # default wrap-up 10 s
+
+
+def test_wrap_up_keeps_the_agent_from_the_next_caller_until_it_ends() -> None:
+    d = desk([customer(10, CustomerRules(wrap_up_s=5))], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(0))
+    d.handle(AgentAnswered("c1", 1), at(1))
+    d.handle(AgentHungUp("c1", 1), at(10))
+    assert rings(d.handle(CallerArrived("c2", 10), at(11))) == []
+    assert rings(d.handle(Tick(), at(14.9))) == []
+    commands = d.handle(Tick(), at(15))
+    assert AgentStateChanged(1, AgentState.IDLE, "wrap_up_over") in commands
+    assert rings(commands) == [("c2", 1)]
+
+
+def test_agent_hang_up_ends_the_caller_leg() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(1))
+    d.handle(AgentAnswered("c1", 1), at(3))
+    commands = d.handle(AgentHungUp("c1", 1), at(9))
+    assert HangUpCaller("c1") in commands
+    assert closes(commands) == [("c1", Outcome.ANSWERED)]
+
+
+def test_caller_hang_up_while_ringing_cancels_the_offer_and_is_abandoned() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(1))
+    commands = d.handle(CallerHungUp("c1"), at(4))
+    assert CancelOffer("c1", 1) in commands
+    assert CloseCall("c1", Outcome.ABANDONED, at(4)) in commands
+    assert d.agents[1].state is AgentState.IDLE
+    assert d.agents[1].misses == 0
+
+
+# --- misses ----------------------------------------------------------------------------
+
+
+def test_failed_offer_goes_to_the_next_agent_and_counts_a_miss() -> None:
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10)])
+    d.agents[2].idle_since = at(1)
+    d.handle(CallerArrived("c1", 10), at(2))
+    assert rings(d.handle(OfferFailed("c1", 1, "no answer"), at(17))) == [("c1", 2)]
+    assert d.agents[1].state is AgentState.IDLE
+    assert d.agents[1].misses == 1
+
+
+def test_three_misses_in_a_row_pause_the_agent() -> None:
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10)])
+    d.handle(CallerArrived("c0", 10), at(0))  # keeps agent 1 on a call for a while
+    d.handle(AgentAnswered("c0", 1), at(0))
+    d.handle(CallerArrived("c1", 10), at(1))  # rings agent 2
+    for n in range(2):
+        d.handle(OfferFailed("c1", 2, "no answer"), at(16 + 15 * n))  # back to agent 2
+        assert d.agents[2].state is AgentState.OFFERED
+    commands = d.handle(OfferFailed("c1", 2, "no answer"), at(46))
+    assert AgentStateChanged(2, AgentState.PAUSED, "3 missed offers in a row") in commands
+    assert d.agents[2].state is AgentState.PAUSED
+    assert d.calls["c1"].state is CallState.QUEUED  # agent 1 is still on c0
+
+
+def test_an_answer_resets_the_miss_count() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(0))
+    d.handle(OfferFailed("c1", 1, "busy"), at(1))
+    d.handle(OfferFailed("c1", 1, "busy"), at(2))
+    d.handle(AgentAnswered("c1", 1), at(3))
+    assert d.agents[1].misses == 0
+
+
+# --- when nobody can answer ------------------------------------------------------------
+
+
+def test_no_agent_logged_in_goes_to_message_capture_at_once() -> None:
+    d = desk([customer(10)], [agent(1, 10, logged_in=False)])
+    commands = d.handle(CallerArrived("c1", 10), at(0))
+    assert commands == [CaptureMessage("c1", "no_agent", None)]
+    assert d.calls["c1"].state is CallState.CAPTURING
+
+
+def test_paused_agents_do_not_count_as_staffing() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(AgentPaused(1), at(0))
+    assert d.handle(CallerArrived("c1", 10), at(1))[0] == CaptureMessage("c1", "no_agent", None)
+
+
+def test_waiting_callers_go_to_message_capture_when_the_last_agent_leaves() -> None:
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10)])
+    d.handle(CallerArrived("c0", 10), at(0))
+    d.handle(AgentAnswered("c0", 1), at(0))
+    d.handle(AgentLoggedOut(1), at(0))  # takes effect after the call
+    d.handle(CallerArrived("c1", 10), at(1))  # rings agent 2
+    d.handle(AgentPaused(2), at(2))  # pending while offered
+    commands = d.handle(OfferFailed("c1", 2, "no answer"), at(16))
+    assert CaptureMessage("c1", "no_agent", None) in commands
+    assert d.agents[2].state is AgentState.PAUSED
+
+
+def test_max_wait_takes_the_caller_to_message_capture_and_cancels_the_ringing_offer() -> None:
+    d = desk([customer(10, CustomerRules(max_wait_s=45))], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(0))
+    assert d.next_deadline() == at(45)
+    assert d.handle(Tick(), at(44.9)) == []
+    commands = d.handle(Tick(), at(45))
+    assert CancelOffer("c1", 1) in commands
+    assert CaptureMessage("c1", "max_wait", None) in commands
+    assert d.agents[1].misses == 0  # withdrawn, not missed
+
+
+def test_message_of_one_second_or_more_is_a_message_shorter_is_no_message() -> None:
+    d = desk([customer(10)], [])
+    d.handle(CallerArrived("c1", 10), at(0))
+    d.handle(CallerArrived("c2", 10), at(0))
+    d.handle(CallerHungUp("c1"), at(9))  # the recording ends with the hang-up
+    assert d.handle(MessageRecorded("c1", 5.2), at(9.1)) == [
+        CloseCall("c1", Outcome.MESSAGE, at(9))
+    ]
+    commands = d.handle(MessageRecorded("c2", 0.6), at(8))  # e.g. # pressed at once
+    assert commands == [HangUpCaller("c2"), CloseCall("c2", Outcome.NO_MESSAGE, at(8))]
+
+
+def test_customers_own_prompt_is_used() -> None:
+    d = desk([customer(10, CustomerRules(message_prompt="custom/acme"))], [])
+    assert d.handle(CallerArrived("c1", 10), at(0)) == [
+        CaptureMessage("c1", "no_agent", "custom/acme")
+    ]
+
+
+# --- which customer, and may we answer -------------------------------------------------
+
+OFFICE_HOURS = tuple(OpeningHours(day, time(8), time(16)) for day in range(5))
+
+
+def test_unknown_number_hears_an_announcement_and_ends_unknown_number() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    assert d.handle(CallerArrived("c1", None), at(0)) == [Announce("c1", "unknown-number")]
+    assert d.handle(AnnouncementDone("c1"), at(3)) == [HangUpCaller("c1")]
+    assert closes(d.handle(CallerHungUp("c1"), at(3.1))) == [("c1", Outcome.UNKNOWN_NUMBER)]
+
+
+def test_outside_service_hours_takes_a_message_or_plays_the_closed_announcement() -> None:
+    hours = Calendar(agreement=Agreement(date(2026, 1, 1)), hours=OFFICE_HOURS)
+    evening = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)  # 18:30 in Oslo
+    d = desk(
+        [
+            customer(10, calendar=hours),
+            customer(20, CustomerRules(closed_action=ClosedAction.ANNOUNCEMENT), hours),
+        ],
+        [agent(1, 10, 20)],
+        evening,
+    )
+    assert d.handle(CallerArrived("c1", 10), evening) == [CaptureMessage("c1", "closed", None)]
+    assert d.handle(CallerArrived("c2", 20), evening) == [Announce("c2", "closed")]
+    d.handle(AnnouncementDone("c2"), evening)
+    assert closes(d.handle(CallerHungUp("c2"), evening)) == [("c2", Outcome.REJECTED)]
+
+
+def test_holiday_exception_closes_a_weekday() -> None:
+    cal = Calendar(
+        agreement=Agreement(date(2026, 1, 1)),
+        hours=OFFICE_HOURS,
+        exceptions=(DateException(date(2026, 12, 24)),),
+    )
+    christmas_eve_morning = datetime(2026, 12, 24, 9, 0, tzinfo=UTC)  # a Thursday
+    d = desk([customer(10, calendar=cal)], [agent(1, 10)], christmas_eve_morning)
+    commands = d.handle(CallerArrived("c1", 10), christmas_eve_morning)
+    assert commands == [CaptureMessage("c1", "closed", None)]
+
+
+def test_outside_agreement_follows_the_customers_policy() -> None:
+    ended = Calendar(agreement=Agreement(date(2025, 1, 1), date(2025, 12, 31)))
+    booked = Calendar(
+        bookings=(Booking(at(-3600), at(3600)),),
+    )
+    d = desk(
+        [
+            customer(10, calendar=ended),
+            customer(20, CustomerRules(outside_policy=OutsidePolicy.REJECT), ended),
+            customer(30, calendar=booked),
+        ],
+        [agent(1, 10, 20, 30)],
+    )
+    assert d.handle(CallerArrived("c1", 10), at(0)) == [
+        CaptureMessage("c1", "outside_agreement", None)
+    ]
+    assert d.handle(CallerArrived("c2", 20), at(0)) == [Announce("c2", "rejected")]
+    assert rings(d.handle(CallerArrived("c3", 30), at(0))) == [("c3", 1)]  # booked: answered
+
+
+# --- agents coming and going -----------------------------------------------------------
+
+
+def test_login_makes_an_agent_available_and_routes_waiting_callers() -> None:
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10, logged_in=False)])
+    d.handle(CallerArrived("c0", 10), at(0))  # agent 1 is offered c0
+    d.handle(CallerArrived("c1", 10), at(1))
+    commands = d.handle(AgentLoggedIn(2), at(2))
+    assert AgentStateChanged(2, AgentState.IDLE, "AgentLoggedIn") in commands
+    assert rings(commands) == [("c1", 2)]
+
+
+def test_pause_while_on_call_takes_effect_after_the_call() -> None:
+    d = desk([customer(10, CustomerRules(wrap_up_s=0))], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10), at(0))
+    d.handle(AgentAnswered("c1", 1), at(1))
+    assert d.handle(AgentPaused(1), at(2)) == []
+    assert d.agents[1].state is AgentState.ON_CALL
+    d.handle(CallerHungUp("c1"), at(5))
+    assert d.agents[1].state is AgentState.PAUSED
+    d.handle(AgentResumed(1), at(6))
+    assert d.agents[1].state is AgentState.IDLE
+
+
+# --- illegal events --------------------------------------------------------------------
 
 
 def test_illegal_event_raises_and_leaves_state_unchanged() -> None:
-    desk = Desk()
-    desk.add_agent(1, [10], at(0))
-    desk.handle(CallerArrived("c1", 10), at(1))
-    before = (desk.calls["c1"].state, desk.agents[1].state)
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10, logged_in=False)])
+    d.handle(CallerArrived("c1", 10), at(1))
+    before = (d.calls["c1"].state, d.agents[1].state, d.agents[2].state)
     with pytest.raises(IllegalEvent):
-        desk.handle(AgentHungUp("c1", 1), at(2))  # not connected yet
+        d.handle(AgentHungUp("c1", 1), at(2))  # not connected yet
     with pytest.raises(IllegalEvent):
-        desk.handle(AgentAnswered("c1", 2), at(2))  # not this agent's offer
+        d.handle(AgentAnswered("c1", 2), at(2))  # not this agent's offer
     with pytest.raises(IllegalEvent):
-        desk.handle(CallerArrived("c1", 10), at(2))  # twice
+        d.handle(CallerArrived("c1", 10), at(2))  # twice
     with pytest.raises(IllegalEvent):
-        desk.handle(CallerHungUp("nope"), at(2))
-    assert (desk.calls["c1"].state, desk.agents[1].state) == before
+        d.handle(CallerHungUp("nope"), at(2))
+    with pytest.raises(IllegalEvent):
+        d.handle(MessageRecorded("c1", 3.0), at(2))  # not capturing
+    with pytest.raises(IllegalEvent):
+        d.handle(AgentResumed(2), at(2))  # logged out: log in instead
+    with pytest.raises(IllegalEvent):
+        d.handle(AgentPaused(99), at(2))
+    assert (d.calls["c1"].state, d.agents[1].state, d.agents[2].state) == before
 
 
-def test_transition_table_covers_every_call_state() -> None:
+def test_transition_tables_cover_every_state() -> None:
     assert set(acd.CALL_TRANSITIONS) == set(CallState)
+    assert set(acd.AGENT_TRANSITIONS) == set(AgentState)

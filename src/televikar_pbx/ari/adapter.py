@@ -70,6 +70,17 @@ class AriEvent:
         return str(cid) if cid else None
 
     @property
+    def target_channel_id(self) -> str | None:
+        """The channel a playback or recording event is about (``channel:ID`` target)."""
+        for name in ("playback", "recording"):
+            obj = self.raw.get(name)
+            if isinstance(obj, dict):
+                target = str(obj.get("target_uri", ""))
+                if target.startswith("channel:"):
+                    return target.removeprefix("channel:")
+        return None
+
+    @property
     def args(self) -> list[str]:
         return [str(a) for a in self.raw.get("args", [])]
 
@@ -98,7 +109,7 @@ class EventDispatcher:
         self._keys.pop(channel_id, None)
 
     def key_of(self, event: AriEvent) -> str:
-        cid = event.channel_id
+        cid = event.channel_id or event.target_channel_id
         if cid is None:
             return GLOBAL_KEY
         return self._keys.get(cid, cid)
@@ -316,6 +327,33 @@ class AriClient:
         if variables:
             kwargs["variables"] = variables
         return self._json(await self._call("channels", "originate", **kwargs))
+
+    async def play(self, channel_id: str, media: list[str], playback_id: str) -> None:
+        await self._call(
+            "channels", "play", channelId=channel_id, media=media, playbackId=playback_id
+        )
+
+    async def record(
+        self, channel_id: str, name: str, *, max_s: int, terminate_on: str = "#"
+    ) -> None:
+        await self._call(
+            "channels",
+            "record",
+            channelId=channel_id,
+            name=name,
+            format="wav",
+            maxDurationSeconds=max_s,
+            terminateOn=terminate_on,
+            beep=True,
+            ifExists="overwrite",
+        )
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        kwargs = {"mohClass": moh_class} if moh_class else {}
+        await self._call("channels", "startMoh", channelId=channel_id, **kwargs)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self._call("channels", "stopMoh", channelId=channel_id)
 
     async def create_bridge(self, bridge_id: str, name: str = "") -> dict[str, Any]:
         return self._json(

@@ -1,7 +1,7 @@
 """What the call shell needs from the outside world, as protocols.
 
 The real implementations are :class:`televikar_pbx.ari.adapter.AriClient` and the
-database repository; unit tests replace each whole adapter with a recording fake.
+database repositories; unit tests replace each whole adapter with a recording fake.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ class Telephony(Protocol):
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
 
-    async def set_variable(self, channel_id: str, name: str, value: str) -> None: ...
-
     async def subscribe_channel(self, channel_id: str) -> None: ...
 
     async def get_variable(self, channel_id: str, name: str) -> str | None: ...
@@ -37,6 +35,16 @@ class Telephony(Protocol):
         variables: dict[str, str] | None = None,
     ) -> dict[str, Any]: ...
 
+    async def play(self, channel_id: str, media: list[str], playback_id: str) -> None: ...
+
+    async def record(
+        self, channel_id: str, name: str, *, max_s: int, terminate_on: str = "#"
+    ) -> None: ...
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None: ...
+
+    async def stop_moh(self, channel_id: str) -> None: ...
+
     async def create_bridge(self, bridge_id: str, name: str = "") -> dict[str, Any]: ...
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None: ...
@@ -45,7 +53,7 @@ class Telephony(Protocol):
 
 
 class CallStore(Protocol):
-    """Where call records and their journal go."""
+    """Where call records, their journal and messages go."""
 
     async def create_call(
         self,
@@ -79,3 +87,12 @@ class CallStore(Protocol):
         hangup_cause: int | None,
         hangup_cause_text: str | None,
     ) -> None: ...
+
+    async def add_message(
+        self,
+        call_id: int,
+        customer_id: int,
+        caller_number: str | None,
+        file: str,
+        duration_s: float,
+    ) -> int: ...

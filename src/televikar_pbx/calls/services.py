@@ -2,49 +2,45 @@
 
 Each caller leg is a *call key* (its Asterisk channel id). Agent legs we originate get
 ids derived from it and are bound to the same key, so the dispatcher hands every event
-of one call to one worker, in order. The desk itself is shared and synchronous: it is
-only touched between awaits, so no lock is needed.
+of one call to one worker, in order; playback and recording events follow their target
+channel. A desk command for another call is queued to that call's worker instead of
+being run here, so each call's ARI requests and records stay in order too. The desk is
+shared and synchronous: it is only touched between awaits, so no lock is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from televikar_pbx.ari.adapter import AriEvent
+from televikar_pbx.ari.adapter import GLOBAL_KEY, AriEvent
+from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.ports import CallStore, Telephony
+from televikar_pbx.calls.state import ActiveCall, caller_id
 from televikar_pbx.domain import acd
-from televikar_pbx.domain.directory import Agent, Customer, Directory
+from televikar_pbx.domain.directory import Agent, Directory, HoldStyle
 from televikar_pbx.errors import AriError, AriNotFound
 
 log = structlog.get_logger("televikar_pbx.calls")
 
-# A synthetic event we put into a call's own queue, so it is ordered with the rest.
+# Synthetic events we put into a call's own queue, so they are ordered with the rest.
 OFFER_FAILED_LATER = "TelevikarOfferFailed"
+COMMAND = "TelevikarCommand"
+TICK = "TelevikarTick"
 # After an offer could not even be placed (endpoint unknown, Asterisk refused), wait
 # before telling the desk: otherwise a broken agent would be re-offered in a tight loop.
 ORIGINATE_RETRY_S = 1.0
 
+_current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_key", default=None)
 
-@dataclass(slots=True)
-class ActiveCall:
-    key: str
-    record_id: int
-    caller_channel: str
-    customer: Customer | None
-    log: Any
-    caller_number: str | None = None
-    agent_id: int | None = None
-    agent_channel: str | None = None
-    bridge_id: str | None = None
-    offers: int = 0
-    # Outcome decided outside the desk (e.g. unknown number), written when the leg ends.
-    pending_outcome: str | None = None
+
+def synthetic(kind: str, key: str, **fields: Any) -> AriEvent:
+    return AriEvent(kind, datetime.now(UTC), {"type": kind, "channel": {"id": key}, **fields})
 
 
 class CallService:
@@ -60,21 +56,23 @@ class CallService:
         bind: Callable[[str, str], None],
         unbind: Callable[[str], None],
         dispatch: Callable[[AriEvent], None],
-        ring_timeout_s: int = 15,
+        media: MediaFlows,
     ) -> None:
         self._ari = ari
         self._store = store
         self._directory = directory
-        self._desk = desk
+        self.desk = desk
         self._bind = bind
         self._unbind = unbind
         self._dispatch = dispatch
-        self._ring_timeout_s = ring_timeout_s
+        self._media = media
         self.calls: dict[str, ActiveCall] = {}
         self._channel_call: dict[str, str] = {}
+        self._agents: dict[int, Agent] = {a.id: a for a in directory.agents}
         # Channels whose ChannelDestroyed we will get (see the handler table).
         self._subscribed: set[str] = set()
-        self._agents: dict[int, Agent] = {a.id: a for a in directory.agents}
+        self._tick_at: datetime | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
         self._handlers: dict[str, Callable[[AriEvent], Any]] = {
             "StasisStart": self._on_stasis_start,
             # A channel that leaves Stasis is no longer ours: Asterisk sends no
@@ -84,7 +82,12 @@ class CallService:
             # Agent legs we originate are subscribed by the originate itself.
             "StasisEnd": self._on_stasis_end,
             "ChannelDestroyed": self._on_leg_gone,
+            "PlaybackFinished": self._on_playback_finished,
+            "RecordingFinished": self._on_recording_done,
+            "RecordingFailed": self._on_recording_done,
             OFFER_FAILED_LATER: self._on_offer_failed_later,
+            COMMAND: self._on_command,
+            TICK: self._on_tick,
         }
 
     async def handle(self, event: AriEvent) -> None:
@@ -92,7 +95,12 @@ class CallService:
         if handler is None:
             log.debug("ari.event_ignored", ari_event=event.type, channel=event.channel_id)
             return
-        await handler(event)
+        cid = event.channel_id or event.target_channel_id
+        token = _current_key.set(self._channel_call.get(cid, cid) if cid else GLOBAL_KEY)
+        try:
+            await handler(event)
+        finally:
+            _current_key.reset(token)
 
     # --- arrivals ------------------------------------------------------------------------
 
@@ -111,8 +119,14 @@ class CallService:
         caller = channel.get("caller", {})
         caller_number = str(caller.get("number") or "") or None
         caller_name = str(caller.get("name") or "") or None
-        customer = self._directory.customer_for_number(dialled)
-        linkedid = await self._linkedid(key)
+        customer = self._directory.customer_for_call(dialled)
+        forwarded_from = None
+        if customer is None:
+            # Shared entry number or unknown: the Diversion header (res_pjsip_diversion
+            # puts it in REDIRECTING) may name the customer's own forwarded line.
+            forwarded_from = await self._variable(key, "REDIRECTING(from-num)")
+            customer = self._directory.customer_for_call(dialled, forwarded_from)
+        linkedid = await self._variable(key, "CHANNEL(linkedid)")
         try:
             await self._ari.subscribe_channel(key)
             self._subscribed.add(key)
@@ -127,28 +141,25 @@ class CallService:
             caller_name=caller_name,
             arrived_at=event.timestamp,
         )
-        bound = log.bind(call_id=key, customer=customer.name if customer else None, dialled=dialled)
+        bound = log.bind(call_id=key, customer=customer.name if customer else None)
         call = ActiveCall(key, record_id, key, customer, bound, caller_number)
         self.calls[key] = call
         self._channel_call[key] = key
         await self._store.append_event(
-            record_id, "arrived", event.timestamp, data={"caller": caller_number}
+            record_id,
+            "arrived",
+            event.timestamp,
+            data={"dialled": dialled, "caller": caller_number, "forwarded_from": forwarded_from},
         )
         if customer is None:
-            bound.warning("call.unknown_number", caller=caller_number)
-            call.pending_outcome = "unknown_number"
-            # Cause 1 (unallocated number, SIP 404): the honest answer for a number that
-            # is ours on the trunk but assigned to no customer.
-            await self._quietly(self._ari.hangup(key, "unallocated"))
-            return
-        bound.info("call.arrived", caller=caller_number)
-        # 180 Ringing: the caller is not answered while waiting and hears ringback.
-        await self._quietly(self._ari.ring(key))
-        await self._feed(acd.CallerArrived(key, customer.id), event.timestamp)
+            bound.warning("call.unknown_number", dialled=dialled, forwarded_from=forwarded_from)
+        else:
+            bound.info("call.arrived", dialled=dialled, caller=caller_number)
+        await self._feed(acd.CallerArrived(key, customer.id if customer else None), event.timestamp)
 
-    async def _linkedid(self, channel_id: str) -> str | None:
+    async def _variable(self, channel_id: str, name: str) -> str | None:
         try:
-            return await self._ari.get_variable(channel_id, "CHANNEL(linkedid)")
+            return await self._ari.get_variable(channel_id, name) or None
         except AriError:
             return None
 
@@ -158,7 +169,7 @@ class CallService:
         if call is None or call.agent_channel != channel_id or call.agent_id is None:
             # The caller is gone or a newer offer replaced this leg: nobody to talk to.
             log.info("call.stale_agent_leg", call_id=key, channel=channel_id)
-            await self._quietly(self._ari.hangup(channel_id))
+            await quietly(self._ari.hangup(channel_id))
             return
         await self._store.append_event(
             call.record_id, "agent_answered", event.timestamp, agent_id=call.agent_id
@@ -168,8 +179,7 @@ class CallService:
     # --- departures ----------------------------------------------------------------------
 
     async def _on_stasis_end(self, event: AriEvent) -> None:
-        channel_id = event.channel_id or ""
-        if channel_id not in self._subscribed:
+        if (event.channel_id or "") not in self._subscribed:
             await self._on_leg_gone(event)
 
     async def _on_leg_gone(self, event: AriEvent) -> None:
@@ -180,24 +190,25 @@ class CallService:
         call = self.calls.get(key) if key else None
         if call is None:
             return
-        cause = event.raw.get("cause")
-        cause_txt = event.raw.get("cause_txt")
+        cause, cause_txt = event.raw.get("cause"), event.raw.get("cause_txt")
         if channel_id == call.caller_channel:
-            if call.pending_outcome is not None:
-                await self._close(call, call.pending_outcome, event.timestamp, cause, cause_txt)
-                return
+            call.caller_gone = True
+            call.cause, call.cause_txt = cause, cause_txt
             call.log.info("call.caller_hung_up", cause=cause, cause_txt=cause_txt)
-            await self._feed(acd.CallerHungUp(key or ""), event.timestamp, cause, cause_txt)
+            await self._feed(acd.CallerHungUp(call.key), event.timestamp)
+            if call.key in self.calls and call.capture_phase != "recording":
+                slot = self.desk.calls.get(call.key)
+                if slot is not None and slot.state is acd.CallState.CAPTURING:
+                    # Gone before the recording started: there will be no message.
+                    await self._feed(acd.MessageRecorded(call.key, 0.0), event.timestamp)
         elif channel_id == call.agent_channel and call.agent_id is not None:
-            slot = self._desk.calls.get(call.key)
+            slot = self.desk.calls.get(call.key)
             if slot is not None and slot.state is acd.CallState.OFFERED:
                 reason = str(cause_txt or cause)
-                call.log.info(
-                    "call.offer_failed", agent=self._agent_name(call.agent_id), reason=reason
-                )
+                call.log.info("call.offer_missed", reason=reason)
                 await self._store.append_event(
                     call.record_id,
-                    "offer_failed",
+                    "offer_missed",
                     event.timestamp,
                     agent_id=call.agent_id,
                     data={"cause": cause, "cause_txt": cause_txt},
@@ -206,55 +217,148 @@ class CallService:
                 await self._feed(acd.OfferFailed(call.key, call.agent_id, reason), event.timestamp)
             elif slot is not None and slot.state is acd.CallState.CONNECTED:
                 call.log.info("call.agent_hung_up", cause=cause)
-                await self._feed(
-                    acd.AgentHungUp(call.key, call.agent_id), event.timestamp, cause, cause_txt
-                )
+                call.cause, call.cause_txt = cause, cause_txt
+                await self._feed(acd.AgentHungUp(call.key, call.agent_id), event.timestamp)
 
     async def _on_offer_failed_later(self, event: AriEvent) -> None:
         call = self.calls.get(event.channel_id or "")
         agent_id = int(event.raw["agent_id"])
         if call is None or call.agent_id != agent_id:
             return
-        slot = self._desk.calls.get(call.key)
+        slot = self.desk.calls.get(call.key)
         if slot is None or slot.state is not acd.CallState.OFFERED:
             return
-        await self._feed(
-            acd.OfferFailed(call.key, agent_id, str(event.raw["reason"])), event.timestamp
+        await self._store.append_event(
+            call.record_id, "offer_missed", event.timestamp, agent_id=agent_id,
+            data={"cause_txt": "originate_failed"},
+        )  # fmt: skip
+        await self._feed(acd.OfferFailed(call.key, agent_id, "originate_failed"), event.timestamp)
+
+    # --- media (prompts, announcements, recordings) --------------------------------------
+
+    async def _on_playback_finished(self, event: AriEvent) -> None:
+        call = self._call_of(event.target_channel_id)
+        if call is None:
+            return
+        playback_id = str(event.raw.get("playback", {}).get("id", ""))
+        done = await self._media.playback_finished(call, playback_id)
+        if done == "announcement":
+            await self._feed(acd.AnnouncementDone(call.key), event.timestamp)
+        elif done == "failed_capture":
+            await self._feed(acd.MessageRecorded(call.key, 0.0), event.timestamp)
+
+    async def _on_recording_done(self, event: AriEvent) -> None:
+        call = self._call_of(event.target_channel_id)
+        if call is None or call.capture_phase != "recording":
+            return
+        duration = await self._media.recording_done(call, event)
+        await self._feed(acd.MessageRecorded(call.key, duration), event.timestamp)
+
+    def _call_of(self, channel_id: str | None) -> ActiveCall | None:
+        # A caller leg's channel id is its call key, even after the leg is gone.
+        if not channel_id:
+            return None
+        return self.calls.get(self._channel_call.get(channel_id, channel_id))
+
+    # --- time ----------------------------------------------------------------------------
+
+    async def _on_tick(self, event: AriEvent) -> None:
+        self._tick_at = None
+        await self._feed(acd.Tick(), datetime.now(UTC))
+
+    def _schedule_tick(self) -> None:
+        deadline = self.desk.next_deadline()
+        if deadline == self._tick_at:
+            return
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        self._tick_at = deadline
+        if deadline is None:
+            return
+        delay = max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+        self._tick_handle = asyncio.get_running_loop().call_later(
+            delay, self._dispatch, synthetic(TICK, GLOBAL_KEY)
         )
 
     # --- the desk and its commands -------------------------------------------------------
 
-    async def _feed(
-        self, event: acd.Event, at: datetime, cause: Any = None, cause_txt: Any = None
-    ) -> None:
+    async def feed(self, event: acd.Event, at: datetime) -> None:
+        """Feed an event that did not come from ARI (agent log-in, pause …)."""
+        await self._feed(event, at)
+
+    async def _feed(self, event: acd.Event, at: datetime) -> None:
         try:
-            commands = self._desk.handle(event, at)
+            commands = self.desk.handle(event, at)
         except acd.IllegalEvent as exc:
             log.error("desk.illegal_event", error=str(exc))
             return
-        await self.execute(commands, at, cause, cause_txt)
+        self._schedule_tick()
+        await self.execute(commands, at)
 
-    async def execute(
-        self, commands: list[acd.Command], at: datetime, cause: Any = None, cause_txt: Any = None
-    ) -> None:
+    async def _on_command(self, event: AriEvent) -> None:
+        await self._run(event.raw["command"], event.timestamp)
+
+    async def execute(self, commands: list[acd.Command], at: datetime) -> None:
+        here = _current_key.get()
         for command in commands:
-            call = self.calls.get(command.call_id)
-            if call is None:
-                log.error("desk.command_for_unknown_call", command=repr(command))
-                continue
-            if isinstance(command, acd.RingAgent):
-                await self._ring_agent(call, command.agent_id, at)
-            elif isinstance(command, acd.ConnectCall):
-                await self._connect(call, at)
-            elif isinstance(command, acd.CancelOffer | acd.HangUpAgent):
-                if call.agent_channel:
-                    await self._quietly(self._ari.hangup(call.agent_channel))
-            elif isinstance(command, acd.HangUpCaller):
-                await self._quietly(self._ari.hangup(call.caller_channel))
-            elif isinstance(command, acd.CloseCall):
-                await self._close(call, command.outcome.value, at, cause, cause_txt)
+            if isinstance(command, acd.AgentStateChanged):
+                self._agent_changed(command)
+            elif command.call_id == here:
+                await self._run(command, at)
+            else:
+                self._dispatch(synthetic(COMMAND, command.call_id, command=command))
 
-    async def _ring_agent(self, call: ActiveCall, agent_id: int, at: datetime) -> None:
+    def _agent_changed(self, command: acd.AgentStateChanged) -> None:
+        agent = self._agents.get(command.agent_id)
+        name = agent.name if agent else str(command.agent_id)
+        if command.state is acd.AgentState.PAUSED and "missed" in command.reason:
+            log.warning("agent.paused_automatically", agent=name, reason=command.reason)
+        else:
+            log.info("agent.state", agent=name, state=command.state.value, reason=command.reason)
+
+    async def _run(self, command: acd.Command, at: datetime) -> None:
+        call = self.calls.get(getattr(command, "call_id", ""))
+        if call is None:
+            return  # ended meanwhile
+        if isinstance(command, acd.StartWaiting):
+            await self._start_waiting(call, command)
+        elif isinstance(command, acd.RingAgent):
+            await self._ring_agent(call, command.agent_id, command.timeout_s, at)
+        elif isinstance(command, acd.ConnectCall):
+            await self._connect(call, at)
+        elif isinstance(command, acd.CancelOffer | acd.HangUpAgent):
+            if call.agent_channel:
+                await quietly(self._ari.hangup(call.agent_channel))
+        elif isinstance(command, acd.HangUpCaller):
+            if not call.caller_gone:
+                await quietly(self._ari.hangup(call.caller_channel))
+        elif isinstance(command, acd.CaptureMessage):
+            await self._store.append_event(
+                call.record_id, "message_capture", at, data={"reason": command.reason}
+            )
+            call.log.info("call.message_capture", reason=command.reason)
+            if not await self._media.capture(call, command.prompt):
+                await self._feed(acd.MessageRecorded(call.key, 0.0), at)
+        elif isinstance(command, acd.Announce):
+            await self._store.append_event(
+                call.record_id, "announcement", at, data={"announcement": command.announcement}
+            )
+            if not await self._media.announce(call, command.announcement):
+                await self._feed(acd.AnnouncementDone(call.key), at)
+        elif isinstance(command, acd.CloseCall):
+            await self._close(call, command.outcome.value, command.ended_at)
+
+    async def _start_waiting(self, call: ActiveCall, command: acd.StartWaiting) -> None:
+        if command.hold_style is HoldStyle.RINGING:
+            # 180 Ringing: the caller is not answered while waiting and hears ringback.
+            await quietly(self._ari.ring(call.caller_channel))
+        else:
+            await self._media.hold(call, command.hold_style, command.media)
+
+    async def _ring_agent(
+        self, call: ActiveCall, agent_id: int, timeout_s: float, at: datetime
+    ) -> None:
         agent = self._agents[agent_id]
         customer = call.customer
         assert customer is not None
@@ -274,30 +378,25 @@ class CallService:
                 channel_id=channel_id,
                 app_args=f"agent,{call.key}",
                 caller_id=caller_id(customer.display_name, call.caller_number),
-                timeout_s=self._ring_timeout_s,
+                timeout_s=max(1, round(timeout_s)),
                 originator=call.caller_channel,
             )
         except AriError as exc:
             call.log.warning("call.originate_failed", error=str(exc))
             self._unbind(channel_id)
             self._channel_call.pop(channel_id, None)
+            self._subscribed.discard(channel_id)
             call.agent_channel = None
             asyncio.get_running_loop().call_later(
                 ORIGINATE_RETRY_S,
                 self._dispatch,
-                AriEvent.from_json(
-                    {
-                        "type": OFFER_FAILED_LATER,
-                        "channel": {"id": call.key},
-                        "agent_id": agent_id,
-                        "reason": "originate_failed",
-                    }
-                ),
+                synthetic(OFFER_FAILED_LATER, call.key, agent_id=agent_id),
             )
 
     async def _connect(self, call: ActiveCall, at: datetime) -> None:
         assert call.agent_id is not None and call.agent_channel is not None
         try:
+            await self._media.stop_hold(call)
             await self._ari.answer(call.caller_channel)
             call.bridge_id = f"{call.key}-bridge"
             await self._ari.create_bridge(call.bridge_id, name=f"call {call.key}")
@@ -310,38 +409,26 @@ class CallService:
         await self._store.append_event(call.record_id, "answered", at, agent_id=call.agent_id)
         call.log.info("call.answered")
 
-    async def _close(
-        self, call: ActiveCall, outcome: str, at: datetime, cause: Any, cause_txt: Any
-    ) -> None:
+    async def _close(self, call: ActiveCall, outcome: str, ended_at: datetime) -> None:
         self.calls.pop(call.key, None)
         if call.bridge_id:
-            await self._quietly(self._ari.destroy_bridge(call.bridge_id))
+            await quietly(self._ari.destroy_bridge(call.bridge_id))
         await self._store.mark_ended(
             call.record_id,
-            ended_at=at,
+            ended_at=ended_at,
             outcome=outcome,
-            hangup_cause=int(cause) if isinstance(cause, int) else None,
-            hangup_cause_text=str(cause_txt) if cause_txt else None,
+            hangup_cause=call.cause if isinstance(call.cause, int) else None,
+            hangup_cause_text=str(call.cause_txt) if call.cause_txt else None,
         )
-        await self._store.append_event(call.record_id, "ended", at, data={"outcome": outcome})
-        call.log.info("call.ended", outcome=outcome, cause=cause)
-
-    def _agent_name(self, agent_id: int) -> str:
-        agent = self._agents.get(agent_id)
-        return agent.name if agent else str(agent_id)
-
-    @staticmethod
-    async def _quietly(request: Any) -> None:
-        """Run a request whose target may be gone already (hang-up races)."""
-        try:
-            await request
-        except AriNotFound:
-            pass
-        except AriError as exc:
-            log.warning("ari.request_failed", error=str(exc))
+        await self._store.append_event(call.record_id, "ended", ended_at, data={"outcome": outcome})
+        call.log.info("call.ended", outcome=outcome, cause=call.cause)
 
 
-def caller_id(display_name: str, number: str | None) -> str:
-    """The caller-ID the agent's phone shows: the customer's name, the caller's number."""
-    name = display_name.replace('"', "'").replace("\\", "")
-    return f'"{name}" <{number or ""}>'
+async def quietly(request: Any) -> None:
+    """Run a request whose target may be gone already (hang-up races)."""
+    try:
+        await request
+    except AriNotFound:
+        pass
+    except AriError as exc:
+        log.warning("ari.request_failed", error=str(exc))

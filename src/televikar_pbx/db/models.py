@@ -3,6 +3,11 @@
 Timestamps are ``UTCDateTime``: tz-aware UTC in and out, on SQLite as on PostgreSQL.
 Constraint names come from ``NAMING_CONVENTION`` so that migrations can name them.
 Phone numbers are digit strings as Asterisk shows them (``4721000001``).
+
+Columns holding a member of a growing vocabulary (``outcome``, ``hold_style``, ...) are
+plain strings checked by the repositories against the StrEnums of ``domain/``, not by a
+CHECK: a new value would cost a table rebuild on SQLite. Fixed rules (a weekday is 0..6)
+are CHECKs.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
+    false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -75,6 +83,12 @@ ChannelId = Annotated[str, mapped_column(String(150))]
 UTCTimestamp = Annotated[dt.datetime, mapped_column(UTCDateTime())]
 CreatedAt = Annotated[dt.datetime, mapped_column(UTCDateTime(), server_default=func.now())]
 JSONObject = Annotated[dict[str, Any], mapped_column(JSON())]
+# An Asterisk sound or music-on-hold class name, or a file path.
+SoundName = Annotated[str, mapped_column(String(255))]
+# A duration; double precision on both backends.
+Seconds = Annotated[float, mapped_column(Double())]
+# A member of a StrEnum of domain/, checked by the repository.
+Choice = Annotated[str, mapped_column(String(32))]
 
 
 class Base(DeclarativeBase):
@@ -90,6 +104,21 @@ class Customer(Base):
     display_name: Mapped[Name]
     timezone: Mapped[str] = mapped_column(String(64), server_default="Europe/Oslo")
     created_at: Mapped[CreatedAt]
+    # The desk's rules (domain CustomerRules); the server defaults are the service's.
+    hold_style: Mapped[Choice] = mapped_column(server_default="ringing")
+    hold_media: Mapped[SoundName | None]
+    # None: the service default (CustomerRules.wrap_up_s).
+    wrap_up_s: Mapped[Seconds | None]
+    max_wait_s: Mapped[Seconds] = mapped_column(server_default=text("45"))
+    answer_target_s: Mapped[Seconds] = mapped_column(server_default=text("12"))
+    closed_action: Mapped[Choice] = mapped_column(server_default="message")
+    outside_policy: Mapped[Choice] = mapped_column(server_default="message")
+    message_prompt: Mapped[SoundName | None]
+    # A fixed agreement (local dates, end inclusive); none: only bookings count. No CHECK
+    # for end >= start: adding one would rebuild this table on SQLite, which the others
+    # reference; the repository checks it.
+    agreement_start: Mapped[dt.date | None]
+    agreement_end: Mapped[dt.date | None]
 
 
 class CustomerNumber(Base):
@@ -98,18 +127,28 @@ class CustomerNumber(Base):
     ``did``: the number we assigned to the customer on our PBX; the call arrives on it.
     ``forwarded_from``: the customer's own number, as seen in Diversion/forwarded-from,
     for customers that share one entry number.
+
+    Several customers may share a DID; the forwarded-from number then tells them apart,
+    so it must name one customer only: a partial unique index (SQLite and PostgreSQL
+    both have them) enforces that race-free, where a check in the repository could not.
     """
 
     __tablename__ = "customer_numbers"
     __table_args__ = (
-        UniqueConstraint("number", "kind"),
+        # Also the index for customer_id (its leading column).
+        UniqueConstraint("customer_id", "number", "kind"),
         CheckConstraint("kind IN ('did', 'forwarded_from')", name="kind"),
+        Index(
+            "uq_customer_numbers_forwarded_from_number",
+            "number",
+            unique=True,
+            sqlite_where=text("kind = 'forwarded_from'"),
+            postgresql_where=text("kind = 'forwarded_from'"),
+        ),
     )
 
     id: Mapped[IntPK]
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), index=True
-    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     number: Mapped[PhoneNumber]
     kind: Mapped[str] = mapped_column(String(16))
 
@@ -122,6 +161,9 @@ class Agent(Base):
     # The PJSIP endpoint the agent's phone registers as, e.g. "agent1".
     endpoint: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[CreatedAt]
+    # The state the agent was last left in, restored on start.
+    logged_in: Mapped[bool] = mapped_column(server_default=false())
+    paused: Mapped[bool] = mapped_column(server_default=false())
 
 
 class AgentCustomer(Base):
@@ -184,3 +226,70 @@ class CallEvent(Base):
     at: Mapped[UTCTimestamp]
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), index=True)
     data: Mapped[JSONObject]
+
+
+class OpeningHours(Base):
+    """Weekly service hours, in the customer's local time; none at all: always open."""
+
+    __tablename__ = "opening_hours"
+    __table_args__ = (CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),)
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    # 0 = Monday ... 6 = Sunday, as datetime.weekday().
+    weekday: Mapped[int]
+    opens: Mapped[dt.time]
+    # 00:00 means until midnight.
+    closes: Mapped[dt.time]
+
+
+class DateException(Base):
+    """Other hours on one local date: closed all day (no times) or open opens..closes."""
+
+    __tablename__ = "date_exceptions"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "day"),
+        CheckConstraint("(opens IS NULL) = (closes IS NULL)", name="hours"),
+    )
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    day: Mapped[dt.date]
+    opens: Mapped[dt.time | None]
+    closes: Mapped[dt.time | None]
+
+
+class Booking(Base):
+    """A period ``[starts_at, ends_at)`` in which we answer for a customer without (or
+    beyond) an agreement. The repository refuses overlapping bookings of one customer."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index(None, "customer_id", "starts_at"),
+    )
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    starts_at: Mapped[UTCTimestamp]
+    ends_at: Mapped[UTCTimestamp]
+    created_at: Mapped[CreatedAt]
+
+
+class Message(Base):
+    """A message a caller left; one per call at most. Part of the call log, like
+    ``calls``: not deleted with the customer."""
+
+    __tablename__ = "messages"
+    __table_args__ = (CheckConstraint("duration_s >= 0", name="duration"),)
+
+    id: Mapped[IntPK]
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    caller_number: Mapped[str | None] = mapped_column(String(64))
+    # Where the recording is (a path as Asterisk wrote it).
+    file: Mapped[str] = mapped_column(String(1024))
+    duration_s: Mapped[Seconds]
+    created_at: Mapped[CreatedAt]

@@ -1,4 +1,4 @@
-"""What the call repository hands out: plain frozen values, no SQLAlchemy.
+"""What the call and message repositories hand out: plain frozen values, no SQLAlchemy.
 
 Kept in ``db/`` rather than ``domain/``: these are rows of the call log (database ids,
 summary columns), not states of the ACD.
@@ -42,3 +42,15 @@ class CallEventRecord:
     at: dt.datetime
     agent_id: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: int
+    call_id: int
+    customer_id: int
+    caller_number: str | None
+    # Where the recording is, as Asterisk wrote it.
+    file: str
+    duration_s: float
+    created_at: dt.datetime

@@ -3,36 +3,62 @@
 Theory of operation
 -------------------
 The shell (``calls/``) turns Asterisk events into the small *events* below and feeds
-them to :meth:`Desk.handle` together with the current time. The desk updates its state
-and answers with *commands* (ring this agent, connect that call, close this record),
-which the shell carries out against Asterisk and the database. The desk itself does no
+them to :meth:`Desk.handle` with the current time. The desk updates its state and
+answers with *commands* (ring this agent, connect that call, take a message, close this
+record), which the shell carries out against Asterisk and the database. The desk does no
 I/O and reads no clock, so the same core runs under ARI and in tests with simulated time.
+Time-driven rules (wrap-up ending, maximum wait) run on :class:`Tick`; the shell asks
+:meth:`Desk.next_deadline` when to send the next one.
 
-Rules (grown issue by issue):
+Rules
+-----
+Arrival, in this order:
 
-* A call is ``queued`` on arrival; the caller hears ringing and is not answered.
-* While a call is queued and a qualified agent is idle, the call is offered to the agent
-  who has been idle longest. One offer per agent at a time; one offer per call at a time.
-* When an offer fails (no answer, busy, unreachable) the agent returns to idle and the
-  call is queued again: the next agent is tried.
-* When the agent answers, the call is ``connected``: the caller is answered and bridged.
-* When an agent becomes free and callers of several of its customers wait, it takes the
-  caller closest to breaching its customer's answer target (wait relative to threshold).
-* A hang-up on either side of a connected call ends both legs; a caller who hangs up
-  before being answered ends the call as ``abandoned`` and cancels any ringing offer.
+1. Unknown dialled number: the caller hears an announcement; outcome ``unknown_number``.
+2. Outside every active agreement and booking: the customer's policy, take a message
+   (default) or play the rejection announcement (outcome ``rejected``).
+3. Outside service hours: take a message (default) or play the closed announcement
+   (outcome ``rejected``).
+4. No agent serving the customer is logged in and unpaused: take a message at once.
+5. Otherwise the caller is queued and hears ringing (or the customer's hold style).
+
+Routing: while a caller is queued and a qualified agent is idle, the most urgent caller
+(longest wait relative to its customer's answer target) is offered to an idle agent who
+serves its customer: agents not yet tried for this caller first, then the lowest priority
+number, then the one idle longest. An agent is offered one call at a time.
+
+Offers: a failed offer (no answer within the ring timeout, busy, rejected, unreachable)
+is a *miss*: the caller stays queued and the next agent is tried. Three misses in a row
+pause the agent. A caller who hangs up while an agent rings cancels the offer at once.
+
+After a connected call the agent is in wrap-up for the customer's wrap-up time before
+being offered again. A caller who waits longer than the customer's maximum is taken to
+message capture (an offer ringing at that moment is cancelled, not counted as a miss).
+A recorded message of under one second is outcome ``no_message``.
 
 An event that is illegal in the current state raises :class:`IllegalEvent` and leaves
-the state unchanged: the checks all happen before the first mutation.
+the state unchanged: all checks happen before the first mutation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from televikar_pbx.domain.directory import (
+    Agent,
+    ClosedAction,
+    Customer,
+    CustomerRules,
+    Directory,
+    HoldStyle,
+    OutsidePolicy,
+)
 from televikar_pbx.domain.outcomes import Outcome
+
+MISSES_BEFORE_PAUSE = 3
+MIN_MESSAGE_S = 1.0
 
 
 class IllegalEvent(Exception):
@@ -43,6 +69,8 @@ class CallState(StrEnum):
     QUEUED = "queued"
     OFFERED = "offered"
     CONNECTED = "connected"
+    CAPTURING = "capturing"  # answered by us: prompt, beep, recording
+    ANNOUNCING = "announcing"  # answered by us: an announcement, then hang-up
     ENDED = "ended"
 
 
@@ -61,7 +89,7 @@ class AgentState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class CallerArrived:
     call_id: str
-    customer_id: int
+    customer_id: int | None  # None: the dialled number belongs to no customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +116,72 @@ class AgentHungUp:
     agent_id: int
 
 
-Event = CallerArrived | OfferFailed | AgentAnswered | CallerHungUp | AgentHungUp
+@dataclass(frozen=True, slots=True)
+class MessageRecorded:
+    call_id: str
+    duration_s: float  # 0 when nothing was recorded
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementDone:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed (wrap-ups end, maximum waits run out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedIn:
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoggedOut:
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaused:
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResumed:
+    agent_id: int
+
+
+CallEvent = (
+    CallerArrived
+    | OfferFailed
+    | AgentAnswered
+    | CallerHungUp
+    | AgentHungUp
+    | MessageRecorded
+    | AnnouncementDone
+)
+AgentEvent = AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed
+Event = CallEvent | AgentEvent | Tick
 
 
 # --- commands (imperative) -----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class StartWaiting:
+    """Let the queued caller hear ringing (not answered), music or an announcement."""
+
+    call_id: str
+    hold_style: HoldStyle
+    media: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RingAgent:
     call_id: str
     agent_id: int
+    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +199,24 @@ class ConnectCall:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureMessage:
+    """Answer, play the prompt (``None``: ours), beep, record; then report
+    :class:`MessageRecorded`."""
+
+    call_id: str
+    reason: str  # no_agent, max_wait, closed, outside_agreement
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Answer and play an announcement; then report :class:`AnnouncementDone`."""
+
+    call_id: str
+    announcement: str  # unknown-number, rejected, closed
+
+
+@dataclass(frozen=True, slots=True)
 class HangUpCaller:
     call_id: str
 
@@ -129,87 +231,172 @@ class HangUpAgent:
 class CloseCall:
     call_id: str
     outcome: Outcome
+    ended_at: datetime
 
 
-Command = RingAgent | CancelOffer | ConnectCall | HangUpCaller | HangUpAgent | CloseCall
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged:
+    agent_id: int
+    state: AgentState
+    reason: str
 
-# Which call state allows which event, and where it leads. ``None`` marks events whose
-# next state depends on more than the event type (resolved in the handler).
-CALL_TRANSITIONS: dict[CallState, dict[type[Event], CallState]] = {
-    CallState.QUEUED: {CallerHungUp: CallState.ENDED},
-    CallState.OFFERED: {
-        OfferFailed: CallState.QUEUED,
-        AgentAnswered: CallState.CONNECTED,
-        CallerHungUp: CallState.ENDED,
-    },
-    CallState.CONNECTED: {CallerHungUp: CallState.ENDED, AgentHungUp: CallState.ENDED},
-    CallState.ENDED: {},
+
+Command = (
+    StartWaiting
+    | RingAgent
+    | CancelOffer
+    | ConnectCall
+    | CaptureMessage
+    | Announce
+    | HangUpCaller
+    | HangUpAgent
+    | CloseCall
+    | AgentStateChanged
+)
+
+# Which events each call state allows (the handler decides the next state).
+CALL_TRANSITIONS: dict[CallState, frozenset[type[CallEvent]]] = {
+    CallState.QUEUED: frozenset({CallerHungUp}),
+    CallState.OFFERED: frozenset({OfferFailed, AgentAnswered, CallerHungUp}),
+    CallState.CONNECTED: frozenset({CallerHungUp, AgentHungUp}),
+    CallState.CAPTURING: frozenset({CallerHungUp, MessageRecorded}),
+    CallState.ANNOUNCING: frozenset({CallerHungUp, AnnouncementDone}),
+    CallState.ENDED: frozenset(),
+}
+
+# Which agent events each agent state allows.
+AGENT_TRANSITIONS: dict[AgentState, frozenset[type[AgentEvent]]] = {
+    AgentState.LOGGED_OUT: frozenset({AgentLoggedIn, AgentLoggedOut}),
+    AgentState.IDLE: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
+    AgentState.PAUSED: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
+    # Busy agents: the change takes effect when the call (and wrap-up) is over.
+    AgentState.OFFERED: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
+    AgentState.ON_CALL: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
+    AgentState.WRAP_UP: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
 }
 
 
 @dataclass(slots=True)
 class AgentSlot:
     agent_id: int
-    customer_ids: frozenset[int]
+    priorities: dict[int, int]  # customer id -> priority (0 = first choice)
     state: AgentState = AgentState.IDLE
     idle_since: datetime | None = None
     call_id: str | None = None
+    wrap_up_until: datetime | None = None
+    misses: int = 0
+    # What the agent asked for while busy, applied when the call and wrap-up are over.
+    after_call: AgentState | None = None
+
+    @property
+    def present(self) -> bool:
+        """Logged in and not paused (busy or not)."""
+        if self.state in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+            return False
+        return self.after_call is None
 
 
 @dataclass(slots=True)
 class CallSlot:
     call_id: str
-    customer_id: int
+    customer_id: int | None
     arrived_at: datetime
     state: CallState = CallState.QUEUED
     agent_id: int | None = None
     tried: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRules:
-    """Per-customer numbers the router needs (overridable later per customer)."""
-
-    answer_target_s: float = 12.0
+    caller_gone_at: datetime | None = None
+    outcome: Outcome | None = None  # for announcements: decided on arrival
 
 
 class Desk:
     """Callers waiting, agents available, and who is offered to whom."""
 
-    def __init__(self, rules: dict[int, CustomerRules] | None = None) -> None:
+    def __init__(self, directory: Directory, now: datetime, ring_timeout_s: float = 15) -> None:
         self.calls: dict[str, CallSlot] = {}
         self.agents: dict[int, AgentSlot] = {}
-        self._rules = rules or {}
+        self.ring_timeout_s = ring_timeout_s
+        self._customers: dict[int, Customer] = {c.id: c for c in directory.customers}
+        for agent in directory.agents:
+            self._add_agent(agent, now)
 
-    # --- agents ------------------------------------------------------------------------
+    def _add_agent(self, agent: Agent, now: datetime) -> None:
+        if not agent.logged_in:
+            state = AgentState.LOGGED_OUT
+        elif agent.paused:
+            state = AgentState.PAUSED
+        else:
+            state = AgentState.IDLE
+        priorities = {cid: agent.priority(cid) for cid in agent.customer_ids}
+        self.agents[agent.id] = AgentSlot(agent.id, priorities, state, now)
 
-    def add_agent(
-        self,
-        agent_id: int,
-        customer_ids: Iterable[int],
-        now: datetime,
-        state: AgentState = AgentState.IDLE,
-    ) -> list[Command]:
-        """Register an agent (idle from ``now`` unless told otherwise) and route."""
-        self.agents[agent_id] = AgentSlot(
-            agent_id, frozenset(customer_ids), state, now if state is AgentState.IDLE else None
-        )
-        return self._route(now)
+    def rules(self, customer_id: int | None) -> CustomerRules:
+        customer = self._customers.get(customer_id) if customer_id is not None else None
+        return customer.rules if customer else CustomerRules()
 
-    # --- events ------------------------------------------------------------------------
+    # --- the one entry point ----------------------------------------------------------
 
     def handle(self, event: Event, now: datetime) -> list[Command]:
-        if isinstance(event, CallerArrived):
+        if isinstance(event, Tick):
+            commands = self._tick(now)
+        elif isinstance(event, AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed):
+            commands = self._agent_event(event, now)
+        elif isinstance(event, CallerArrived):
             if event.call_id in self.calls:
                 raise IllegalEvent(f"call {event.call_id} arrived twice")
-            self.calls[event.call_id] = CallSlot(event.call_id, event.customer_id, now)
-            return self._route(now)
+            commands = self._arrive(event, now)
+        else:
+            commands = self._call_event(event, now)
+        commands += self._overflow_unstaffed(now)
+        return commands + self._route(now)
 
+    def next_deadline(self) -> datetime | None:
+        """When the next :class:`Tick` is due (wrap-up end or maximum wait)."""
+        deadlines = [a.wrap_up_until for a in self.agents.values() if a.wrap_up_until]
+        for call in self.calls.values():
+            if call.state in (CallState.QUEUED, CallState.OFFERED):
+                limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)
+                deadlines.append(call.arrived_at + limit)
+        return min(deadlines, default=None)
+
+    # --- arrivals ---------------------------------------------------------------------
+
+    def _arrive(self, event: CallerArrived, now: datetime) -> list[Command]:
+        call = CallSlot(event.call_id, event.customer_id, now)
+        self.calls[call.call_id] = call
+        customer = self._customers.get(event.customer_id) if event.customer_id else None
+        if customer is None:
+            return self._announce(call, "unknown-number", Outcome.UNKNOWN_NUMBER)
+        rules = customer.rules
+        if not customer.calendar.under_agreement(now):
+            if rules.outside_policy is OutsidePolicy.REJECT:
+                return self._announce(call, "rejected", Outcome.REJECTED)
+            return self._capture(call, "outside_agreement")
+        if not customer.calendar.is_open(now):
+            if rules.closed_action is ClosedAction.ANNOUNCEMENT:
+                return self._announce(call, "closed", Outcome.REJECTED)
+            return self._capture(call, "closed")
+        if not self._staffed(customer.id):
+            return self._capture(call, "no_agent")
+        return [StartWaiting(call.call_id, rules.hold_style, rules.hold_media)]
+
+    def _announce(self, call: CallSlot, announcement: str, outcome: Outcome) -> list[Command]:
+        call.state, call.outcome = CallState.ANNOUNCING, outcome
+        return [Announce(call.call_id, announcement)]
+
+    def _capture(self, call: CallSlot, reason: str) -> list[Command]:
+        call.state = CallState.CAPTURING
+        return [CaptureMessage(call.call_id, reason, self.rules(call.customer_id).message_prompt)]
+
+    def _staffed(self, customer_id: int) -> bool:
+        return any(a.present and customer_id in a.priorities for a in self.agents.values())
+
+    # --- call events ------------------------------------------------------------------
+
+    def _call_event(self, event: CallEvent, now: datetime) -> list[Command]:
         call = self.calls.get(event.call_id)
         if call is None:
             raise IllegalEvent(f"{type(event).__name__} for unknown call {event.call_id}")
-        allowed = CALL_TRANSITIONS[call.state]
-        if type(event) not in allowed:
+        if type(event) not in CALL_TRANSITIONS[call.state]:
             raise IllegalEvent(f"{type(event).__name__} not allowed for a {call.state} call")
         if isinstance(event, OfferFailed | AgentAnswered | AgentHungUp) and (
             event.agent_id != call.agent_id
@@ -221,48 +408,138 @@ class Desk:
 
         commands: list[Command] = []
         if isinstance(event, OfferFailed):
-            self._free_agent(event.agent_id, now)
+            commands += self._miss(event.agent_id, now)
             call.state, call.agent_id = CallState.QUEUED, None
         elif isinstance(event, AgentAnswered):
-            self.agents[event.agent_id].state = AgentState.ON_CALL
+            agent = self.agents[event.agent_id]
+            agent.state, agent.misses = AgentState.ON_CALL, 0
             call.state = CallState.CONNECTED
             commands.append(ConnectCall(call.call_id, event.agent_id))
-        elif isinstance(event, CallerHungUp):
-            commands += self._end_by_caller(call, now)
+            commands.append(AgentStateChanged(agent.agent_id, agent.state, "answered"))
         elif isinstance(event, AgentHungUp):
-            self._free_agent(event.agent_id, now)
-            call.state = CallState.ENDED
-            commands += [HangUpCaller(call.call_id), CloseCall(call.call_id, Outcome.ANSWERED)]
-        if call.state is CallState.ENDED:
-            del self.calls[call.call_id]
-        return commands + self._route(now)
-
-    def _end_by_caller(self, call: CallSlot, now: datetime) -> list[Command]:
-        commands: list[Command] = []
-        outcome = Outcome.ABANDONED
-        if call.state is CallState.OFFERED and call.agent_id is not None:
-            commands.append(CancelOffer(call.call_id, call.agent_id))
-            self._free_agent(call.agent_id, now)
-        elif call.state is CallState.CONNECTED and call.agent_id is not None:
-            commands.append(HangUpAgent(call.call_id, call.agent_id))
-            self._free_agent(call.agent_id, now)
-            outcome = Outcome.ANSWERED
-        call.state = CallState.ENDED
-        commands.append(CloseCall(call.call_id, outcome))
+            commands += [HangUpCaller(call.call_id)]
+            commands += self._end(call, Outcome.ANSWERED, now)
+        elif isinstance(event, CallerHungUp):
+            commands += self._caller_gone(call, now)
+        elif isinstance(event, MessageRecorded):
+            outcome = Outcome.MESSAGE if event.duration_s >= MIN_MESSAGE_S else Outcome.NO_MESSAGE
+            if call.caller_gone_at is None:
+                commands.append(HangUpCaller(call.call_id))
+            commands += self._end(call, outcome, call.caller_gone_at or now)
+        elif isinstance(event, AnnouncementDone):
+            commands.append(HangUpCaller(call.call_id))
         return commands
 
-    def _free_agent(self, agent_id: int, now: datetime) -> None:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            return
-        agent.call_id = None
-        if agent.state in (AgentState.OFFERED, AgentState.ON_CALL):
-            agent.state, agent.idle_since = AgentState.IDLE, now
+    def _caller_gone(self, call: CallSlot, now: datetime) -> list[Command]:
+        if call.state is CallState.CAPTURING:
+            # The recording finishes on its own; MessageRecorded closes the call.
+            call.caller_gone_at = now
+            return []
+        if call.state is CallState.ANNOUNCING:
+            return self._end(call, call.outcome or Outcome.FAILED, now)
+        commands: list[Command] = []
+        if call.state is CallState.OFFERED and call.agent_id is not None:
+            commands.append(CancelOffer(call.call_id, call.agent_id))
+            commands += self._release(call.agent_id, now, "caller_hung_up")
+        if call.state is CallState.CONNECTED and call.agent_id is not None:
+            commands.append(HangUpAgent(call.call_id, call.agent_id))
+            return commands + self._end(call, Outcome.ANSWERED, now)
+        return commands + self._end(call, Outcome.ABANDONED, now)
 
-    # --- routing -----------------------------------------------------------------------
+    def _end(self, call: CallSlot, outcome: Outcome, ended_at: datetime) -> list[Command]:
+        commands: list[Command] = []
+        if call.state is CallState.CONNECTED and call.agent_id is not None:
+            commands += self._wrap_up(call.agent_id, call.customer_id, ended_at)
+        call.state = CallState.ENDED
+        del self.calls[call.call_id]
+        return [*commands, CloseCall(call.call_id, outcome, ended_at)]
+
+    # --- agents -----------------------------------------------------------------------
+
+    def _miss(self, agent_id: int, now: datetime) -> list[Command]:
+        agent = self.agents[agent_id]
+        agent.misses += 1
+        if agent.misses >= MISSES_BEFORE_PAUSE and agent.after_call is None:
+            agent.after_call = AgentState.PAUSED
+            return self._release(agent_id, now, f"{agent.misses} missed offers in a row")
+        return self._release(agent_id, now, "missed_offer")
+
+    def _wrap_up(self, agent_id: int, customer_id: int | None, now: datetime) -> list[Command]:
+        agent = self.agents[agent_id]
+        agent.call_id = None
+        wrap = self.rules(customer_id).wrap_up_s
+        if wrap <= 0:
+            return self._release(agent_id, now, "call_ended")
+        agent.state, agent.wrap_up_until = AgentState.WRAP_UP, now + timedelta(seconds=wrap)
+        return [AgentStateChanged(agent_id, AgentState.WRAP_UP, "call_ended")]
+
+    def _release(self, agent_id: int, now: datetime, reason: str) -> list[Command]:
+        """The agent is done with a call: idle, or what was asked for meanwhile."""
+        agent = self.agents[agent_id]
+        agent.call_id, agent.wrap_up_until = None, None
+        agent.state = agent.after_call or AgentState.IDLE
+        agent.after_call = None
+        if agent.state is AgentState.IDLE:
+            agent.idle_since = now
+        return [AgentStateChanged(agent_id, agent.state, reason)]
+
+    def _agent_event(self, event: AgentEvent, now: datetime) -> list[Command]:
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            raise IllegalEvent(f"{type(event).__name__} for unknown agent {event.agent_id}")
+        if type(event) not in AGENT_TRANSITIONS[agent.state]:
+            raise IllegalEvent(f"{type(event).__name__} not allowed for a {agent.state} agent")
+        wanted = {
+            AgentLoggedIn: AgentState.IDLE,
+            AgentResumed: AgentState.IDLE,
+            AgentLoggedOut: AgentState.LOGGED_OUT,
+            AgentPaused: AgentState.PAUSED,
+        }[type(event)]
+        if agent.state in (AgentState.OFFERED, AgentState.ON_CALL, AgentState.WRAP_UP):
+            agent.after_call = None if wanted is AgentState.IDLE else wanted
+            return []
+        if wanted is agent.state:
+            return []
+        agent.state, agent.misses = wanted, 0
+        if wanted is AgentState.IDLE:
+            agent.idle_since = now
+        return [AgentStateChanged(agent.agent_id, wanted, type(event).__name__)]
+
+    # --- time ---------------------------------------------------------------------------
+
+    def _tick(self, now: datetime) -> list[Command]:
+        commands: list[Command] = []
+        for agent in self.agents.values():
+            if agent.wrap_up_until is not None and agent.wrap_up_until <= now:
+                commands += self._release(agent.agent_id, agent.wrap_up_until, "wrap_up_over")
+        for call in list(self.calls.values()):
+            if call.state not in (CallState.QUEUED, CallState.OFFERED):
+                continue
+            limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)
+            if now - call.arrived_at >= limit:
+                commands += self._withdraw_offer(call, now)
+                commands += self._capture(call, "max_wait")
+        return commands
+
+    def _withdraw_offer(self, call: CallSlot, now: datetime) -> list[Command]:
+        if call.state is not CallState.OFFERED or call.agent_id is None:
+            return []
+        agent_id, call.agent_id = call.agent_id, None
+        return [CancelOffer(call.call_id, agent_id), *self._release(agent_id, now, "withdrawn")]
+
+    def _overflow_unstaffed(self, now: datetime) -> list[Command]:
+        """Queued callers of a customer nobody serves any more go to message capture."""
+        commands: list[Command] = []
+        for call in list(self.calls.values()):
+            unstaffed = call.customer_id is not None and not self._staffed(call.customer_id)
+            if call.state is CallState.QUEUED and unstaffed:
+                commands += self._capture(call, "no_agent")
+        return commands
+
+    # --- routing ------------------------------------------------------------------------
 
     def _urgency(self, call: CallSlot, now: datetime) -> float:
-        target = self._rules.get(call.customer_id, CustomerRules()).answer_target_s
+        target = self.rules(call.customer_id).answer_target_s
         return (now - call.arrived_at).total_seconds() / target
 
     def _route(self, now: datetime) -> list[Command]:
@@ -271,18 +548,27 @@ class Desk:
         while True:
             waiting = [c for c in self.calls.values() if c.state is CallState.QUEUED]
             idle = [a for a in self.agents.values() if a.state is AgentState.IDLE]
-            best: tuple[CallSlot, AgentSlot] | None = None
-            # Most urgent caller first; among its qualified agents, the one idle longest.
-            for call in sorted(waiting, key=lambda c: (-self._urgency(c, now), c.arrived_at)):
-                qualified = [a for a in idle if call.customer_id in a.customer_ids]
-                if qualified:
-                    agent = min(qualified, key=lambda a: (a.idle_since or now, a.agent_id))
-                    best = (call, agent)
-                    break
-            if best is None:
+            if not waiting or not idle:
                 return commands
-            call, agent = best
+            pair: tuple[CallSlot, AgentSlot] | None = None
+            for call in sorted(waiting, key=lambda c: (-self._urgency(c, now), c.arrived_at)):
+                qualified = [a for a in idle if call.customer_id in a.priorities]
+                if qualified:
+                    pair = (call, self._choose(call, qualified, now))
+                    break
+            if pair is None:
+                return commands
+            call, agent = pair
             call.state, call.agent_id = CallState.OFFERED, agent.agent_id
             call.tried.append(agent.agent_id)
             agent.state, agent.call_id = AgentState.OFFERED, call.call_id
-            commands.append(RingAgent(call.call_id, agent.agent_id))
+            commands.append(RingAgent(call.call_id, agent.agent_id, self.ring_timeout_s))
+
+    @staticmethod
+    def _choose(call: CallSlot, qualified: list[AgentSlot], now: datetime) -> AgentSlot:
+        fresh = [a for a in qualified if a.agent_id not in call.tried] or qualified
+        customer = call.customer_id if call.customer_id is not None else -1
+        return min(
+            fresh,
+            key=lambda a: (a.priorities.get(customer, 0), a.idle_since or now, a.agent_id),
+        )

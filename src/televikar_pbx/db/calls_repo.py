@@ -1,0 +1,192 @@
+"""The call log: one summary row per call, and each call's append-only event journal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from televikar_pbx.db import models
+from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord
+from televikar_pbx.db.repo_base import CallNotFound, Conflict, Repository, require_aware
+
+
+class CallRepository(Repository):
+    """The calls table (one summary row per call) and its append-only event journal."""
+
+    async def create_call(
+        self,
+        channel_id: str,
+        linkedid: str | None,
+        customer_id: int | None,
+        dialled_number: str,
+        caller_number: str | None,
+        caller_name: str | None,
+        arrived_at: dt.datetime,
+    ) -> int:
+        """Insert the call's row; returns its id. ``customer_id`` None: unknown number.
+
+        ``linkedid`` None is stored as ``channel_id``: the caller's channel starts the call,
+        so Asterisk gives it its own uniqueid as linkedid.
+        """
+        require_aware("arrived_at", arrived_at)
+        stmt = (
+            insert(models.Call)
+            .values(
+                channel_id=channel_id,
+                linkedid=linkedid or channel_id,
+                customer_id=customer_id,
+                dialled_number=dialled_number,
+                caller_number=caller_number,
+                caller_name=caller_name,
+                arrived_at=arrived_at,
+            )
+            .returning(models.Call.id)
+        )
+        async with self._unit() as s:
+            try:
+                return (await s.execute(stmt)).scalar_one()
+            except IntegrityError as exc:
+                raise Conflict(f"call on channel {channel_id!r}: {exc.orig}") from exc
+
+    async def append_event(
+        self,
+        call_id: int,
+        type: str,
+        at: dt.datetime,
+        agent_id: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append to the call's journal with the call's next seq (1, 2, ...)."""
+        require_aware("at", at)
+        async with self._unit() as s:
+            # Bumping the counter on the call's row first takes its write lock, so two
+            # writers of one call queue up instead of both reading max(seq) and colliding.
+            seq = await s.scalar(
+                update(models.Call)
+                .where(models.Call.id == call_id)
+                .values(last_event_seq=models.Call.last_event_seq + 1)
+                .returning(models.Call.last_event_seq)
+                .execution_options(synchronize_session=False)
+            )
+            if seq is None:
+                raise CallNotFound(f"no call with id {call_id}")
+            try:
+                await s.execute(
+                    insert(models.CallEvent).values(
+                        call_id=call_id,
+                        seq=seq,
+                        type=type,
+                        at=at,
+                        agent_id=agent_id,
+                        data=dict(data or {}),
+                    )
+                )
+            except IntegrityError as exc:
+                raise Conflict(f"event {type!r} of call {call_id}: {exc.orig}") from exc
+
+    async def mark_offered(self, call_id: int, agent_id: int) -> None:
+        """The call rings at ``agent_id`` (the last agent offered is kept)."""
+        await self._update(call_id, agent_id=agent_id)
+
+    async def mark_answered(self, call_id: int, agent_id: int, answered_at: dt.datetime) -> None:
+        require_aware("answered_at", answered_at)
+        await self._update(call_id, agent_id=agent_id, answered_at=answered_at)
+
+    async def mark_ended(
+        self,
+        call_id: int,
+        ended_at: dt.datetime,
+        outcome: CallOutcome | str,
+        hangup_cause: int | None = None,
+        hangup_cause_text: str | None = None,
+    ) -> None:
+        """``outcome`` must be a ``CallOutcome`` value (ValueError otherwise)."""
+        require_aware("ended_at", ended_at)
+        await self._update(
+            call_id,
+            ended_at=ended_at,
+            outcome=CallOutcome(outcome).value,
+            hangup_cause=hangup_cause,
+            hangup_cause_text=hangup_cause_text,
+        )
+
+    async def get_call(self, call_id: int) -> CallRecord:
+        record = await self._find_call(models.Call.id == call_id)
+        if record is None:
+            raise CallNotFound(f"no call with id {call_id}")
+        return record
+
+    async def find_by_channel(self, channel_id: str) -> CallRecord | None:
+        return await self._find_call(models.Call.channel_id == channel_id)
+
+    async def list_calls(self, customer_id: int | None = None) -> list[CallRecord]:
+        """All calls, or one customer's, in order of arrival."""
+        query = select(models.Call).order_by(models.Call.arrived_at, models.Call.id)
+        if customer_id is not None:
+            query = query.where(models.Call.customer_id == customer_id)
+        async with self._unit() as s:
+            rows = await s.scalars(query.execution_options(populate_existing=True))
+            return [_record(row) for row in rows]
+
+    async def events(self, call_id: int) -> list[CallEventRecord]:
+        """The call's journal in order of seq."""
+        ev = models.CallEvent
+        async with self._unit() as s:
+            rows = await s.scalars(select(ev).where(ev.call_id == call_id).order_by(ev.seq))
+            return [
+                CallEventRecord(
+                    call_id=r.call_id,
+                    seq=r.seq,
+                    type=r.type,
+                    at=r.at,
+                    agent_id=r.agent_id,
+                    data=dict(r.data),
+                )
+                for r in rows
+            ]
+
+    async def _update(self, call_id: int, **values: Any) -> None:
+        async with self._unit() as s:
+            try:
+                updated = await s.scalar(
+                    update(models.Call)
+                    .where(models.Call.id == call_id)
+                    .values(**values)
+                    .returning(models.Call.id)
+                    .execution_options(synchronize_session=False)
+                )
+            except IntegrityError as exc:
+                raise Conflict(f"call {call_id}: {exc.orig}") from exc
+            if updated is None:
+                raise CallNotFound(f"no call with id {call_id}")
+
+    async def _find_call(self, where: Any) -> CallRecord | None:
+        async with self._unit() as s:
+            # populate_existing: the UPDATEs above bypass the identity map.
+            row = await s.scalar(
+                select(models.Call).where(where).execution_options(populate_existing=True)
+            )
+            return None if row is None else _record(row)
+
+
+def _record(row: models.Call) -> CallRecord:
+    return CallRecord(
+        id=row.id,
+        channel_id=row.channel_id,
+        linkedid=row.linkedid,
+        customer_id=row.customer_id,
+        dialled_number=row.dialled_number,
+        caller_number=row.caller_number,
+        caller_name=row.caller_name,
+        arrived_at=row.arrived_at,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        agent_id=row.agent_id,
+        outcome=row.outcome,
+        hangup_cause=row.hangup_cause,
+        hangup_cause_text=row.hangup_cause_text,
+    )

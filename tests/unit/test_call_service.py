@@ -1,0 +1,251 @@
+"""The call shell with whole adapters replaced by recording fakes (no Asterisk, no DB)."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from televikar_pbx.ari.adapter import AriEvent, EventDispatcher
+from televikar_pbx.calls.media import MediaFlows
+from televikar_pbx.calls.services import CallService
+from televikar_pbx.domain.acd import Desk
+from televikar_pbx.domain.calendar import Agreement, Calendar
+from televikar_pbx.domain.directory import Agent, Customer, Directory
+from televikar_pbx.errors import AriUnavailable
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+ACME = Customer(
+    1,
+    "Acme AS",
+    "Acme",
+    numbers=("4721000001",),
+    calendar=Calendar(agreement=Agreement(date(2026, 1, 1))),
+)
+
+
+class FakeAri:
+    """Records every request; ``fail`` makes one operation raise."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[Any, ...]] = []
+        self.fail: set[str] = set()
+
+    def _log(self, *request: Any) -> None:
+        if request[0] in self.fail:
+            raise AriUnavailable(f"{request[0]} failed")
+        self.requests.append(request)
+
+    async def ring(self, channel_id: str) -> None:
+        self._log("ring", channel_id)
+
+    async def answer(self, channel_id: str) -> None:
+        self._log("answer", channel_id)
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        self._log("hangup", channel_id)
+
+    async def subscribe_channel(self, channel_id: str) -> None:
+        self._log("subscribe", channel_id)
+
+    async def get_variable(self, channel_id: str, name: str) -> str | None:
+        return channel_id if name == "CHANNEL(linkedid)" else None
+
+    async def originate(self, endpoint: str, **kw: Any) -> dict[str, Any]:
+        self._log("originate", endpoint, kw["channel_id"], kw["caller_id"])
+        return {"id": kw["channel_id"]}
+
+    async def play(self, channel_id: str, media: list[str], playback_id: str) -> None:
+        self._log("play", channel_id, tuple(media), playback_id)
+
+    async def record(
+        self, channel_id: str, name: str, *, max_s: int, terminate_on: str = "#"
+    ) -> None:
+        self._log("record", channel_id, name, max_s)
+
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        self._log("start_moh", channel_id)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        self._log("stop_moh", channel_id)
+
+    async def create_bridge(self, bridge_id: str, name: str = "") -> dict[str, Any]:
+        self._log("bridge", bridge_id)
+        return {"id": bridge_id}
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        self._log("add_to_bridge", bridge_id, tuple(channel_ids))
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        self._log("destroy_bridge", bridge_id)
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self.requests]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.events: list[tuple[int, str]] = []
+        self.messages: list[dict[str, Any]] = []
+
+    async def create_call(self, **kw: Any) -> int:
+        call_id = len(self.calls) + 1
+        self.calls[call_id] = dict(kw)
+        return call_id
+
+    async def append_event(
+        self, call_id: int, type: str, at: datetime, agent_id: int | None = None, data: Any = None
+    ) -> None:
+        self.events.append((call_id, type))
+
+    async def mark_answered(self, call_id: int, agent_id: int, answered_at: datetime) -> None:
+        self.calls[call_id].update(agent_id=agent_id, answered_at=answered_at)
+
+    async def mark_ended(self, call_id: int, **kw: Any) -> None:
+        self.calls[call_id].update(kw)
+
+    async def add_message(
+        self,
+        call_id: int,
+        customer_id: int,
+        caller_number: str | None,
+        file: str,
+        duration_s: float,
+    ) -> int:
+        self.messages.append({"call_id": call_id, "file": file, "duration_s": duration_s})
+        return len(self.messages)
+
+
+def event(kind: str, at_s: float, **raw: Any) -> AriEvent:
+    stamp = (T0 + timedelta(seconds=at_s)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return AriEvent.from_json({"type": kind, "timestamp": stamp, **raw})
+
+
+def caller(channel: str = "c1", dialled: str = "4721000001") -> dict[str, Any]:
+    return {
+        "id": channel,
+        "caller": {"number": "4790000001", "name": "Ola"},
+        "dialplan": {"exten": dialled},
+    }
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, agents: tuple[Agent, ...]) -> None:
+        self.ari = FakeAri()
+        self.store = FakeStore()
+        self.spool = tmp_path / "spool"
+        self.spool.mkdir()
+        self.messages_dir = tmp_path / "messages"
+        directory = Directory((ACME,), agents)
+        self.dispatcher = EventDispatcher(lambda e: self.service.handle(e))
+        self.service = CallService(
+            ari=self.ari,
+            store=self.store,
+            directory=directory,
+            desk=Desk(directory, T0),
+            bind=self.dispatcher.bind,
+            unbind=self.dispatcher.unbind,
+            dispatch=self.dispatcher.dispatch,
+            media=MediaFlows(
+                self.ari, self.store, recording_spool=self.spool, messages_dir=self.messages_dir
+            ),
+        )
+
+    async def send(self, *events: AriEvent) -> None:
+        for e in events:
+            self.dispatcher.dispatch(e)
+        await self.dispatcher.drain()
+
+    def write_wav(self, name: str, seconds: float) -> None:
+        with wave.open(str(self.spool / f"{name}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\0\0" * int(8000 * seconds))
+
+
+async def test_answered_call_rings_the_agent_with_the_customers_name_then_bridges(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    assert ("ring", "c1") in h.ari.requests
+    assert ("originate", "PJSIP/agent1", "c1-a1", '"Acme" <4790000001>') in h.ari.requests
+    await h.send(event("StasisStart", 2, channel={"id": "c1-a1"}, args=["agent", "c1"]))
+    assert h.ari.names()[-3:] == ["answer", "bridge", "add_to_bridge"]
+    await h.send(
+        event("ChannelDestroyed", 5, channel={"id": "c1"}, cause=16, cause_txt="Normal Clearing")
+    )
+    record = h.store.calls[1]
+    assert record["outcome"] == "answered" and record["agent_id"] == 7
+    assert record["ended_at"] - record["answered_at"] == timedelta(seconds=3)
+    assert ("hangup", "c1-a1") in h.ari.requests
+
+
+async def test_message_capture_plays_prompt_records_and_keeps_the_message(tmp_path: Path) -> None:
+    h = Harness(tmp_path, ())  # nobody serves Acme: message capture at once
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    assert ("answer", "c1") in h.ari.requests
+    assert ("play", "c1", ("sound:televikar/message-prompt",), "prompt-c1") in h.ari.requests
+    await h.send(
+        event("PlaybackFinished", 6, playback={"id": "prompt-c1", "target_uri": "channel:c1"})
+    )
+    record = next(r for r in h.ari.requests if r[0] == "record")
+    name = record[2]
+    h.write_wav(name, 5.0)
+    await h.send(
+        event("ChannelDestroyed", 11, channel={"id": "c1"}, cause=16),
+        event("RecordingFinished", 11.1, recording={"name": name, "target_uri": "channel:c1"}),
+    )
+    assert h.store.calls[1]["outcome"] == "message"
+    assert h.store.calls[1]["ended_at"] == T0 + timedelta(seconds=11)
+    [message] = h.store.messages
+    assert message["duration_s"] == pytest.approx(5.0)
+    kept = Path(message["file"])
+    assert kept.is_file() and kept.parent.parent == h.messages_dir
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert h.messages_dir.stat().st_mode & 0o777 == 0o700
+    assert not (h.spool / f"{name}.wav").exists()
+
+
+async def test_hang_up_during_the_prompt_is_no_message(tmp_path: Path) -> None:
+    h = Harness(tmp_path, ())
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
+    assert h.store.calls[1]["outcome"] == "no_message"
+    assert "record" not in h.ari.names()
+
+
+async def test_unknown_number_hears_the_announcement_and_is_hung_up(tmp_path: Path) -> None:
+    h = Harness(tmp_path, ())
+    await h.send(
+        event(
+            "StasisStart", 0, channel=caller(dialled="4799999999"), args=["inbound", "4799999999"]
+        )
+    )
+    assert ("play", "c1", ("sound:televikar/unknown-number",), "ann-c1") in h.ari.requests
+    await h.send(
+        event("PlaybackFinished", 3, playback={"id": "ann-c1", "target_uri": "channel:c1"})
+    )
+    assert ("hangup", "c1") in h.ari.requests
+    await h.send(event("ChannelDestroyed", 3.1, channel={"id": "c1"}, cause=16))
+    assert h.store.calls[1]["outcome"] == "unknown_number"
+    assert h.store.calls[1]["customer_id"] is None
+
+
+async def test_an_offer_that_cannot_be_placed_is_a_miss_after_a_pause(tmp_path: Path) -> None:
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
+    h.ari.fail.add("originate")
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    assert h.service.desk.agents[7].misses == 0
+    await asyncio.sleep(1.2)  # the retry pause, then the desk hears of the miss
+    await h.dispatcher.drain()
+    assert h.service.desk.agents[7].misses >= 1
+    assert (1, "offer_missed") in h.store.events
+    await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
+    assert h.store.calls[1]["outcome"] == "abandoned"
