@@ -20,6 +20,10 @@ readonly PID_FILE="$LAB_DIR/asterisk.pid"
 readonly OUT_FILE="$LAB_DIR/asterisk.out"
 readonly DEBOOTSTRAP_LOG="$LAB_DIR/debootstrap.log"
 readonly APT_LOG="$LAB_DIR/apt-host.log"
+# Inside the root: the app's prompts (sound:televikar/NAME, made by prompts.sh)
+# and where ARI recordings land (POST /channels/{id}/record name=X -> X.wav).
+readonly SOUNDS_DIR="$ROOT/usr/share/asterisk/sounds/televikar"
+readonly RECORDING_DIR="$ROOT/var/spool/asterisk/recording"
 
 # What the root is built from. Changing any of these rebuilds the root.
 readonly SUITE=sid
@@ -115,6 +119,9 @@ ensure_host_packages() {
     command -v sipp >/dev/null || missing+=(sip-tester)
     command -v curl >/dev/null || missing+=(curl)
     command -v ss >/dev/null || missing+=(iproute2)
+    # For prompts.sh (it installs them itself when run alone).
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+    command -v sox >/dev/null || missing+=(sox)
     ((${#missing[@]})) || return 0
     echo "lab: installing ${missing[*]} on the host (log: $APT_LOG)" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -269,6 +276,9 @@ TELEVIKAR_AMI_USER=$AMI_USER
 TELEVIKAR_AMI_PASSWORD=$AMI_PASSWORD
 TELEVIKAR_LAB_ROOT=$ROOT
 TELEVIKAR_LAB_CDR_FILE=$ROOT/var/log/asterisk/cdr-custom/Master.csv
+TELEVIKAR_LAB_SOUNDS_DIR=$SOUNDS_DIR
+TELEVIKAR_LAB_RECORDING_DIR=$RECORDING_DIR
+TELEVIKAR_RECORDING_SPOOL=$RECORDING_DIR
 EOF
     )
     # Name resolution inside the root never leaves the machine: PJSIP resolves
@@ -279,6 +289,14 @@ EOF
     printf '# televikar lab: no DNS inside the Asterisk root\noptions timeout:1 attempts:1\n' \
         >"$ROOT/etc/resolv.conf"
     mkdir -p "$ROOT/var/log/asterisk/cdr-custom" "$ROOT/run/asterisk"
+    # res_stasis_recording writes here and does not create the directory: without
+    # it POST /channels/{id}/record fails.
+    mkdir -p "$RECORDING_DIR"
+}
+
+# The app's Norwegian prompts, regenerated only when asterisk/prompts.txt changed.
+install_prompts() {
+    bash "$SCRIPT_DIR/prompts.sh" "$SOUNDS_DIR" >&2 || die "prompts.sh failed"
 }
 
 provision() {
@@ -286,6 +304,7 @@ provision() {
     ensure_root
     ensure_credentials
     install_config
+    install_prompts
 }
 
 # --- the Asterisk process ------------------------------------------------------------

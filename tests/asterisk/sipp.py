@@ -9,7 +9,14 @@ The carrier: ``carrier_call("4721000001", workdir=...)`` runs
 ``scenarios/carrier_call.xml`` from 127.0.0.2 (the address that identifies the
 ``carrier`` endpoint) against Asterisk on 127.0.0.1:5060 and waits for it.
 
-Both write sipp's message log (``-trace_msg``); ``parse_message_log`` turns it into
+A caller who talks: ``carrier_message_call("4721000001", workdir=..., wait_ms=11000,
+talk_ms=5000)`` runs ``scenarios/carrier_message.xml``: like the carrier call, but it
+sends ``talk_ms`` of real speech as RTP after ``wait_ms`` and then hangs up, or with
+``dtmf_pound=True`` presses # (RFC 4733) and waits for the PBX to hang up. The RTP
+comes from pcap files written per run (``write_message_media``) from the Norwegian
+speech in ``scenarios/caller_speech.wav``.
+
+All of them write sipp's message log (``-trace_msg``); ``parse_message_log`` turns it into
 ``SipMessage`` objects, e.g. to count the INVITEs an agent phone received and read
 the caller's display name from their From header.
 
@@ -28,7 +35,9 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +48,13 @@ from typing import Literal
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 AGENT_SCENARIO = SCENARIO_DIR / "agent_answer.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
+CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
+# What the talking caller says (espeak-ng -v nb, A-law 8 kHz mono WAV, ~7.5 s; looped).
+CALLER_SPEECH = SCENARIO_DIR / "caller_speech.wav"
+# The pcaps carrier_message.xml plays: sipp looks for them next to the scenario, then
+# in its working directory.
+TALK_PCAP_NAME = "carrier_message_talk.pcap"
+POUND_PCAP_NAME = "carrier_message_pound.pcap"
 
 ASTERISK_HOST = "127.0.0.1"
 ASTERISK_SIP_PORT = 5060
@@ -82,10 +98,13 @@ def agent_port(agent: int) -> int:
 _live: set[subprocess.Popen[bytes]] = set()
 
 
-def _start(args: Sequence[str], stderr_path: Path) -> subprocess.Popen[bytes]:
+def _start(
+    args: Sequence[str], stderr_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(
             list(args),
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # sipp's screen; results come from the trace files
             stderr=err,
@@ -350,6 +369,181 @@ def _stat_int(totals: dict[str, str], column: str) -> int:
 
 
 # ---------------------------------------------------------------------------
+# RTP media for the talking caller (pcap files for play_pcap_audio)
+# ---------------------------------------------------------------------------
+
+PTIME_MS = 20
+SAMPLES_PER_MS = 8  # G.711 and telephone-event: 8 kHz clock
+PCMA_PAYLOAD_TYPE = 8
+DTMF_PAYLOAD_TYPE = 101  # telephone-event, as in the scenarios' SDP
+DTMF_EVENTS = "0123456789*#ABCD"  # RFC 4733 event codes 0..15
+_PCAP_MEDIA_PORT = 10000  # sipp replaces both ports; only their difference counts
+_RTP_SSRC = 0x7E1E0001
+
+
+def read_alaw_wav(path: Path) -> bytes:
+    """The samples of an A-law, 8 kHz, mono WAV file (format 6), e.g. from
+    ``sox IN -t wav -r 8000 -c 1 -e a-law OUT``."""
+    data = path.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    fmt: tuple[int, ...] | None = None
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id = data[offset : offset + 4]
+        (size,) = struct.unpack_from("<I", data, offset + 4)
+        body = data[offset + 8 : offset + 8 + size]
+        if chunk_id == b"fmt ":
+            fmt = struct.unpack_from("<HHIIHH", body)
+        elif chunk_id == b"data":
+            if fmt is None or fmt[0] != 6 or fmt[1] != 1 or fmt[2] != 8000:
+                raise ValueError(f"{path}: want A-law 8000 Hz mono, fmt chunk is {fmt}")
+            if not body:
+                raise ValueError(f"{path}: no samples")
+            return body
+        offset += 8 + size + (size & 1)
+    raise ValueError(f"{path}: no data chunk")
+
+
+@dataclass(frozen=True)
+class RtpPacket:
+    """One RTP packet of a pcap, sent ``at_ms`` after the first."""
+
+    at_ms: float
+    payload_type: int
+    marker: bool
+    seq: int
+    timestamp: int
+    payload: bytes
+    ssrc: int = _RTP_SSRC
+
+    def encode(self) -> bytes:
+        return (
+            struct.pack(
+                ">BBHII",
+                0x80,  # version 2, no padding, extension or CSRC
+                (0x80 if self.marker else 0) | self.payload_type,
+                self.seq & 0xFFFF,
+                self.timestamp & 0xFFFFFFFF,
+                self.ssrc,
+            )
+            + self.payload
+        )
+
+
+def _ipv4_checksum(header: bytes) -> int:
+    words: tuple[int, ...] = struct.unpack(f">{len(header) // 2}H", header)
+    total = sum(words)
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def write_rtp_pcap(path: Path, packets: Sequence[RtpPacket]) -> None:
+    """A classic pcap (Ethernet, IPv4/UDP) of ``packets`` for sipp's play_pcap_audio.
+
+    sipp sends each packet's RTP unchanged, from the call's media address and port to
+    the peer's (from its SDP), timed by the capture timestamps.
+    """
+    if not packets:
+        raise ValueError("a pcap for sipp needs at least one packet")
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for number, packet in enumerate(packets):
+        rtp = packet.encode()
+        udp = struct.pack(">HHHH", _PCAP_MEDIA_PORT, _PCAP_MEDIA_PORT, 8 + len(rtp), 0) + rtp
+        ip = bytearray(
+            struct.pack(
+                ">BBHHHBBH4s4s",
+                0x45, 0, 20 + len(udp), number & 0xFFFF, 0, 64, 17, 0,
+                socket.inet_aton(CARRIER_IP), socket.inet_aton(ASTERISK_HOST),
+            )
+        )  # fmt: skip
+        struct.pack_into(">H", ip, 10, _ipv4_checksum(bytes(ip)))
+        frame = bytes(12) + b"\x08\x00" + bytes(ip) + udp  # Ethernet: no MACs, IPv4
+        at_us = round(packet.at_ms * 1000)
+        out += struct.pack("<IIII", at_us // 1_000_000, at_us % 1_000_000, len(frame), len(frame))
+        out += frame
+    path.write_bytes(bytes(out))
+
+
+def talk_packets(
+    talk_ms: int, audio: bytes, *, seq: int = 1000, timestamp: int = 0
+) -> list[RtpPacket]:
+    """``talk_ms`` (rounded up to 20 ms) of PCMA: ``audio`` (A-law samples), looped."""
+    if not audio:
+        raise ValueError("no audio")
+    per_packet = PTIME_MS * SAMPLES_PER_MS
+    count = max(1, -(-talk_ms // PTIME_MS))
+    packets = []
+    position = 0
+    for n in range(count):
+        chunk = bytearray()
+        while len(chunk) < per_packet:
+            piece = audio[position : position + per_packet - len(chunk)]
+            chunk += piece
+            position = (position + len(piece)) % len(audio)
+        packets.append(
+            RtpPacket(
+                at_ms=n * PTIME_MS,
+                payload_type=PCMA_PAYLOAD_TYPE,
+                marker=n == 0,  # start of a talkspurt
+                seq=seq + n,
+                timestamp=timestamp + n * per_packet,
+                payload=bytes(chunk),
+            )
+        )
+    return packets
+
+
+def dtmf_packets(
+    digit: str, *, seq: int = 1000, timestamp: int = 0, tone_ms: int = 160
+) -> list[RtpPacket]:
+    """One RFC 4733 key press: an event packet every 20 ms for ``tone_ms`` (all with
+    the event's start ``timestamp``, growing duration, marker on the first), then the
+    end packet three times."""
+    event = DTMF_EVENTS.index(digit.upper())
+    volume = 10  # -10 dBm0
+    steps = max(1, tone_ms // PTIME_MS)
+    packets = []
+    for n in range(steps + 3):
+        end = n >= steps
+        duration = min(n + 1, steps) * PTIME_MS * SAMPLES_PER_MS
+        packets.append(
+            RtpPacket(
+                # The end packet three times, 5 ms apart, when the tone is over.
+                at_ms=n * PTIME_MS if not end else steps * PTIME_MS + (n - steps) * 5,
+                payload_type=DTMF_PAYLOAD_TYPE,
+                marker=n == 0,
+                seq=seq + n,
+                timestamp=timestamp,
+                payload=struct.pack(">BBH", event, (0x80 if end else 0) | volume, duration),
+            )
+        )
+    return packets
+
+
+def write_message_media(
+    directory: Path, talk_ms: int, audio: bytes | None = None
+) -> tuple[Path, Path]:
+    """Write the two pcaps carrier_message.xml plays into ``directory``: ``talk_ms``
+    of speech (default: ``CALLER_SPEECH``) and a '#' that continues the same RTP
+    stream. Returns (talk pcap, pound pcap)."""
+    if audio is None:
+        audio = read_alaw_wav(CALLER_SPEECH)
+    directory.mkdir(parents=True, exist_ok=True)
+    talk = talk_packets(talk_ms, audio)
+    last = talk[-1]
+    pound = dtmf_packets(
+        "#", seq=last.seq + 1, timestamp=last.timestamp + PTIME_MS * SAMPLES_PER_MS
+    )
+    talk_path = directory / TALK_PCAP_NAME
+    pound_path = directory / POUND_PCAP_NAME
+    write_rtp_pcap(talk_path, talk)
+    write_rtp_pcap(pound_path, pound)
+    return talk_path, pound_path
+
+
+# ---------------------------------------------------------------------------
 # Agent phone (UAS)
 # ---------------------------------------------------------------------------
 
@@ -541,6 +735,116 @@ def carrier_call(
     if timeout_s is None:
         spread_s = calls / (rate or 10.0)
         timeout_s = spread_s + answer_timeout_s + talk_ms / 1000 + 15.0
+    return _run_carrier(
+        CARRIER_SCENARIO,
+        dialled,
+        workdir=workdir,
+        name=name,
+        variables={"talk_ms": str(talk_ms)},
+        caller_number=caller_number,
+        caller_name=caller_name,
+        diversion=diversion,
+        calls=calls,
+        rate=rate,
+        max_concurrent=max_concurrent,
+        answer_timeout_s=answer_timeout_s,
+        timeout_s=timeout_s,
+        target=target,
+        extra_args=extra_args,
+    )
+
+
+def carrier_message_call(
+    dialled: str,
+    *,
+    workdir: Path,
+    wait_ms: int = 0,
+    talk_ms: int = 5000,
+    dtmf_pound: bool = False,
+    caller_number: str = "4790000001",
+    caller_name: str = "",
+    diversion: str | None = None,
+    audio: bytes | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    max_concurrent: int | None = None,
+    answer_timeout_s: float = 30.0,
+    timeout_s: float | None = None,
+    target: tuple[str, int] = (ASTERISK_HOST, ASTERISK_SIP_PORT),
+    name: str = "carrier_message",
+    extra_args: Sequence[str] = (),
+) -> CarrierResult:
+    """A carrier call whose caller talks: ``wait_ms`` after the answer (no RTP: the
+    prompt and the beep), then ``talk_ms`` of speech as PCMA RTP, then BYE; with
+    ``dtmf_pound`` a '#' (RFC 4733) instead of the BYE, and the PBX must hang up.
+
+    Asterisk records only the audio it receives, so a message recorded from the beep
+    on is ``talk_ms`` long when ``wait_ms`` covers prompt and beep. ``audio`` is
+    A-law 8 kHz (default: ``CALLER_SPEECH``), looped to ``talk_ms``.
+
+    ``answer_timeout_s`` bounds the wait for the answer and, with ``dtmf_pound``,
+    also the wait for the PBX's BYE after the '#' (sipp's ``-recv_timeout``): a PBX
+    that does not hang up makes the call fail. Otherwise as ``carrier_call``. sipp
+    sends pcap audio through a raw socket: this needs root.
+    """
+    if min(wait_ms, talk_ms) < 0:
+        raise ValueError("wait_ms and talk_ms must be >= 0")
+    if timeout_s is None:
+        spread_s = calls / (rate or 10.0)
+        timeout_s = spread_s + answer_timeout_s + (wait_ms + talk_ms) / 1000 + 15.0
+        if dtmf_pound:
+            timeout_s += answer_timeout_s
+    # sipp loads the pcaps with the scenario, looking next to it first (then in its
+    # working directory, with a complaint in the error log): a copy of the scenario
+    # next to this run's pcaps.
+    media_dir = workdir / f"{name}_media"
+    write_message_media(media_dir, talk_ms, audio)
+    scenario = media_dir / CARRIER_MESSAGE_SCENARIO.name
+    shutil.copyfile(CARRIER_MESSAGE_SCENARIO, scenario)
+    return _run_carrier(
+        scenario,
+        dialled,
+        workdir=workdir,
+        name=name,
+        variables={
+            "wait_ms": str(wait_ms),
+            "talk_ms": str(talk_ms),
+            "dtmf_pound": "1" if dtmf_pound else "0",
+        },
+        caller_number=caller_number,
+        caller_name=caller_name,
+        diversion=diversion,
+        calls=calls,
+        rate=rate,
+        max_concurrent=max_concurrent,
+        answer_timeout_s=answer_timeout_s,
+        timeout_s=timeout_s,
+        target=target,
+        extra_args=extra_args,
+        cwd=media_dir,
+    )
+
+
+def _run_carrier(
+    scenario: Path,
+    dialled: str,
+    *,
+    workdir: Path,
+    name: str,
+    variables: dict[str, str],
+    caller_number: str,
+    caller_name: str,
+    diversion: str | None,
+    calls: int,
+    rate: float | None,
+    max_concurrent: int | None,
+    answer_timeout_s: float,
+    timeout_s: float,
+    target: tuple[str, int],
+    extra_args: Sequence[str],
+    cwd: Path | None = None,
+) -> CarrierResult:
+    """Run a carrier (UAC) scenario to completion: the part every carrier call shares."""
     workdir.mkdir(parents=True, exist_ok=True)
     message_log = workdir / f"{name}_messages.log"
     error_log = workdir / f"{name}_errors.log"
@@ -551,7 +855,7 @@ def carrier_call(
     args = [
         sipp_binary(),
         f"{target[0]}:{target[1]}",
-        "-sf", str(CARRIER_SCENARIO),
+        "-sf", str(scenario),
         "-s", dialled,
         "-i", CARRIER_IP,
         # An explicit free port: sipp's default 5060 would collide between runs.
@@ -562,7 +866,10 @@ def carrier_call(
         "-nostdin",
         "-set", "callernum", caller_number,
         "-set", "callername", _quote_display_name(caller_name),
-        "-set", "talk_ms", str(talk_ms),
+    ]  # fmt: skip
+    for variable, value in variables.items():
+        args += ["-set", variable, value]
+    args += [
         "-trace_msg", "-message_file", str(message_log),
         "-trace_err", "-error_file", str(error_log),
         "-trace_stat", "-stf", str(stat_file), "-fd", "1",
@@ -576,7 +883,7 @@ def carrier_call(
     args += list(extra_args)
 
     started = time.monotonic()
-    proc = _start(args, stderr_log)
+    proc = _start(args, stderr_log, cwd=cwd)
     timed_out = False
     try:
         proc.wait(timeout_s)
@@ -598,3 +905,25 @@ def carrier_call(
         stat_file=stat_file,
         stderr_log=stderr_log,
     )
+
+
+def _main(argv: Sequence[str]) -> int:
+    """``python3 tests/asterisk/sipp.py message-media TALK_MS [DIR]``: write the pcaps
+    of carrier_message.xml and a copy of it into DIR (default: the current directory),
+    for running sipp by hand."""
+    if len(argv) not in (2, 3) or argv[0] != "message-media" or not argv[1].isdigit():
+        print("usage: sipp.py message-media TALK_MS [DIR]", file=sys.stderr)
+        return 2
+    directory = Path(argv[2] if len(argv) == 3 else ".")
+    paths = [
+        *write_message_media(directory, int(argv[1])),
+        directory / CARRIER_MESSAGE_SCENARIO.name,
+    ]
+    shutil.copyfile(CARRIER_MESSAGE_SCENARIO, paths[-1])
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -344,7 +344,7 @@ class AriClient:
             format="wav",
             maxDurationSeconds=max_s,
             terminateOn=terminate_on,
-            beep=True,
+            beep="true",  # yarl refuses bool query values
             ifExists="overwrite",
         )
 
