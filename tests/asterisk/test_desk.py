@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.calendar import Agreement, DateException
-from televikar_pbx.domain.directory import CustomerRules
+from televikar_pbx.domain.directory import CustomerRules, HoldStyle, OutsidePolicy
 from televikar_pbx.domain.metrics import classify
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Service, StartService
@@ -86,12 +86,14 @@ def test_caller_who_gives_up_is_abandoned_and_lost_after_12_s(
     start_service: StartService, tmp_path: Path
 ) -> None:
     service: Service = start_service(seeder(), ring_timeout_s="30")
-    with sipp.agent_phone(1, workdir=tmp_path, answer_ms=60_000):  # rings, never answers
+    with sipp.agent_phone(1, workdir=tmp_path, answer_ms=60_000) as phone:  # never answers
         for seconds in (8, 15):
             result = sipp.carrier_call(
                 DIDS[0], workdir=tmp_path, answer_timeout_s=seconds, name=f"giveup{seconds}"
             )
             assert not result.ok  # the caller hung up unanswered
+        # The ringing agent leg was cancelled each time the caller gave up.
+        assert sipp.count_requests(phone.messages(), "CANCEL") == 2
     short, long = service.ended_call(1), service.ended_call(2)
     for call, seconds in ((short, 8), (long, 15)):
         assert call.outcome == "abandoned"
@@ -287,6 +289,84 @@ def test_wrap_up_keeps_the_agent_free_until_it_ends(
     assert calls[0].ended_at is not None
     gap = (second_offer.at - calls[0].ended_at).total_seconds()
     assert gap >= 4.0 - 0.05, f"offered {gap:.2f} s after the previous call ended"
+
+
+def test_shared_entry_number_is_resolved_by_the_diversion_header(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    shared = "4721000021"
+
+    async def seed(directory: DirectoryRepository) -> dict[str, int]:
+        a = await directory.add_customer(
+            "Alfa AS", "Alfa", [shared], forwarded_from=["22001100"], agreement=AGREEMENT
+        )
+        b = await directory.add_customer(
+            "Bravo AS", "Bravo", [shared], forwarded_from=["22002200"], agreement=AGREEMENT
+        )
+        ka = await directory.add_agent("Kari", "agent1", [a.id], logged_in=True)
+        ob = await directory.add_agent("Ola", "agent2", [b.id], logged_in=True)
+        return {"a": a.id, "b": b.id, "kari": ka.id, "ola": ob.id}
+
+    service: Service = start_service(seed)
+    with (
+        sipp.agent_phone(1, workdir=tmp_path, answer_ms=200) as kari,
+        sipp.agent_phone(2, workdir=tmp_path, answer_ms=200) as ola,
+    ):
+        result = sipp.carrier_call(
+            shared,
+            workdir=tmp_path,
+            talk_ms=500,
+            diversion="<sip:22002200@127.0.0.2>;reason=unconditional",
+        )
+        assert result.ok, result.describe()
+        assert len(ola.wait_for_invites(1)) == 1 and kari.invites() == []
+        # Without a Diversion header the shared number names nobody: announcement.
+        sipp.carrier_call(shared, workdir=tmp_path, talk_ms=30_000, name="nodiversion")
+    assert service.ended_call(1).customer_id == service.ids["b"]
+    assert service.ended_call(1).agent_id == service.ids["ola"]
+    assert service.ended_call(2).outcome == "unknown_number"
+
+
+def test_music_on_hold_answers_the_caller_while_waiting(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    service: Service = start_service(seeder(rules=CustomerRules(hold_style=HoldStyle.MUSIC)))
+    with sipp.agent_phone(1, workdir=tmp_path, answer_ms=2000):
+        # Answered at once (music), the caller's 5 s start then: 2 s music, 3 s agent.
+        result = sipp.carrier_call(DIDS[0], workdir=tmp_path, talk_ms=5000)
+        assert result.ok, result.describe()
+    call = service.ended_call(1)
+    assert call.outcome == "answered"
+    assert abs(wait_s(call) - 2.0) <= 0.3
+    # Asterisk's CDR shows the caller answered at once (music), not when the agent did.
+    cdr = service.lab.cdr_row(call.channel_id)
+    assert cdr is not None and cdr.answer is not None
+    assert (cdr.answer - call.arrived_at).total_seconds() < 0.5
+
+
+def test_outside_agreement_with_reject_policy_hears_an_announcement(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    async def seed(directory: DirectoryRepository) -> dict[str, int]:
+        ended = Agreement(date(2025, 1, 1), date(2025, 12, 31))
+        c = await directory.add_customer(
+            "Slutt AS", "Slutt", [DIDS[0]], agreement=ended,
+            rules=CustomerRules(outside_policy=OutsidePolicy.REJECT),
+        )  # fmt: skip
+        a = await directory.add_agent("Kari", "agent1", [c.id], logged_in=True)
+        return {"c0": c.id, "a1": a.id}
+
+    service: Service = start_service(seed)
+    with sipp.agent_phone(1, workdir=tmp_path, answer_ms=200) as phone:
+        result = sipp.carrier_call(DIDS[0], workdir=tmp_path, talk_ms=30_000)
+        assert phone.invites() == []
+    assert 200 in result.invite_statuses(), result.describe()
+    assert result.duration_s < 15  # hung up by us after the announcement
+    call = service.ended_call(1)
+    assert call.outcome == "rejected"
+    assert [e.data.get("announcement") for e in service.events(1) if e.type == "announcement"] == [
+        "rejected"
+    ]
 
 
 # Our message prompt (9.7 s, asterisk/prompts.txt) plus the beep, in ms: the caller talks after.
