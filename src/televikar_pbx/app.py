@@ -8,11 +8,15 @@ from datetime import UTC, datetime
 import structlog
 
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
+from televikar_pbx.asterisk_conf import install_hints
 from televikar_pbx.calls.media import MediaFlows
+from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.services import CallService
+from televikar_pbx.control import start_control
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import CallStoreRepository, load_directory
 from televikar_pbx.domain.acd import Desk
+from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
 
 log = structlog.get_logger("televikar_pbx.app")
@@ -34,6 +38,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         reconnect_max_s=settings.ari_reconnect_max_s,
     )
     store = CallStoreRepository(sessionmaker)
+    presence = Presence(ari, directory, desk)
 
     async def handle(event: AriEvent) -> None:
         await calls.handle(event)
@@ -54,9 +59,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             messages_dir=settings.messages_dir,
             max_message_s=settings.max_message_s,
         ),
+        presence=presence,
     )
 
     async def on_connected() -> None:
+        try:
+            await install_hints(settings.asterisk_conf_dir, directory, ari)
+        except AriError as exc:
+            log.warning("service.hints_failed", error=str(exc))
+        presence.resync()
         log.info(
             "service.ready",
             app=settings.ari_app,
@@ -65,11 +76,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
 
     log.info("service.starting", database=_safe_url(settings.sqlalchemy_url))
+    presence.start()
+    control = await start_control(calls, settings.control_port)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     try:
         await stop.wait()
     finally:
         log.info("service.stopping")
+        await control.cleanup()
+        await presence.close()
         await ari.close()
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)

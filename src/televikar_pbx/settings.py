@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     ami_user: str = "televikar"
     ami_password: SecretStr = SecretStr("")
 
+    # FastAGI server for the agents' feature codes (loopback only). The dialplan
+    # (asterisk/conf/extensions.conf, from-agents) names the same port.
+    agi_port: int = 4573
+
     # Database: an explicit SQLAlchemy URL wins; otherwise the SQLite file at db_path.
     database_url: str | None = None
     db_path: Path = Path("/var/lib/televikar-pbx/televikar.sqlite3")
@@ -45,6 +49,13 @@ class Settings(BaseSettings):
     recording_spool: Path = Path("/var/spool/asterisk/recording")
     messages_dir: Path = Path("/var/lib/televikar-pbx/messages")
     max_message_s: int = Field(default=120, gt=0)
+
+    # Asterisk's configuration directory, where the service writes what it generates
+    # from the database (agent hints); unset = generate nothing.
+    asterisk_conf_dir: Path | None = None
+
+    # The loopback control API of `serve` (status, agent log-in/out/pause).
+    control_port: int = Field(default=8765, gt=0, lt=65536)
 
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"

@@ -381,6 +381,16 @@ class AriClient:
         value = self._json(result).get("value")
         return str(value) if value is not None else None
 
+    async def set_device_state(self, device: str, state: str) -> None:
+        """Publish ``Stasis:<device>`` (``devicestate list`` in the CLI, phone BLF)."""
+        await self._call("deviceStates", "update", deviceName=f"Stasis:{device}", deviceState=state)
+
+    async def reload_module(self, module: str) -> None:
+        await self._call("asterisk", "reloadModule", moduleName=module)
+
+    async def set_global(self, name: str, value: str) -> None:
+        await self._call("asterisk", "setGlobalVar", variable=name, value=value)
+
     async def list_channels(self) -> list[dict[str, Any]]:
         result = await self._call("channels", "list")
         return [self._json(c) for c in result or []]

@@ -21,6 +21,7 @@ import structlog
 from televikar_pbx.ari.adapter import GLOBAL_KEY, AriEvent
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.ports import CallStore, Telephony
+from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.state import ActiveCall, caller_id
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import Agent, Directory, HoldStyle
@@ -57,15 +58,17 @@ class CallService:
         unbind: Callable[[str], None],
         dispatch: Callable[[AriEvent], None],
         media: MediaFlows,
+        presence: Presence | None = None,
     ) -> None:
         self._ari = ari
         self._store = store
-        self._directory = directory
+        self.directory = directory
         self.desk = desk
         self._bind = bind
         self._unbind = unbind
         self._dispatch = dispatch
         self._media = media
+        self._presence = presence
         self.calls: dict[str, ActiveCall] = {}
         self._channel_call: dict[str, str] = {}
         self._agents: dict[int, Agent] = {a.id: a for a in directory.agents}
@@ -119,13 +122,13 @@ class CallService:
         caller = channel.get("caller", {})
         caller_number = str(caller.get("number") or "") or None
         caller_name = str(caller.get("name") or "") or None
-        customer = self._directory.customer_for_call(dialled)
+        customer = self.directory.customer_for_call(dialled)
         forwarded_from = None
         if customer is None:
             # Shared entry number or unknown: the Diversion header (res_pjsip_diversion
             # puts it in REDIRECTING) may name the customer's own forwarded line.
             forwarded_from = await self._variable(key, "REDIRECTING(from-num)")
-            customer = self._directory.customer_for_call(dialled, forwarded_from)
+            customer = self.directory.customer_for_call(dialled, forwarded_from)
         linkedid = await self._variable(key, "CHANNEL(linkedid)")
         try:
             await self._ari.subscribe_channel(key)
@@ -283,9 +286,21 @@ class CallService:
 
     # --- the desk and its commands -------------------------------------------------------
 
-    async def feed(self, event: acd.Event, at: datetime) -> None:
-        """Feed an event that did not come from ARI (agent log-in, pause …)."""
-        await self._feed(event, at)
+    async def agent_event(self, event: acd.AgentEvent, at: datetime) -> str | None:
+        """An agent logged in or out, paused or resumed (feature code, command line);
+        the reason when the desk refuses it."""
+        try:
+            commands = self.desk.handle(event, at)
+        except acd.IllegalEvent as exc:
+            return str(exc)
+        self._after_change()
+        await self.execute(commands, at)
+        return None
+
+    def _after_change(self) -> None:
+        self._schedule_tick()
+        if self._presence is not None:
+            self._presence.changed()
 
     async def _feed(self, event: acd.Event, at: datetime) -> None:
         try:
@@ -293,7 +308,7 @@ class CallService:
         except acd.IllegalEvent as exc:
             log.error("desk.illegal_event", error=str(exc))
             return
-        self._schedule_tick()
+        self._after_change()
         await self.execute(commands, at)
 
     async def _on_command(self, event: AriEvent) -> None:

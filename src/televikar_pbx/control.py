@@ -1,0 +1,65 @@
+"""The service's loopback control API, for the operator's command line.
+
+    GET  /status                           the live desk (``televikar-pbx status``)
+    POST /agents/{id}/{login|logout|pause|resume}
+
+It listens on 127.0.0.1 only; the command line persists agent states in the database
+first, then tells the running service here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+
+from televikar_pbx.calls.presence import snapshot
+from televikar_pbx.calls.services import CallService
+from televikar_pbx.domain import acd
+
+log = structlog.get_logger("televikar_pbx.control")
+
+ACTIONS: dict[str, type[acd.AgentEvent]] = {
+    "login": acd.AgentLoggedIn,
+    "logout": acd.AgentLoggedOut,
+    "pause": acd.AgentPaused,
+    "resume": acd.AgentResumed,
+}
+
+
+def make_app(calls: CallService) -> web.Application:
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(
+            snapshot(calls.desk, calls.directory, calls.calls, datetime.now(UTC))
+        )
+
+    async def agent_action(request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        try:
+            agent_id = int(request.match_info["agent_id"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="agent id must be a number") from None
+        if action not in ACTIONS:
+            raise web.HTTPNotFound(text=f"unknown action {action!r}")
+        slot = calls.desk.agents.get(agent_id)
+        if slot is None:
+            raise web.HTTPNotFound(text=f"no agent {agent_id} in the running service")
+        error = await calls.agent_event(ACTIONS[action](agent_id), datetime.now(UTC))
+        if error:
+            raise web.HTTPConflict(text=error)
+        log.info("control.agent", agent_id=agent_id, action=action, state=slot.state.value)
+        return web.json_response({"agent_id": agent_id, "state": slot.state.value})
+
+    app = web.Application()
+    app.router.add_get("/status", status)
+    app.router.add_post("/agents/{agent_id}/{action}", agent_action)
+    return app
+
+
+async def start_control(calls: CallService, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(calls), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    log.info("control.listening", address=f"127.0.0.1:{port}")
+    return runner
