@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
+from televikar_pbx.ami.presence import AmiPresence
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
 from televikar_pbx.asterisk_conf import install_hints
 from televikar_pbx.calls.media import MediaFlows
@@ -77,6 +80,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     log.info("service.starting", database=_safe_url(settings.sqlalchemy_url))
     presence.start()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def background(coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine from a synchronous (panoramisk) callback, keeping a reference."""
+        task = asyncio.ensure_future(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    phones = AmiPresence(
+        settings.ami_host,
+        settings.ami_port,
+        settings.ami_user,
+        settings.ami_password.get_secret_value(),
+        lambda endpoint, ok: background(calls.phone_reachability(endpoint, ok)),
+        max_delay_s=settings.ari_reconnect_max_s,
+    )
+    phones.start()
     control = await start_control(calls, settings.control_port)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     try:
@@ -84,6 +104,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         log.info("service.stopping")
         await control.cleanup()
+        phones.close()
         await presence.close()
         await ari.close()
         runner.cancel()

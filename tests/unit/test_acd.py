@@ -383,3 +383,13 @@ def test_illegal_event_raises_and_leaves_state_unchanged() -> None:
 def test_transition_tables_cover_every_state() -> None:
     assert set(acd.CALL_TRANSITIONS) == set(CallState)
     assert set(acd.AGENT_TRANSITIONS) == set(AgentState)
+
+
+def test_unreachable_phone_gets_no_offers_and_does_not_staff_the_customer() -> None:
+    d = desk([customer(10)], [agent(1, 10), agent(2, 10)])
+    d.handle(acd.PhoneUnreachable(1), at(0))
+    assert rings(d.handle(CallerArrived("c1", 10), at(1))) == [("c1", 2)]
+    d.handle(acd.PhoneUnreachable(2), at(2))
+    assert d.handle(CallerArrived("c2", 10), at(3)) == [CaptureMessage("c2", "no_agent", None)]
+    d.handle(acd.PhoneReachable(1), at(4))
+    assert rings(d.handle(CallerArrived("c3", 10), at(5))) == [("c3", 1)]

@@ -297,6 +297,15 @@ class CallService:
         await self.execute(commands, at)
         return None
 
+    async def phone_reachability(self, endpoint: str, reachable: bool) -> None:
+        """AMI presence: an agent's phone became reachable or unreachable."""
+        agent_id = next((a.id for a in self.directory.agents if a.endpoint == endpoint), None)
+        if agent_id is None:
+            return  # not an agent (the carrier trunk, another phone)
+        log.info("agent.phone", agent=self._agents[agent_id].name, reachable=reachable)
+        event = acd.PhoneReachable(agent_id) if reachable else acd.PhoneUnreachable(agent_id)
+        await self._feed(event, datetime.now(UTC))
+
     def _after_change(self) -> None:
         self._schedule_tick()
         if self._presence is not None:

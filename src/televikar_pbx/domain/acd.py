@@ -27,6 +27,9 @@ Routing: while a caller is queued and a qualified agent is idle, the most urgent
 serves its customer: agents not yet tried for this caller first, then the lowest priority
 number, then the one idle longest. An agent is offered one call at a time.
 
+Agents whose phone is unreachable (AMI presence) are neither offered calls nor counted as
+staffing a customer.
+
 Offers: a failed offer (no answer within the ring timeout, busy, rejected, unreachable)
 is a *miss*: the caller stays queued and the next agent is tried. Three misses in a row
 pause the agent. A caller who hangs up while an agent rings cancels the offer at once.
@@ -152,6 +155,18 @@ class AgentResumed:
     agent_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class PhoneReachable:
+    """The agent's phone registered or answers qualify requests again."""
+
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneUnreachable:
+    agent_id: int
+
+
 CallEvent = (
     CallerArrived
     | OfferFailed
@@ -162,7 +177,8 @@ CallEvent = (
     | AnnouncementDone
 )
 AgentEvent = AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed
-Event = CallEvent | AgentEvent | Tick
+PhoneEvent = PhoneReachable | PhoneUnreachable
+Event = CallEvent | AgentEvent | PhoneEvent | Tick
 
 
 # --- commands (imperative) -----------------------------------------------------------
@@ -285,13 +301,14 @@ class AgentSlot:
     call_id: str | None = None
     wrap_up_until: datetime | None = None
     misses: int = 0
+    reachable: bool = True  # the phone is registered / answers (AMI presence)
     # What the agent asked for while busy, applied when the call and wrap-up are over.
     after_call: AgentState | None = None
 
     @property
     def present(self) -> bool:
-        """Logged in and not paused (busy or not)."""
-        if self.state in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+        """Logged in, not paused, phone reachable (busy or not)."""
+        if self.state in (AgentState.LOGGED_OUT, AgentState.PAUSED) or not self.reachable:
             return False
         return self.after_call is None
 
@@ -338,6 +355,8 @@ class Desk:
     def handle(self, event: Event, now: datetime) -> list[Command]:
         if isinstance(event, Tick):
             commands = self._tick(now)
+        elif isinstance(event, PhoneReachable | PhoneUnreachable):
+            commands = self._phone_event(event)
         elif isinstance(event, AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed):
             commands = self._agent_event(event, now)
         elif isinstance(event, CallerArrived):
@@ -505,6 +524,13 @@ class Desk:
             agent.idle_since = now
         return [AgentStateChanged(agent.agent_id, wanted, type(event).__name__)]
 
+    def _phone_event(self, event: PhoneEvent) -> list[Command]:
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            raise IllegalEvent(f"{type(event).__name__} for unknown agent {event.agent_id}")
+        agent.reachable = isinstance(event, PhoneReachable)
+        return []
+
     # --- time ---------------------------------------------------------------------------
 
     def _tick(self, now: datetime) -> list[Command]:
@@ -547,7 +573,7 @@ class Desk:
         commands: list[Command] = []
         while True:
             waiting = [c for c in self.calls.values() if c.state is CallState.QUEUED]
-            idle = [a for a in self.agents.values() if a.state is AgentState.IDLE]
+            idle = [a for a in self.agents.values() if a.state is AgentState.IDLE and a.reachable]
             if not waiting or not idle:
                 return commands
             pair: tuple[CallSlot, AgentSlot] | None = None

@@ -1,0 +1,1 @@
+"""AMI adapter (panoramisk): agent phone presence."""
