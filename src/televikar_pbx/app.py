@@ -9,15 +9,21 @@ from typing import Any
 
 import structlog
 
+from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiPresence
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
 from televikar_pbx.asterisk_conf import install_hints
+from televikar_pbx.calls.features import FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.control import start_control
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
-from televikar_pbx.db.repositories import CallStoreRepository, load_directory
+from televikar_pbx.db.repositories import (
+    CallStoreRepository,
+    DirectoryRepository,
+    load_directory,
+)
 from televikar_pbx.domain.acd import Desk
 from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
@@ -97,6 +103,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         max_delay_s=settings.ari_reconnect_max_s,
     )
     phones.start()
+    features = FeatureServer(
+        FeatureCodes(calls, DirectoryRepository(sessionmaker)).on_feature,
+        port=settings.agi_port,
+    )
+    await features.start()
     control = await start_control(calls, settings.control_port)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     try:
@@ -104,6 +115,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         log.info("service.stopping")
         await control.cleanup()
+        await features.close()
         phones.close()
         await presence.close()
         await ari.close()

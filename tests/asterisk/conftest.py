@@ -96,6 +96,14 @@ class Lab:
                     return CdrRow.parse(fields)
         return None
 
+    def cli(self, command: str) -> str:
+        """Run an Asterisk CLI command in the lab, as an operator would."""
+        done = subprocess.run(
+            ["chroot", str(self.root), "asterisk", "-rx", command],
+            capture_output=True, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        return done.stdout
+
     def hang_up_everything(self) -> None:
         """Leave no channel or bridge of an earlier test behind."""
         for channel in self.ari("GET", "channels") or []:

@@ -16,6 +16,11 @@ sends ``talk_ms`` of real speech as RTP after ``wait_ms`` and then hangs up, or 
 comes from pcap files written per run (``write_message_media``) from the Norwegian
 speech in ``scenarios/caller_speech.wav``.
 
+An agent phone dialling a feature code: ``feature_code_call("*45", workdir=...,
+user="agent9", password=...)`` runs ``scenarios/agent_feature_code.xml`` from
+127.0.0.1: INVITE, digest auth on the 401 (or none with ``password=None``), 200 OK,
+then it waits for the PBX's BYE after the confirmation prompt.
+
 All of them write sipp's message log (``-trace_msg``); ``parse_message_log`` turns it into
 ``SipMessage`` objects, e.g. to count the INVITEs an agent phone received and read
 the caller's display name from their From header.
@@ -49,6 +54,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 AGENT_SCENARIO = SCENARIO_DIR / "agent_answer.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
 CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
+FEATURE_CODE_SCENARIO = SCENARIO_DIR / "agent_feature_code.xml"
 # What the talking caller says (espeak-ng -v nb, A-law 8 kHz mono WAV, ~7.5 s; looped).
 CALLER_SPEECH = SCENARIO_DIR / "caller_speech.wav"
 # The pcaps carrier_message.xml plays: sipp looks for them next to the scenario, then
@@ -825,6 +831,76 @@ def carrier_message_call(
     )
 
 
+# ---------------------------------------------------------------------------
+# Agent phone dialling a feature code (UAC with digest auth)
+# ---------------------------------------------------------------------------
+
+# What lab.sh's gen_secret produces (base64url), and nothing that could end sipp's
+# [authentication ...] keyword early.
+_DIGEST_SECRET = re.compile(r"[A-Za-z0-9_.~+/=-]{1,128}")
+
+
+def feature_code_call(
+    code: str,
+    *,
+    workdir: Path,
+    user: str,
+    password: str | None,
+    local_ip: str = AGENT_IP,
+    answer_timeout_s: float = 15.0,
+    timeout_s: float | None = None,
+    target: tuple[str, int] = (ASTERISK_HOST, ASTERISK_SIP_PORT),
+    name: str = "agent_feature",
+    extra_args: Sequence[str] = (),
+) -> CarrierResult:
+    """An agent phone (From ``user``, from ``local_ip``) dials feature ``code``
+    (``"*45"``) with ``scenarios/agent_feature_code.xml`` and waits for the PBX to
+    hang up after the confirmation.
+
+    With a ``password`` it answers a 401/407 with digest credentials (username
+    ``user``); with ``None`` it does not, and the challenge fails the call. ``ok``:
+    answered and hung up by the PBX. ``answer_timeout_s`` bounds every wait, the one
+    for the PBX's BYE too (sipp's ``-recv_timeout``).
+
+    The password never reaches sipp's command line (``ps`` shows it to everybody):
+    it goes into a copy of the scenario, written 0600 under ``workdir``.
+    """
+    if timeout_s is None:
+        timeout_s = 2 * answer_timeout_s + 10.0
+    scenario = FEATURE_CODE_SCENARIO
+    if password is not None:
+        if not _DIGEST_SECRET.fullmatch(password) or not _DIGEST_SECRET.fullmatch(user):
+            raise SippError("user/password with characters sipp's [authentication] cannot take")
+        private = workdir / f"{name}_scenario"
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scenario = private / FEATURE_CODE_SCENARIO.name
+        text = FEATURE_CODE_SCENARIO.read_text(encoding="iso-8859-1").replace(
+            "[authentication]", f"[authentication username={user} password={password}]"
+        )
+        scenario.unlink(missing_ok=True)
+        fd = os.open(scenario, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="iso-8859-1") as f:
+            f.write(text)
+    return _run_carrier(
+        scenario,
+        code,
+        workdir=workdir,
+        name=name,
+        variables={"user": user, "use_auth": "1" if password is not None else "0"},
+        caller_number=None,
+        caller_name=None,
+        diversion=None,
+        calls=1,
+        rate=None,
+        max_concurrent=None,
+        answer_timeout_s=answer_timeout_s,
+        timeout_s=timeout_s,
+        target=target,
+        extra_args=extra_args,
+        local_ip=local_ip,
+    )
+
+
 def _run_carrier(
     scenario: Path,
     dialled: str,
@@ -832,8 +908,8 @@ def _run_carrier(
     workdir: Path,
     name: str,
     variables: dict[str, str],
-    caller_number: str,
-    caller_name: str,
+    caller_number: str | None,
+    caller_name: str | None,
     diversion: str | None,
     calls: int,
     rate: float | None,
@@ -843,8 +919,10 @@ def _run_carrier(
     target: tuple[str, int],
     extra_args: Sequence[str],
     cwd: Path | None = None,
+    local_ip: str = CARRIER_IP,
 ) -> CarrierResult:
-    """Run a carrier (UAC) scenario to completion: the part every carrier call shares."""
+    """Run a carrier (UAC) scenario to completion: the part every carrier call shares
+    (an agent phone's call too, from ``local_ip`` and without the caller variables)."""
     workdir.mkdir(parents=True, exist_ok=True)
     message_log = workdir / f"{name}_messages.log"
     error_log = workdir / f"{name}_errors.log"
@@ -857,16 +935,18 @@ def _run_carrier(
         f"{target[0]}:{target[1]}",
         "-sf", str(scenario),
         "-s", dialled,
-        "-i", CARRIER_IP,
+        "-i", local_ip,
         # An explicit free port: sipp's default 5060 would collide between runs.
-        "-p", str(_free_udp_port(CARRIER_IP)),
+        "-p", str(_free_udp_port(local_ip)),
         "-m", str(calls),
         # Bounds every wait for a response/request; an unanswered INVITE is CANCELled.
         "-recv_timeout", str(int(answer_timeout_s * 1000)),
         "-nostdin",
-        "-set", "callernum", caller_number,
-        "-set", "callername", _quote_display_name(caller_name),
     ]  # fmt: skip
+    if caller_number is not None:
+        args += ["-set", "callernum", caller_number]
+    if caller_name is not None:
+        args += ["-set", "callername", _quote_display_name(caller_name)]
     for variable, value in variables.items():
         args += ["-set", variable, value]
     args += [
