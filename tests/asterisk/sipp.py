@@ -52,6 +52,7 @@ from typing import Literal
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 AGENT_SCENARIO = SCENARIO_DIR / "agent_answer.xml"
+REGISTER_SCENARIO = SCENARIO_DIR / "agent_register.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
 CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
 FEATURE_CODE_SCENARIO = SCENARIO_DIR / "agent_feature_code.xml"
@@ -91,9 +92,10 @@ def sipp_binary() -> str:
 
 
 def agent_port(agent: int) -> int:
-    """SIP port of agent phone N (1..5), as in the lab's pjsip.conf."""
-    if not 1 <= agent <= AGENT_COUNT:
-        raise ValueError(f"the lab has agents 1..{AGENT_COUNT}, not {agent}")
+    """SIP port of agent phone N (1..5 static contacts in the lab's pjsip.conf; 9 is the
+    authenticating agent9, whose contact is wherever it registers from)."""
+    if not (1 <= agent <= AGENT_COUNT or agent == 9):
+        raise ValueError(f"the lab has agents 1..{AGENT_COUNT} and 9, not {agent}")
     return AGENT_BASE_PORT + agent
 
 
@@ -901,6 +903,57 @@ def feature_code_call(
     )
 
 
+def _private_scenario(source: Path, workdir: Path, name: str, user: str, password: str) -> Path:
+    """A 0600 copy of ``source`` whose [authentication] keyword carries the credentials."""
+    if not _DIGEST_SECRET.fullmatch(password) or not _DIGEST_SECRET.fullmatch(user):
+        raise SippError("user/password with characters sipp's [authentication] cannot take")
+    private = workdir / f"{name}_scenario"
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scenario = private / source.name
+    text = source.read_text(encoding="iso-8859-1").replace(
+        "[authentication]", f"[authentication username={user} password={password}]"
+    )
+    scenario.unlink(missing_ok=True)
+    fd = os.open(scenario, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="iso-8859-1") as f:
+        f.write(text)
+    return scenario
+
+
+def register_phone(
+    agent: int,
+    *,
+    workdir: Path,
+    user: str,
+    password: str,
+    expires_s: int = 300,
+    name: str | None = None,
+) -> CarrierResult:
+    """Register (``expires_s`` 0: unregister) agent phone N's port (``agent_port``) as
+    ``user`` with digest auth, so calls to that endpoint reach ``agent_phone(N)``."""
+    name = name or f"register_{user}_{expires_s}"
+    scenario = _private_scenario(REGISTER_SCENARIO, workdir, name, user, password)
+    return _run_carrier(
+        scenario,
+        "register",
+        workdir=workdir,
+        name=name,
+        variables={"user": user, "expires": str(expires_s)},
+        caller_number=None,
+        caller_name=None,
+        diversion=None,
+        calls=1,
+        rate=None,
+        max_concurrent=None,
+        answer_timeout_s=10.0,
+        timeout_s=20.0,
+        target=(ASTERISK_HOST, ASTERISK_SIP_PORT),
+        extra_args=[],
+        local_ip=AGENT_IP,
+        local_port=agent_port(agent),
+    )
+
+
 def _run_carrier(
     scenario: Path,
     dialled: str,
@@ -920,6 +973,7 @@ def _run_carrier(
     extra_args: Sequence[str],
     cwd: Path | None = None,
     local_ip: str = CARRIER_IP,
+    local_port: int | None = None,
 ) -> CarrierResult:
     """Run a carrier (UAC) scenario to completion: the part every carrier call shares
     (an agent phone's call too, from ``local_ip`` and without the caller variables)."""
@@ -937,7 +991,7 @@ def _run_carrier(
         "-s", dialled,
         "-i", local_ip,
         # An explicit free port: sipp's default 5060 would collide between runs.
-        "-p", str(_free_udp_port(local_ip)),
+        "-p", str(local_port or _free_udp_port(local_ip)),
         "-m", str(calls),
         # Bounds every wait for a response/request; an unanswered INVITE is CANCELled.
         "-recv_timeout", str(int(answer_timeout_s * 1000)),
