@@ -10,14 +10,15 @@ from typing import Any
 import structlog
 
 from televikar_pbx.agi.server import FeatureServer
-from televikar_pbx.ami.presence import AmiPresence
+from televikar_pbx.ami.presence import AmiError, AmiPresence
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
-from televikar_pbx.asterisk_conf import install_hints
+from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
 from televikar_pbx.calls.features import FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.control import start_control
+from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import (
     CallStoreRepository,
@@ -73,7 +74,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     async def on_connected() -> None:
         try:
-            await install_hints(settings.asterisk_conf_dir, directory, ari)
+            await install_hints(settings.asterisk_conf_dir, calls.directory, ari)
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         presence.resync()
@@ -103,12 +104,32 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         max_delay_s=settings.ari_reconnect_max_s,
     )
     phones.start()
+
+    async def install_agent_phones() -> None:
+        credentials = await AgentRepository(sessionmaker).agent_credentials()
+        accounts = [PhoneAccount(c.endpoint, c.secret, c.contact) for c in credentials if c.secret]
+        try:
+            await install_phones(settings.asterisk_conf_dir, accounts, phones)
+        except (AmiError, TimeoutError, OSError) as exc:
+            log.warning("service.phones_failed", error=str(exc))
+
+    async def reload() -> None:
+        """The operator changed the directory: endpoints, hints and routing follow."""
+        new = await load_directory(sessionmaker)
+        await install_agent_phones()
+        try:
+            await install_hints(settings.asterisk_conf_dir, new, ari)
+        except AriError as exc:
+            log.warning("service.hints_failed", error=str(exc))
+        await calls.reload(new)
+
+    background(install_agent_phones())
     features = FeatureServer(
         FeatureCodes(calls, DirectoryRepository(sessionmaker)).on_feature,
         port=settings.agi_port,
     )
     await features.start()
-    control = await start_control(calls, settings.control_port)
+    control = await start_control(calls, reload, settings.control_port)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     try:
         await stop.wait()

@@ -7,11 +7,22 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from televikar_pbx import __version__
+from televikar_pbx import __version__, status_cli
+from televikar_pbx.admin import commands as admin_commands
 from televikar_pbx.errors import TelevikarError
 from televikar_pbx.logs import configure_logging
 from televikar_pbx.settings import Settings, load_settings
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("televikar-pbx").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"televikar-pbx: {where}{message} (see --help)\n")
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -53,7 +64,7 @@ def _cmd_demo_load(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="televikar-pbx", description="Telephony backend of a telephone answering service."
     )
     parser.add_argument("--version", action="version", version=f"televikar-pbx {__version__}")
@@ -73,11 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo_sub.add_parser(
         "load", help="two customers and three agents, unless customers exist"
     ).set_defaults(func=_cmd_demo_load)
+
+    admin_commands.register(sub)
+    status_cli.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: exit code, no traceback
+        return exc.code if isinstance(exc.code, int) else 1
     try:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)

@@ -2,6 +2,7 @@
 
     GET  /status                           the live desk (``televikar-pbx status``)
     POST /agents/{id}/{login|logout|pause|resume}
+    POST /reload                           re-read customers and agents from the database
 
 It listens on 127.0.0.1 only; the command line persists agent states in the database
 first, then tells the running service here.
@@ -9,6 +10,7 @@ first, then tells the running service here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -28,7 +30,7 @@ ACTIONS: dict[str, type[acd.AgentEvent]] = {
 }
 
 
-def make_app(calls: CallService) -> web.Application:
+def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         return web.json_response(
             snapshot(calls.desk, calls.directory, calls.calls, datetime.now(UTC))
@@ -51,14 +53,23 @@ def make_app(calls: CallService) -> web.Application:
         log.info("control.agent", agent_id=agent_id, action=action, state=slot.state.value)
         return web.json_response({"agent_id": agent_id, "state": slot.state.value})
 
+    async def do_reload(request: web.Request) -> web.Response:
+        await reload()
+        return web.json_response(
+            {"customers": len(calls.directory.customers), "agents": len(calls.directory.agents)}
+        )
+
     app = web.Application()
+    app.router.add_post("/reload", do_reload)
     app.router.add_get("/status", status)
     app.router.add_post("/agents/{agent_id}/{action}", agent_action)
     return app
 
 
-async def start_control(calls: CallService, port: int) -> web.AppRunner:
-    runner = web.AppRunner(make_app(calls), access_log=None)
+async def start_control(
+    calls: CallService, reload: Callable[[], Awaitable[None]], port: int
+) -> web.AppRunner:
+    runner = web.AppRunner(make_app(calls, reload), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     log.info("control.listening", address=f"127.0.0.1:{port}")

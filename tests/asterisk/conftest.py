@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,6 +132,14 @@ def lab() -> Lab:
     return lab
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
@@ -168,6 +177,18 @@ class Service:
             engine = make_engine(self.db_url)
             try:
                 return await use(CallStoreRepository(make_sessionmaker(engine)))
+            finally:
+                await engine.dispose()
+
+        return run_async(run)
+
+    def directory(self, change: Callable[[DirectoryRepository], Any]) -> Any:
+        """Change customers or agents in the service's database (as the CLI would)."""
+
+        async def run() -> Any:
+            engine = make_engine(self.db_url)
+            try:
+                return await change(DirectoryRepository(make_sessionmaker(engine)))
             finally:
                 await engine.dispose()
 

@@ -4,6 +4,8 @@ that is not reachable gets no calls; AMI presence survives a dropped connection.
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from televikar_pbx.ami.presence import AmiPresence
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.calendar import Agreement
 from tests.asterisk import sipp
-from tests.asterisk.conftest import Lab, Service, StartService, poll
+from tests.asterisk.conftest import Lab, Service, StartService, free_port, poll
 
 DID = "4721000041"
 PHONE = 9  # agent9: the lab's agent endpoint with digest auth, port 5079
@@ -155,3 +157,44 @@ async def wait_until(predicate: object, seconds: float) -> None:
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def test_agents_phones_come_from_the_database_and_reload_without_restart(
+    start_service: StartService, lab: Lab, tmp_path: Path
+) -> None:
+    secret = "s3cretKari2026x"
+
+    async def with_phone(directory: DirectoryRepository) -> dict[str, int]:
+        ids = await seed(directory)
+        c = ids["c"]
+        kari = await directory.add_agent("Kari", "kari", [c], logged_in=False)
+        await directory.set_agent_secret(kari.id, secret)
+        return {**ids, "kari": kari.id}
+
+    port = free_port()
+    service: Service = start_service(with_phone, control_port=str(port))
+    poll(lambda: "kari" in lab.cli("pjsip show endpoints"), 10, "endpoint kari in Asterisk")
+    assert "kari-auth" in lab.cli("pjsip show auths")
+    assert sipp.register_phone(PHONE, workdir=tmp_path, user="kari", password=secret).ok
+    result = sipp.feature_code_call("*45", workdir=tmp_path, user="kari", password=secret)
+    assert result.ok, result.describe()
+    with sipp.agent_phone(PHONE, workdir=tmp_path, answer_ms=300) as phone:
+        assert sipp.carrier_call(DID, workdir=tmp_path, talk_ms=500).ok
+        [invite] = phone.invites()
+        assert invite.start_line.startswith("INVITE sip:kari@")
+    assert service.ended_call(1).agent_id == service.ids["kari"]
+
+    # The operator adds an agent while the service runs; a reload applies it.
+    async def add_lise(directory: DirectoryRepository) -> None:
+        lise = await directory.add_agent("Lise", "lise", [service.ids["c"]], logged_in=True)
+        await directory.set_agent_secret(lise.id, "an0therSecret99")
+
+    service.directory(add_lise)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/reload", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response)["agents"] == 3
+    assert "lise" in lab.cli("pjsip show endpoints")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as response:
+        names = {a["name"]: a["state"] for a in json.load(response)["agents"]}
+    # Lise is new and logged in; Kari keeps her live state (wrap-up after the call).
+    assert names["Lise"] == "idle" and names["Kari"] == "wrap_up"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
-import urllib.request
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -14,16 +15,9 @@ from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.calendar import Agreement
 from televikar_pbx.domain.directory import CustomerRules
 from tests.asterisk import sipp
-from tests.asterisk.conftest import Lab, Service, StartService, poll
+from tests.asterisk.conftest import Lab, Service, StartService, free_port, poll
 
 DID = "4721000031"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def seed(directory: DirectoryRepository) -> dict[str, int]:
@@ -36,9 +30,14 @@ async def seed(directory: DirectoryRepository) -> dict[str, int]:
 
 
 def get_status(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
-        result: dict[str, Any] = json.load(r)
-        return result
+    """What an operator sees with ``televikar-pbx status --json``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "televikar_pbx.cli", "status", "--json"],
+        env={**os.environ, "TELEVIKAR_CONTROL_PORT": str(port)},
+        capture_output=True, text=True, timeout=15, check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 # Asterisk 22 has no "devicestate list" for Stasis: devices ("devstate list" shows only

@@ -19,9 +19,17 @@ from typing import Any
 import structlog
 from panoramisk import Manager
 
+from televikar_pbx.errors import TelevikarError
+
 log = structlog.get_logger("televikar_pbx.ami")
 
 ReachabilityCallback = Callable[[str, bool], None]
+
+
+class AmiError(TelevikarError):
+    """An AMI action failed."""
+
+
 BAD_STATUSES = {"Unreachable", "Removed"}
 
 
@@ -96,6 +104,13 @@ class AmiPresence:
         self._manager.close()
         if self._refreshing is not None:
             self._refreshing.cancel()
+
+    async def reload(self, module: str) -> None:
+        """Reload one Asterisk module's configuration (no restart)."""
+        await asyncio.wait_for(self.logged_in.wait(), 10)
+        reply = await self._manager.send_action({"Action": "Reload", "Module": module})
+        if str(reply.get("Response")) != "Success":
+            raise AmiError(f"reload {module}: {reply.get('Message')}")
 
     def drop_connection(self) -> None:
         """Close the TCP connection as a network fault would (fault tests)."""

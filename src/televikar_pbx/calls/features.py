@@ -25,10 +25,11 @@ class FeatureCodes:
     def __init__(self, calls: CallService, store: AgentStateStore) -> None:
         self._calls = calls
         self._store = store
-        self._by_endpoint = {a.endpoint: a.id for a in calls.directory.agents}
 
     async def on_feature(self, endpoint: str, code: str) -> str:
-        agent_id = self._by_endpoint.get(endpoint)
+        agent_id = next(
+            (a.id for a in self._calls.directory.agents if a.endpoint == endpoint), None
+        )
         if agent_id is None or code not in ("*45", "*46", "*47"):
             log.warning("feature.refused", endpoint=endpoint, code=code)
             return "not-allowed"

@@ -62,6 +62,11 @@ class Presence:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def reload(self, directory: Directory) -> None:
+        self._endpoints = {a.id: a.endpoint for a in directory.agents}
+        self._customers = [c.id for c in directory.customers]
+        self.changed()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="presence")
 

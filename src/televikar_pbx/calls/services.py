@@ -297,6 +297,20 @@ class CallService:
         await self.execute(commands, at)
         return None
 
+    async def reload(self, directory: Directory) -> None:
+        """The operator changed customers or agents: route with the new directory."""
+        now = datetime.now(UTC)
+        self.directory = directory
+        self._agents = {a.id: a for a in directory.agents}
+        commands = self.desk.reload(directory, now)
+        if self._presence is not None:
+            self._presence.reload(directory)
+        self._after_change()
+        log.info(
+            "service.reloaded", customers=len(directory.customers), agents=len(directory.agents)
+        )
+        await self.execute(commands, now)
+
     async def phone_reachability(self, endpoint: str, reachable: bool) -> None:
         """AMI presence: an agent's phone became reachable or unreachable."""
         agent_id = next((a.id for a in self.directory.agents if a.endpoint == endpoint), None)

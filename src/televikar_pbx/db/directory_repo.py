@@ -1,67 +1,125 @@
-"""Customers (numbers, rules, calendar, bookings) and agents, as ``domain.directory``
-types.
+"""Customers (numbers, rules, calendar, report settings, bookings) and agents, as
+``domain`` types.
 
-Rules are stored as plain columns and checked here against the domain's StrEnums; a
-customer without weekly hours is open around the clock, one without an agreement is
-answered only during its bookings (see ``domain.calendar``).
+Rules are stored as plain columns and checked (``directory_rows``) against the domain's
+StrEnums; a customer without weekly hours is open around the clock, one without an
+agreement is answered only during its bookings (see ``domain.calendar``).
+
+Unique keys (customer name, forwarded-from number, agent endpoint) are looked up before
+writing, for an error that names the holder; the schema's unique indexes still decide
+a race (a ``Conflict`` from the flush).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Iterable
+from enum import Enum
+from typing import Literal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from televikar_pbx.db import models
+from televikar_pbx.db.agents_repo import AgentCredentials, AgentRepository
+from televikar_pbx.db.directory_rows import (
+    DEFAULT_RULES,
+    agreement_columns,
+    check_exceptions,
+    hours_key,
+    load_agents,
+    load_customers,
+    load_reports,
+    report_columns,
+    rule_columns,
+)
 from televikar_pbx.db.repo_base import (
     Conflict,
     NotFound,
-    Repository,
     SessionSource,
     flush,
     require_aware,
 )
-from televikar_pbx.domain.calendar import (
-    Agreement,
-    Booking,
-    Calendar,
-    DateException,
-    OpeningHours,
-)
-from televikar_pbx.domain.directory import (
-    Agent,
-    ClosedAction,
-    Customer,
-    CustomerRules,
-    Directory,
-    HoldStyle,
-    OutsidePolicy,
-)
+from televikar_pbx.domain.calendar import Agreement, Booking, DateException, OpeningHours
+from televikar_pbx.domain.directory import Customer, CustomerRules, Directory
+from televikar_pbx.domain.reporting import ReportSettings
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
-DEFAULT_RULES = CustomerRules()
+__all__ = [
+    "DEFAULT_RULES",
+    "DEFAULT_TIMEZONE",
+    "KEEP",
+    "AgentCredentials",
+    "DirectoryRepository",
+    "load_directory",
+]
+
+
+class Keep(Enum):
+    """``update_customer``'s "leave as it is" where None means something."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 async def load_directory(source: SessionSource) -> Directory:
     return await DirectoryRepository(source).load()
 
 
-class DirectoryRepository(Repository):
-    """Customers, their numbers, rules and calendars; agents and whom they answer for."""
+class DirectoryRepository(AgentRepository):
+    """Customers, their numbers, rules, calendars and report settings; agents and whom
+    they answer for (``AgentRepository``)."""
 
     async def load(self) -> Directory:
         async with self._unit() as s:
-            return Directory(customers=await _load_customers(s), agents=await _load_agents(s))
+            return Directory(customers=await load_customers(s), agents=await load_agents(s))
 
     async def has_customers(self) -> bool:
         async with self._unit() as s:
             return bool(await s.scalar(select(exists().select_from(models.Customer))))
+
+    # --- customers ----------------------------------------------------------------------
+
+    async def list_customers(self) -> tuple[Customer, ...]:
+        async with self._unit() as s:
+            return await load_customers(s)
+
+    async def get_customer(self, customer_id: int) -> Customer:
+        async with self._unit() as s:
+            found = await load_customers(s, [customer_id])
+        if not found:
+            raise NotFound(f"no customer with id {customer_id}")
+        return found[0]
+
+    async def find_customer(self, key: str) -> Customer:
+        """The customer named ``key`` (exactly, else ignoring case), else with id ``key``."""
+        c = models.Customer
+        async with self._unit() as s:
+            ids = list(await s.scalars(select(c.id).where(c.name == key)))
+            if not ids:
+                lowered = key.casefold()
+                rows = await s.execute(select(c.id, c.name))
+                ids = [i for i, name in rows if name.casefold() == lowered]
+            if not ids and key.isdigit():
+                ids = list(await s.scalars(select(c.id).where(c.id == int(key))))
+            if len(ids) != 1:
+                raise NotFound(f"no customer {key!r} (give its name or id)")
+            return (await load_customers(s, ids))[0]
+
+    async def report_settings(self, customer_id: int) -> ReportSettings:
+        async with self._unit() as s:
+            reports = await load_reports(s, [customer_id])
+        if customer_id not in reports:
+            raise NotFound(f"no customer with id {customer_id}")
+        return reports[customer_id]
+
+    async def all_report_settings(self) -> dict[int, ReportSettings]:
+        """Report settings by customer id."""
+        async with self._unit() as s:
+            return await load_reports(s)
 
     async def add_customer(
         self,
@@ -75,127 +133,104 @@ class DirectoryRepository(Repository):
         agreement: Agreement | None = None,
         hours: Iterable[OpeningHours] = (),
         exceptions: Iterable[DateException] = (),
+        report: ReportSettings | None = None,
     ) -> Customer:
         """Add a customer with its DIDs (``numbers``, which other customers may share),
         forwarded-from numbers (each names one customer only), rules (None: the service's
-        defaults) and calendar (no hours: always open; no agreement: bookings only)."""
-        dids, forwards = tuple(numbers), tuple(forwarded_from)
-        rule_columns = _rule_columns(rules)
-        if agreement is not None and agreement.end is not None and agreement.end < agreement.start:
-            raise ValueError(f"agreement ends ({agreement.end}) before it starts")
-        weekly = tuple(sorted(hours, key=_hours_key))
+        defaults), calendar (no hours: always open; no agreement: bookings only) and
+        report settings (None: the design's default targets, no reports)."""
+        dids, forwards = (
+            _unique("number", numbers),
+            _unique("forwarded-from number", forwarded_from),
+        )
+        weekly = tuple(sorted(hours, key=hours_key))
         special = tuple(sorted(exceptions, key=lambda e: e.day))
-        _check_exceptions(special)
+        check_exceptions(special)
+        report = report or ReportSettings()
+        columns = rule_columns(rules) | agreement_columns(agreement) | report_columns(report)
         async with self._unit() as s:
+            await _check_name_free(s, name, None)
             row = models.Customer(
-                name=name,
-                display_name=display_name,
-                timezone=timezone,
-                agreement_start=agreement.start if agreement else None,
-                agreement_end=agreement.end if agreement else None,
-                **rule_columns,
+                name=name, display_name=display_name, timezone=timezone, **columns
             )
             s.add(row)
             await flush(s, f"customer {name!r}")
-            s.add_all(
-                [models.CustomerNumber(customer_id=row.id, number=n, kind="did") for n in dids]
-                + [
-                    models.CustomerNumber(customer_id=row.id, number=n, kind="forwarded_from")
-                    for n in forwards
-                ]
-            )
-            await flush(s, f"numbers of customer {name!r} ({', '.join(dids + forwards)})")
-            s.add_all(
-                models.OpeningHours(
-                    customer_id=row.id, weekday=h.weekday, opens=h.opens, closes=h.closes
-                )
-                for h in weekly
-            )
-            s.add_all(
-                models.DateException(customer_id=row.id, day=e.day, opens=e.opens, closes=e.closes)
-                for e in special
-            )
-            await flush(s, f"service hours of customer {name!r}")
-            customer_id = row.id
-        return Customer(
-            id=customer_id,
-            name=name,
-            display_name=display_name,
-            timezone=timezone,
-            numbers=dids,
-            forwarded_from=forwards,
-            rules=rules or DEFAULT_RULES,
-            calendar=Calendar(
-                timezone=timezone, agreement=agreement, hours=weekly, exceptions=special
-            ),
-        )
+            await _write_numbers(s, row.id, name, dids, forwards)
+            await _write_calendar(s, row.id, name, weekly, special)
+            await _write_emails(s, row.id, name, report.emails)
+            return (await load_customers(s, [row.id]))[0]
 
-    async def add_agent(
+    async def update_customer(
         self,
-        name: str,
-        endpoint: str,
-        customer_ids: Iterable[int] | Mapping[int, int] = (),
+        customer_id: int,
         *,
-        logged_in: bool = False,
-        paused: bool = False,
-    ) -> Agent:
-        """Add an agent serving ``customer_ids`` (or a mapping customer id -> priority)."""
-        priorities = (
-            dict(customer_ids)
-            if isinstance(customer_ids, Mapping)
-            else dict.fromkeys(customer_ids, 0)
-        )
-        async with self._unit() as s:
-            if priorities:
-                known = set(
-                    await s.scalars(
-                        select(models.Customer.id).where(models.Customer.id.in_(priorities))
-                    )
-                )
-                missing = sorted(set(priorities) - known)
-                if missing:
-                    raise NotFound(f"agent {endpoint!r}: no customer with id {missing}")
-            row = models.Agent(name=name, endpoint=endpoint, logged_in=logged_in, paused=paused)
-            s.add(row)
-            await flush(s, f"agent {endpoint!r}")
-            s.add_all(
-                models.AgentCustomer(agent_id=row.id, customer_id=cid, priority=prio)
-                for cid, prio in priorities.items()
-            )
-            await flush(s, f"customers of agent {endpoint!r}")
-            agent_id = row.id
-        return Agent(
-            id=agent_id,
-            name=name,
-            endpoint=endpoint,
-            customer_ids=frozenset(priorities),
-            priorities=MappingProxyType(priorities),
-            logged_in=logged_in,
-            paused=paused,
-        )
-
-    async def set_agent_state(
-        self, agent_id: int, *, logged_in: bool | None = None, paused: bool | None = None
-    ) -> None:
-        """Store the agent's login and pause state (None: leave as it is)."""
-        values = {
+        name: str | None = None,
+        display_name: str | None = None,
+        timezone: str | None = None,
+        numbers: Iterable[str] | None = None,
+        forwarded_from: Iterable[str] | None = None,
+        rules: CustomerRules | None = None,
+        agreement: Agreement | Literal[Keep.KEEP] | None = KEEP,
+        hours: Iterable[OpeningHours] | None = None,
+        exceptions: Iterable[DateException] | None = None,
+        report: ReportSettings | None = None,
+    ) -> Customer:
+        """Change what is given (None, or KEEP for ``agreement``: leave as it is). Lists
+        given replace the stored ones: DIDs and forwarded-from numbers each as a whole,
+        weekly hours, date exceptions, report addresses. Given ``rules`` replace every
+        rule, the wrap-up time included. Bookings stay."""
+        columns: dict[str, object] = {}
+        if rules is not None:
+            columns |= rule_columns(rules)
+        if agreement is not KEEP:
+            columns |= agreement_columns(agreement)
+        if report is not None:
+            columns |= report_columns(report)
+        columns |= {
             key: value
-            for key, value in (("logged_in", logged_in), ("paused", paused))
+            for key, value in (
+                ("name", name),
+                ("display_name", display_name),
+                ("timezone", timezone),
+            )
             if value is not None
         }
+        weekly = None if hours is None else tuple(sorted(hours, key=hours_key))
+        special = None if exceptions is None else tuple(sorted(exceptions, key=lambda e: e.day))
+        if special is not None:
+            check_exceptions(special)
         async with self._unit() as s:
-            if values:
-                found = await s.scalar(
-                    update(models.Agent)
-                    .where(models.Agent.id == agent_id)
-                    .values(**values)
-                    .returning(models.Agent.id)
-                    .execution_options(synchronize_session=False)
-                )
-            else:
-                found = await s.scalar(select(models.Agent.id).where(models.Agent.id == agent_id))
-            if found is None:
-                raise NotFound(f"no agent with id {agent_id}")
+            row = await s.get(models.Customer, customer_id)
+            if row is None:
+                raise NotFound(f"no customer with id {customer_id}")
+            if name is not None:
+                await _check_name_free(s, name, customer_id)
+            for key, value in columns.items():
+                setattr(row, key, value)
+            await flush(s, f"customer {row.name!r}")
+            cn = models.CustomerNumber
+            for kind, given in (("did", numbers), ("forwarded_from", forwarded_from)):
+                if given is not None:
+                    await s.execute(delete(cn).where(cn.customer_id == row.id, cn.kind == kind))
+            await _write_numbers(
+                s,
+                row.id,
+                row.name,
+                () if numbers is None else _unique("number", numbers),
+                () if forwarded_from is None else _unique("forwarded-from number", forwarded_from),
+            )
+            if weekly is not None:
+                oh = models.OpeningHours
+                await s.execute(delete(oh).where(oh.customer_id == row.id))
+            if special is not None:
+                de = models.DateException
+                await s.execute(delete(de).where(de.customer_id == row.id))
+            await _write_calendar(s, row.id, row.name, weekly or (), special or ())
+            if report is not None:
+                e = models.CustomerReportEmail
+                await s.execute(delete(e).where(e.customer_id == row.id))
+                await _write_emails(s, row.id, row.name, report.emails)
+            return (await load_customers(s, [row.id]))[0]
 
     async def add_booking(
         self, customer_id: int, starts_at: dt.datetime, ends_at: dt.datetime
@@ -210,13 +245,15 @@ class DirectoryRepository(Repository):
             # A no-op write to the customer's row first: on PostgreSQL it takes the row
             # lock, on SQLite it starts the write transaction. Either way two bookings of
             # one customer queue here, so the overlap check below cannot race.
-            locked = await s.scalar(
-                update(models.Customer)
-                .where(models.Customer.id == customer_id)
-                .values(timezone=models.Customer.timezone)
-                .returning(models.Customer.id)
-                .execution_options(synchronize_session=False)
-            )
+            locked = (
+                await s.execute(
+                    update(models.Customer)
+                    .where(models.Customer.id == customer_id)
+                    .values(timezone=models.Customer.timezone)
+                    .returning(models.Customer.name, models.Customer.timezone)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
             if locked is None:
                 raise NotFound(f"no customer with id {customer_id}")
             clash = await s.scalar(
@@ -230,10 +267,11 @@ class DirectoryRepository(Repository):
                 .limit(1)
             )
             if clash is not None:
+                zone = ZoneInfo(locked.timezone)
                 raise Conflict(
-                    f"booking {booking.starts_at:%Y-%m-%d %H:%M}..{booking.ends_at:%Y-%m-%d %H:%M}"
-                    f" UTC of customer {customer_id} overlaps the booking"
-                    f" {clash.starts_at:%Y-%m-%d %H:%M}..{clash.ends_at:%Y-%m-%d %H:%M} UTC"
+                    f"booking {_span(booking.starts_at, booking.ends_at, zone)} of customer"
+                    f" {locked.name!r} overlaps its booking"
+                    f" {_span(clash.starts_at, clash.ends_at, zone)} ({locked.timezone} time)"
                 )
             s.add(b(customer_id=customer_id, starts_at=booking.starts_at, ends_at=booking.ends_at))
             await flush(s, f"booking of customer {customer_id}")
@@ -251,130 +289,82 @@ class DirectoryRepository(Repository):
             return [Booking(starts_at, ends_at) for starts_at, ends_at in rows]
 
 
-# --- rows to domain objects ---------------------------------------------------------
+# --- writes shared by add and update ------------------------------------------------
 
 
-async def _load_customers(s: AsyncSession) -> tuple[Customer, ...]:
-    numbers: defaultdict[int, list[str]] = defaultdict(list)
-    forwarded: defaultdict[int, list[str]] = defaultdict(list)
-    cn = models.CustomerNumber
-    for customer_id, number, kind in await s.execute(
-        select(cn.customer_id, cn.number, cn.kind).order_by(cn.id)
-    ):
-        (numbers if kind == "did" else forwarded)[customer_id].append(number)
+def _unique(what: str, values: Iterable[str]) -> tuple[str, ...]:
+    given = tuple(values)
+    for value in given:
+        if given.count(value) > 1:
+            raise Conflict(f"{what} {value} is given twice")
+    return given
 
-    hours: defaultdict[int, list[OpeningHours]] = defaultdict(list)
-    oh = models.OpeningHours
-    for h in await s.scalars(
-        select(oh).order_by(oh.customer_id, oh.weekday, oh.opens, oh.closes, oh.id)
-    ):
-        hours[h.customer_id].append(OpeningHours(h.weekday, h.opens, h.closes))
 
-    exceptions: defaultdict[int, list[DateException]] = defaultdict(list)
-    de = models.DateException
-    for e in await s.scalars(select(de).order_by(de.customer_id, de.day)):
-        exceptions[e.customer_id].append(DateException(e.day, e.opens, e.closes))
+def _span(starts_at: dt.datetime, ends_at: dt.datetime, zone: ZoneInfo) -> str:
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    return f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
 
-    bookings: defaultdict[int, list[Booking]] = defaultdict(list)
-    b = models.Booking
-    for customer_id, starts_at, ends_at in await s.execute(
-        select(b.customer_id, b.starts_at, b.ends_at).order_by(b.customer_id, b.starts_at)
-    ):
-        bookings[customer_id].append(Booking(starts_at, ends_at))
 
-    return tuple(
-        Customer(
-            id=row.id,
-            name=row.name,
-            display_name=row.display_name,
-            timezone=row.timezone,
-            numbers=tuple(numbers[row.id]),
-            forwarded_from=tuple(forwarded[row.id]),
-            rules=_rules(row),
-            calendar=Calendar(
-                timezone=row.timezone,
-                agreement=(
-                    Agreement(row.agreement_start, row.agreement_end)
-                    if row.agreement_start is not None
-                    else None
-                ),
-                bookings=tuple(bookings[row.id]),
-                hours=tuple(hours[row.id]),
-                exceptions=tuple(exceptions[row.id]),
-            ),
+async def _check_name_free(s: AsyncSession, name: str, customer_id: int | None) -> None:
+    c = models.Customer
+    holder = await s.scalar(select(c.id).where(c.name == name, c.id != (customer_id or 0)))
+    if holder is not None:
+        raise Conflict(f"a customer named {name!r} exists already (id {holder})")
+
+
+async def _write_numbers(
+    s: AsyncSession, customer_id: int, name: str, dids: tuple[str, ...], forwards: tuple[str, ...]
+) -> None:
+    if forwards:
+        cn, c = models.CustomerNumber, models.Customer
+        taken = (
+            await s.execute(
+                select(cn.number, c.name)
+                .join(c, c.id == cn.customer_id)
+                .where(
+                    cn.kind == "forwarded_from",
+                    cn.number.in_(forwards),
+                    cn.customer_id != customer_id,
+                )
+                .order_by(cn.number)
+            )
+        ).first()
+        if taken is not None:
+            raise Conflict(
+                f"forwarded-from number {taken.number} belongs to customer {taken.name!r}"
+            )
+    s.add_all(
+        [models.CustomerNumber(customer_id=customer_id, number=n, kind="did") for n in dids]
+        + [
+            models.CustomerNumber(customer_id=customer_id, number=n, kind="forwarded_from")
+            for n in forwards
+        ]
+    )
+    await flush(s, f"numbers of customer {name!r} ({', '.join(dids + forwards)})")
+
+
+async def _write_calendar(
+    s: AsyncSession,
+    customer_id: int,
+    name: str,
+    weekly: tuple[OpeningHours, ...],
+    special: tuple[DateException, ...],
+) -> None:
+    s.add_all(
+        models.OpeningHours(
+            customer_id=customer_id, weekday=h.weekday, opens=h.opens, closes=h.closes
         )
-        for row in await s.scalars(select(models.Customer).order_by(models.Customer.id))
+        for h in weekly
     )
-
-
-async def _load_agents(s: AsyncSession) -> tuple[Agent, ...]:
-    priorities: defaultdict[int, dict[int, int]] = defaultdict(dict)
-    ac = models.AgentCustomer
-    for agent_id, customer_id, priority in await s.execute(
-        select(ac.agent_id, ac.customer_id, ac.priority).order_by(ac.agent_id, ac.customer_id)
-    ):
-        priorities[agent_id][customer_id] = priority
-    return tuple(
-        Agent(
-            id=row.id,
-            name=row.name,
-            endpoint=row.endpoint,
-            customer_ids=frozenset(priorities[row.id]),
-            priorities=MappingProxyType(priorities[row.id]),
-            logged_in=row.logged_in,
-            paused=row.paused,
-        )
-        for row in await s.scalars(select(models.Agent).order_by(models.Agent.id))
+    s.add_all(
+        models.DateException(customer_id=customer_id, day=e.day, opens=e.opens, closes=e.closes)
+        for e in special
     )
+    await flush(s, f"service hours of customer {name!r}")
 
 
-def _rules(row: models.Customer) -> CustomerRules:
-    # A value unknown to this version (written by a newer one) raises ValueError.
-    return CustomerRules(
-        hold_style=HoldStyle(row.hold_style),
-        hold_media=row.hold_media,
-        wrap_up_s=DEFAULT_RULES.wrap_up_s if row.wrap_up_s is None else row.wrap_up_s,
-        max_wait_s=row.max_wait_s,
-        answer_target_s=row.answer_target_s,
-        closed_action=ClosedAction(row.closed_action),
-        outside_policy=OutsidePolicy(row.outside_policy),
-        message_prompt=row.message_prompt,
-    )
-
-
-# --- checks on the way in -----------------------------------------------------------
-
-
-def _rule_columns(rules: CustomerRules | None) -> dict[str, Any]:
-    """The customers columns for ``rules``; None stores wrap_up_s as NULL (the service
-    default, whatever it becomes) and today's defaults for the rest."""
-    given = rules or DEFAULT_RULES
-    for field in ("wrap_up_s", "max_wait_s", "answer_target_s"):
-        value = getattr(given, field)
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
-    return {
-        "hold_style": HoldStyle(given.hold_style).value,
-        "hold_media": given.hold_media,
-        "wrap_up_s": None if rules is None else given.wrap_up_s,
-        "max_wait_s": given.max_wait_s,
-        "answer_target_s": given.answer_target_s,
-        "closed_action": ClosedAction(given.closed_action).value,
-        "outside_policy": OutsidePolicy(given.outside_policy).value,
-        "message_prompt": given.message_prompt,
-    }
-
-
-def _hours_key(hours: OpeningHours) -> tuple[int, dt.time, dt.time]:
-    return (hours.weekday, hours.opens, hours.closes)
-
-
-def _check_exceptions(exceptions: tuple[DateException, ...]) -> None:
-    days = [e.day for e in exceptions]
-    if len(set(days)) != len(days):
-        raise ValueError(f"more than one exception for one day: {sorted(days)}")
-    for e in exceptions:
-        if (e.opens is None) != (e.closes is None):
-            raise ValueError(f"exception on {e.day}: give both opens and closes, or neither")
-        if e.opens is not None and e.closes is not None:
-            OpeningHours(e.day.weekday(), e.opens, e.closes)  # closes after opens
+async def _write_emails(
+    s: AsyncSession, customer_id: int, name: str, emails: tuple[str, ...]
+) -> None:
+    s.add_all(models.CustomerReportEmail(customer_id=customer_id, email=e) for e in emails)
+    await flush(s, f"report addresses of customer {name!r}")

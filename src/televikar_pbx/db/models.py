@@ -87,6 +87,8 @@ JSONObject = Annotated[dict[str, Any], mapped_column(JSON())]
 SoundName = Annotated[str, mapped_column(String(255))]
 # A duration; double precision on both backends.
 Seconds = Annotated[float, mapped_column(Double())]
+# A percentage 0..100 (SLA targets), checked by the repository.
+Percent = Annotated[float, mapped_column(Double())]
 # A member of a StrEnum of domain/, checked by the repository.
 Choice = Annotated[str, mapped_column(String(32))]
 
@@ -119,6 +121,23 @@ class Customer(Base):
     # reference; the repository checks it.
     agreement_start: Mapped[dt.date | None]
     agreement_end: Mapped[dt.date | None]
+    # SLA targets in percent and the report schedule (domain ReportSettings); the
+    # repository checks 0..100 and the ReportInterval value.
+    sl12_target: Mapped[Percent] = mapped_column(server_default=text("70"))
+    sl20_target: Mapped[Percent] = mapped_column(server_default=text("90"))
+    lost_target: Mapped[Percent] = mapped_column(server_default=text("5"))
+    report_interval: Mapped[Choice] = mapped_column(server_default="none")
+
+
+class CustomerReportEmail(Base):
+    """Where a customer's reports are sent, in the order the operator gave them."""
+
+    __tablename__ = "customer_report_emails"
+    __table_args__ = (UniqueConstraint("customer_id", "email"),)
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
 
 
 class CustomerNumber(Base):
@@ -164,6 +183,11 @@ class Agent(Base):
     # The state the agent was last left in, restored on start.
     logged_in: Mapped[bool] = mapped_column(server_default=false())
     paused: Mapped[bool] = mapped_column(server_default=false())
+    # The phone's digest password (generated or set by the operator; None for agents
+    # from before 0003, whose phones cannot register until one is set). Never logged.
+    secret: Mapped[str | None] = mapped_column(String(128))
+    # A static contact URI for phones that do not register (the lab's sipp phones).
+    contact: Mapped[str | None] = mapped_column(String(255))
 
 
 class AgentCustomer(Base):

@@ -13,7 +13,8 @@ the hierarchy is in its docstring).
 
 One module per area, all importable from here:
 
-- ``directory_repo``: customers (numbers, rules, calendar, bookings), agents.
+- ``directory_repo``: customers (numbers, rules, calendar, report settings, bookings)
+  and, through ``agents_repo``, agents (phone secret and contact, customers, state).
 - ``calls_repo``: the call log and each call's event journal.
 - ``messages_repo``: messages callers left.
 
@@ -22,9 +23,11 @@ One module per area, all importable from here:
 
 from __future__ import annotations
 
+from televikar_pbx.db.agents_repo import AgentCredentials, AgentRepository
 from televikar_pbx.db.calls_repo import CallRepository
 from televikar_pbx.db.directory_repo import (
     DEFAULT_TIMEZONE,
+    KEEP,
     DirectoryRepository,
     load_directory,
 )
@@ -45,6 +48,9 @@ class CallStoreRepository(CallRepository, MessageRepository):
 
 __all__ = [
     "DEFAULT_TIMEZONE",
+    "KEEP",
+    "AgentCredentials",
+    "AgentRepository",
     "CallNotFound",
     "CallRepository",
     "CallStoreRepository",

@@ -346,6 +346,27 @@ class Desk:
         priorities = {cid: agent.priority(cid) for cid in agent.customer_ids}
         self.agents[agent.id] = AgentSlot(agent.id, priorities, state, now)
 
+    def reload(self, directory: Directory, now: datetime) -> list[Command]:
+        """Take a new directory (customers or agents added or changed by the operator).
+
+        Agents keep their live state; new agents start as the database says; agents no
+        longer in the directory serve nobody from now on (and leave after a call).
+        """
+        self._customers = {c.id: c for c in directory.customers}
+        listed = {a.id for a in directory.agents}
+        for agent in directory.agents:
+            slot = self.agents.get(agent.id)
+            if slot is None:
+                self._add_agent(agent, now)
+            else:
+                slot.priorities = {cid: agent.priority(cid) for cid in agent.customer_ids}
+        for agent_id, slot in self.agents.items():
+            if agent_id not in listed:
+                slot.priorities = {}
+                if slot.state in (AgentState.IDLE, AgentState.PAUSED):
+                    slot.state = AgentState.LOGGED_OUT
+        return self._overflow_unstaffed(now) + self._route(now)
+
     def rules(self, customer_id: int | None) -> CustomerRules:
         customer = self._customers.get(customer_id) if customer_id is not None else None
         return customer.rules if customer else CustomerRules()

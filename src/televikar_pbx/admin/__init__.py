@@ -1,0 +1,1 @@
+"""The operator's command line: customers, agents and bookings (see ``commands``)."""
