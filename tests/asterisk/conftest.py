@@ -194,6 +194,11 @@ class Service:
 
         return run_async(run)
 
+    def calls(self) -> list[CallRecord]:
+        """Every calls row, in order of arrival."""
+        result: list[CallRecord] = self._repo(lambda r: r.list_calls())
+        return result
+
     def events(self, call_id: int) -> list[CallEventRecord]:
         """The call's journal, in order."""
         result: list[CallEventRecord] = self._repo(lambda r: r.events(call_id))

@@ -219,6 +219,11 @@ def test_fair_routing_across_customers(start_service: StartService, tmp_path: Pa
         assert result.ok, result.describe()
     calls = [service.ended_call(n) for n in range(1, 21)]
     assert all(c.outcome == "answered" for c in calls)
+    # Exactly one record per call, its times in order, from Asterisk's stamps.
+    assert len({c.channel_id for c in calls}) == 20 and len(service.calls()) == 20
+    for c in calls:
+        assert c.answered_at is not None and c.ended_at is not None
+        assert c.arrived_at <= c.answered_at <= c.ended_at
     journal = {c.id: service.events(c.id) for c in calls}
     check_one_offer_per_agent(journal)
     check_most_urgent_first(calls, journal, skills, service)
@@ -342,6 +347,19 @@ def test_music_on_hold_answers_the_caller_while_waiting(
     cdr = service.lab.cdr_row(call.channel_id)
     assert cdr is not None and cdr.answer is not None
     assert (cdr.answer - call.arrived_at).total_seconds() < 0.5
+
+
+def test_announcement_hold_style_plays_while_the_caller_waits(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    service: Service = start_service(seeder(rules=CustomerRules(hold_style=HoldStyle.ANNOUNCEMENT)))
+    with sipp.agent_phone(1, workdir=tmp_path, answer_ms=4000):
+        result = sipp.carrier_call(DIDS[0], workdir=tmp_path, talk_ms=6000)
+        assert result.ok, result.describe()
+    call = service.ended_call(1)
+    assert call.outcome == "answered"
+    assert abs(wait_s(call) - 4.0) <= 0.3
+    assert '"call.hold_failed"' not in service.log()
 
 
 def test_outside_agreement_with_reject_policy_hears_an_announcement(
