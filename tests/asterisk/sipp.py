@@ -871,18 +871,7 @@ def feature_code_call(
         timeout_s = 2 * answer_timeout_s + 10.0
     scenario = FEATURE_CODE_SCENARIO
     if password is not None:
-        if not _DIGEST_SECRET.fullmatch(password) or not _DIGEST_SECRET.fullmatch(user):
-            raise SippError("user/password with characters sipp's [authentication] cannot take")
-        private = workdir / f"{name}_scenario"
-        private.mkdir(mode=0o700, parents=True, exist_ok=True)
-        scenario = private / FEATURE_CODE_SCENARIO.name
-        text = FEATURE_CODE_SCENARIO.read_text(encoding="iso-8859-1").replace(
-            "[authentication]", f"[authentication username={user} password={password}]"
-        )
-        scenario.unlink(missing_ok=True)
-        fd = os.open(scenario, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="iso-8859-1") as f:
-            f.write(text)
+        scenario = _private_scenario(FEATURE_CODE_SCENARIO, workdir, name, user, password)
     return _run_carrier(
         scenario,
         code,
