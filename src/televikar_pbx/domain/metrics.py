@@ -7,7 +7,11 @@ Per customer and period:
 * **short abandon**: hung up before answer with wait ≤ 12 s; not lost, and not in the
   service-level denominators;
 * **lost**: hung up before answer with wait > 12 s;
-* calls that ended in message capture are offered and not answered.
+* calls that ended in message capture are offered and not answered;
+* **SL12** = answered with wait ≤ 12 s ÷ (offered - short abandons); **SL20** likewise
+  with 20 s; **lost %** = lost ÷ offered.
+
+The per-period figures are computed in :mod:`televikar_pbx.domain.sla`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from televikar_pbx.domain.outcomes import Outcome
 
 DEFINITION_VERSION = 1
 SHORT_ABANDON_S = 12.0
+# Answer limits of the two service levels (a wait exactly at the limit is within it).
+SL12_S = 12.0
+SL20_S = 20.0
 
 Kind = Literal["answered", "short_abandon", "lost", "not_answered", "not_offered"]
 
