@@ -4,14 +4,53 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from televikar_pbx.db import models
-from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord
+from televikar_pbx.db.messages_repo import message_record
+from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord, MessageRecord
 from televikar_pbx.db.repo_base import CallNotFound, Conflict, Repository, require_aware
+
+# Journal events that take a call out of the queue without an agent: its wait ends there
+# (SLA definitions: "to hang-up/overflow"), not when the message or announcement ends.
+QUEUE_EXITS = ("message_capture", "announcement")
+
+
+@dataclass(frozen=True, slots=True)
+class CallLogEntry:
+    """One line of a customer's call log: the call, who answered, its message."""
+
+    call: CallRecord
+    # The name of ``call.agent_id``: the agent last offered the call, or who answered it.
+    agent_name: str | None
+    # The first QUEUE_EXITS event (message capture, announcement); None: none happened.
+    left_queue_at: dt.datetime | None
+    message: MessageRecord | None
+
+    @property
+    def answered_by(self) -> str | None:
+        """The agent who answered; None when nobody did."""
+        return self.agent_name if self.call.answered_at is not None else None
+
+    @property
+    def wait(self) -> dt.timedelta | None:
+        """Arrival to answer, else to leaving the queue, else to the end; None while the
+        call goes on (or was never closed)."""
+        call = self.call
+        until = call.answered_at or self.left_queue_at or call.ended_at
+        return None if until is None else until - call.arrived_at
+
+    @property
+    def talk(self) -> dt.timedelta | None:
+        """Answer to end, for answered calls that ended."""
+        call = self.call
+        if call.answered_at is None or call.ended_at is None:
+            return None
+        return call.ended_at - call.answered_at
 
 
 class CallRepository(Repository):
@@ -131,6 +170,40 @@ class CallRepository(Repository):
         async with self._unit() as s:
             rows = await s.scalars(query.execution_options(populate_existing=True))
             return [_record(row) for row in rows]
+
+    async def calls_between(
+        self, customer_id: int, start: dt.datetime, end: dt.datetime
+    ) -> list[CallLogEntry]:
+        """The calls of ``customer_id`` (only) that arrived in ``[start, end)``, in order of
+        arrival, with the agent's name, when the queue was left, and the message."""
+        require_aware("start", start)
+        require_aware("end", end)
+        call, agent, message, event = models.Call, models.Agent, models.Message, models.CallEvent
+        left_queue = (
+            select(func.min(event.at))
+            .where(event.call_id == call.id, event.type.in_(QUEUE_EXITS))
+            .correlate(call)
+            .scalar_subquery()
+        )
+        query = (
+            select(call, agent.name, left_queue, message)
+            .outerjoin(agent, agent.id == call.agent_id)
+            .outerjoin(message, message.call_id == call.id)
+            .where(call.customer_id == customer_id, call.arrived_at >= start, call.arrived_at < end)
+            .order_by(call.arrived_at, call.id)
+            .execution_options(populate_existing=True)
+        )
+        async with self._unit() as s:
+            rows = await s.execute(query)
+            return [
+                CallLogEntry(
+                    call=_record(row),
+                    agent_name=agent_name,
+                    left_queue_at=left_at,
+                    message=None if msg is None else message_record(msg),
+                )
+                for row, agent_name, left_at, msg in rows
+            ]
 
     async def events(self, call_id: int) -> list[CallEventRecord]:
         """The call's journal in order of seq."""

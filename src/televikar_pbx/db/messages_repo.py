@@ -57,14 +57,16 @@ class MessageRepository(Repository):
     async def _find_message(self, where: Any) -> MessageRecord | None:
         async with self._unit() as s:
             row = await s.scalar(select(models.Message).where(where))
-            if row is None:
-                return None
-            return MessageRecord(
-                id=row.id,
-                call_id=row.call_id,
-                customer_id=row.customer_id,
-                caller_number=row.caller_number,
-                file=row.file,
-                duration_s=row.duration_s,
-                created_at=row.created_at,
-            )
+            return None if row is None else message_record(row)
+
+
+def message_record(row: models.Message) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
+        call_id=row.call_id,
+        customer_id=row.customer_id,
+        caller_number=row.caller_number,
+        file=row.file,
+        duration_s=row.duration_s,
+        created_at=row.created_at,
+    )
