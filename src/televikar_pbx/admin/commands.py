@@ -1,4 +1,4 @@
-"""The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``),
+"""The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs in one database transaction
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import agents, bookings, calls, customers
+from televikar_pbx.admin import agents, bookings, calls, customers, sla
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -20,3 +20,4 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     agents.register(sub)
     bookings.register(sub)
     calls.register(sub)
+    sla.register(sub)

@@ -317,3 +317,32 @@ class Message(Base):
     file: Mapped[str] = mapped_column(String(1024))
     duration_s: Mapped[Seconds]
     created_at: Mapped[CreatedAt]
+
+
+class SlaAggregate(Base):
+    """One customer's SLA figures for one local hour or day, stored by ``sla nightly``.
+
+    ``figures`` is ``PeriodFigures.to_dict()`` of the definition version stated in
+    ``definition_version`` (docs/metrics.md). ``local_date`` is the customer's local date
+    the period belongs to, so the last stored day is one indexed lookup. Re-computing a
+    period replaces its row (unique customer, by, period start).
+    """
+
+    __tablename__ = "sla_aggregates"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "by", "period_start"),
+        CheckConstraint("\"by\" IN ('hour', 'day')", name="by"),
+        Index(None, "customer_id", "by", "local_date"),
+    )
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    by: Mapped[str] = mapped_column(String(8))
+    # "2026-10-25T02:00+02:00" (an hour, with its UTC offset) or "2026-10-25" (a day).
+    period: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[UTCTimestamp]
+    period_end: Mapped[UTCTimestamp]
+    local_date: Mapped[dt.date]
+    definition_version: Mapped[int]
+    figures: Mapped[JSONObject]
+    computed_at: Mapped[UTCTimestamp]

@@ -17,6 +17,7 @@ One module per area, all importable from here:
   and, through ``agents_repo``, agents (phone secret and contact, customers, state).
 - ``calls_repo``: the call log and each call's event journal.
 - ``messages_repo``: messages callers left.
+- ``sla_repo``: the hourly and daily SLA figures ``sla nightly`` stores.
 
 ``CallStoreRepository`` joins the last two: the call service's ``CallStore``.
 """
@@ -40,6 +41,7 @@ from televikar_pbx.db.repo_base import (
     RepositoryError,
     SessionSource,
 )
+from televikar_pbx.db.sla_repo import SlaAggregateRecord, SlaRepository
 
 
 class CallStoreRepository(CallRepository, MessageRepository):
@@ -61,5 +63,7 @@ __all__ = [
     "NotFound",
     "RepositoryError",
     "SessionSource",
+    "SlaAggregateRecord",
+    "SlaRepository",
     "load_directory",
 ]
