@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     listing.set_defaults(func=cmd_list)
 
 
-def _date(option: str, text: str) -> dt.date:
+def option_date(option: str, text: str) -> dt.date:
     try:
         return parse.parse_date(text)
     except ValueError as exc:
@@ -88,7 +88,7 @@ def _date(option: str, text: str) -> dt.date:
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    first, last = _date("--from", args.from_date), _date("--to", args.to_date)
+    first, last = option_date("--from", args.from_date), option_date("--to", args.to_date)
     if first > last:
         raise ConfigError(f"--from {first} is after --to {last}")
 
@@ -98,7 +98,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
         start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
         end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
         # session.run hands out the directory; the call log shares its transaction.
-        calls = CallRepository(repo._source)
+        calls = CallRepository(repo.source)
         return customer, await calls.calls_between(customer.id, start, end)
 
     customer, entries = session.run(settings, work)
@@ -106,7 +106,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(render.dumps([call_json(customer, entry, zone) for entry in entries]))
     elif args.format == "csv":
-        _write_bytes(csvout.encode(HEADERS, (cells(entry, zone) for entry in entries)))
+        write_bytes(csvout.encode(HEADERS, (cells(entry, zone) for entry in entries)))
     else:
         rows = ([_printable(cell) or "-" for cell in cells(entry, zone)] for entry in entries)
         print(render.table(HEADERS, rows))
@@ -118,7 +118,7 @@ def _printable(cell: str | None) -> str:
     return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in cell or "")
 
 
-def _write_bytes(data: bytes) -> None:
+def write_bytes(data: bytes) -> None:
     # Bytes as they are: the BOM and CRLF must reach the file whatever the locale.
     sys.stdout.flush()
     sys.stdout.buffer.write(data)

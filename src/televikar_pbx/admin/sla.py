@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from televikar_pbx.admin import csvout, render, session
-from televikar_pbx.admin.calls import _date, _write_bytes, seconds
+from televikar_pbx.admin.calls import option_date, seconds, write_bytes
 from televikar_pbx.db.calls_repo import CallLogEntry, CallRepository
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.db.sla_repo import SlaRepository
@@ -144,7 +144,7 @@ async def _report(
     start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
     # session.run hands out the directory; the call log shares its transaction.
-    entries = await CallRepository(repo._source).calls_between(customer.id, start, end)
+    entries = await CallRepository(repo.source).calls_between(customer.id, start, end)
     facts = [f for f in map(call_facts, entries) if f is not None]
     return sla_report(
         facts,
@@ -160,7 +160,7 @@ async def _report(
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    first, last = _date("--from", args.from_date), _date("--to", args.to_date)
+    first, last = option_date("--from", args.from_date), option_date("--to", args.to_date)
     if first > last:
         raise ConfigError(f"--from {first} is after --to {last}")
 
@@ -172,7 +172,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(render.dumps({"customer_id": customer.id, **report.to_dict()}))
     elif args.format == "csv":
-        _write_bytes(csvout.encode(CSV_HEADERS, csv_rows(report)))
+        write_bytes(csvout.encode(CSV_HEADERS, csv_rows(report)))
     else:
         print(report_text(customer, report))
     return 0
@@ -275,11 +275,11 @@ def days_due(
 
 
 def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
-    only = None if args.date is None else _date("--date", args.date)
+    only = None if args.date is None else option_date("--date", args.date)
     now = dt.datetime.now(dt.UTC)
 
     async def work(repo: DirectoryRepository) -> list[tuple[Customer, list[dt.date]]]:
-        store = SlaRepository(repo._source)
+        store = SlaRepository(repo.source)
         done = []
         for customer in await repo.list_customers():
             if only is not None:

@@ -66,6 +66,11 @@ class Repository:
     def __init__(self, source: SessionSource) -> None:
         self._source = source
 
+    @property
+    def source(self) -> SessionSource:
+        """The session or sessionmaker, so another repository can share the unit of work."""
+        return self._source
+
     @asynccontextmanager
     async def _unit(self) -> AsyncIterator[AsyncSession]:
         """The caller's session, or a transaction of our own around one method."""
