@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     false,
     func,
@@ -127,6 +128,13 @@ class Customer(Base):
     sl20_target: Mapped[Percent] = mapped_column(server_default=text("90"))
     lost_target: Mapped[Percent] = mapped_column(server_default=text("5"))
     report_interval: Mapped[Choice] = mapped_column(server_default="none")
+    # Billing (docs/billing.md): money in integer øre, never floats. The monthly fee is
+    # prorated by the agreement's days in the month; a booking is priced per local day
+    # it touches.
+    monthly_fee_ore: Mapped[int] = mapped_column(server_default=text("0"))
+    call_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
+    message_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
+    booking_day_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class CustomerReportEmail(Base):
@@ -346,3 +354,27 @@ class SlaAggregate(Base):
     definition_version: Mapped[int]
     figures: Mapped[JSONObject]
     computed_at: Mapped[UTCTimestamp]
+
+
+class ReportDelivery(Base):
+    """One customer's report for one period (local dates ``first_day``..``last_day``), as
+    ``reports send`` e-mailed it or tried to: ``sent`` is never sent again; ``failed`` is
+    retried by the next run. ``recipients`` is the comma-separated address list used."""
+
+    __tablename__ = "report_deliveries"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "first_day", "last_day"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    )
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    interval: Mapped[Choice]
+    first_day: Mapped[dt.date]
+    last_day: Mapped[dt.date]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    recipients: Mapped[str] = mapped_column(Text())
+    last_error: Mapped[str | None] = mapped_column(Text())
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
