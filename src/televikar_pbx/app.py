@@ -13,6 +13,7 @@ from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
 from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
+from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
@@ -72,12 +73,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         presence=presence,
     )
 
+    async def import_fallback() -> None:
+        try:
+            await import_fallback_calls(
+                settings.fallback_dir, calls.directory, store, settings.messages_dir
+            )
+        except Exception:
+            log.exception("fallback.import_failed", folder=str(settings.fallback_dir))
+
     async def on_connected() -> None:
         try:
             await install_hints(settings.asterisk_conf_dir, calls.directory, ari)
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         presence.resync()
+        # Calls the dialplan answered while we were away (extensions.conf fallback).
+        background(import_fallback())
         log.info(
             "service.ready",
             app=settings.ari_app,

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     @property
+    def fallback_dir(self) -> Path:
+        """Where the dialplan leaves the messages it took while the service was down
+        (asterisk/conf/extensions.conf, ``[televikar-fallback]``)."""
+        return self.recording_spool / "fallback"
+
+    @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -161,6 +161,7 @@ class Service:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     ids: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     def call(self, call_id: int) -> CallRecord:
         async def get() -> CallRecord:
@@ -222,6 +223,45 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def launch(self) -> None:
+        """Start ``serve`` (again) and wait until it is connected to ARI."""
+        ready_before = self.log().count("service.ready") if self.log_path.exists() else 0
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "televikar_pbx.cli", "serve"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        # Asterisk keeps an application listed after its websocket closed, so readiness
+        # is the service's own word: it logs service.ready once the websocket is up.
+        poll(
+            lambda: (
+                self.process is not None
+                and (
+                    self.process.poll() is not None
+                    or self.log().count("service.ready") > ready_before
+                )
+            ),
+            20,
+            "the service to connect to ARI",
+        )
+        if self.process is not None and self.process.poll() is not None:
+            pytest.fail(f"televikar-pbx serve exited early:\n{self.log()}", pytrace=False)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop ``serve`` with ``sig`` (SIGKILL: as if it crashed) and wait for it."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
 
 DirectorySeed = Callable[[DirectoryRepository], Any]
 StartService = Callable[..., Service]
@@ -256,38 +296,13 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
             "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
             **{f"TELEVIKAR_{key.upper()}": value for key, value in settings.items()},
         }
-        with service.log_path.open("wb") as out:
-            service.process = subprocess.Popen(
-                [sys.executable, "-m", "televikar_pbx.cli", "serve"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        service.env = env
         started.append(service)
-        # Asterisk keeps an application listed after its websocket closed, so readiness
-        # is the service's own word: it logs service.ready once the websocket is up.
-        poll(
-            lambda: (
-                service.process is not None
-                and (service.process.poll() is not None or "service.ready" in service.log())
-            ),
-            20,
-            "the service to connect to ARI",
-        )
-        if service.process is not None and service.process.poll() is not None:
-            pytest.fail(f"televikar-pbx serve exited early:\n{service.log()}", pytrace=False)
+        service.launch()
         return service
 
     yield start
 
     for service in started:
-        process = service.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        service.stop()
     lab.hang_up_everything()

@@ -154,9 +154,21 @@ class MediaFlows:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self._messages, 0o700)
         target = folder / source.name
-        shutil.move(source, target)
-        os.chmod(target, 0o600)
-        return target
+        return keep_private(source, target)
+
+
+def keep_private(source: Path, target: Path) -> Path:
+    """Move a recording out of Asterisk's spool into a file only the service user can
+    read. Copied into a file we create 0600, then the original removed: a rename would
+    keep Asterisk's owner (and mode), which we may not change in production."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out, source.open("rb") as data:
+        shutil.copyfileobj(data, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(target, 0o600)  # an existing target keeps its mode on O_CREAT
+    source.unlink()
+    return target
 
 
 def recording_name(call: ActiveCall) -> str:
