@@ -5,7 +5,8 @@ TelevikarError
 ├── AriError               a request to Asterisk's REST interface failed
 │   ├── AriUnavailable     Asterisk cannot be reached (connection refused, timeout)
 │   └── AriNotFound        the channel/bridge is gone (a normal race with hang-ups)
-└── StoreError             the database refused or could not be reached
+├── StoreError             the database refused or could not be reached
+└── MailError              the SMTP server could not be reached or refused an e-mail
 """
 
 
@@ -35,3 +36,8 @@ class AriNotFound(AriError):
 
 class StoreError(TelevikarError):
     """The database refused the write or could not be reached."""
+
+
+class MailError(TelevikarError):
+    """An e-mail was not handed over: the SMTP server could not be reached, the TLS
+    handshake or login failed, or it refused the message or every recipient."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     recording_spool: Path = Path("/var/spool/asterisk/recording")
     messages_dir: Path = Path("/var/lib/televikar-pbx/messages")
     max_message_s: int = Field(default=120, gt=0)
+    # Call records written while the database is unreachable wait here (fsync'ed) until
+    # it is back (created 0700, files 0600).
+    spool_dir: Path = Path("/var/lib/televikar-pbx/spool")
+    # Asterisk's cdr_custom file (asterisk/conf/cdr_custom.conf): where the end of a call
+    # is read when it ended while the service was down or disconnected.
+    cdr_file: Path | None = Path("/var/log/asterisk/cdr-custom/Master.csv")
 
     # Asterisk's configuration directory, where the service writes what it generates
     # from the database (agent hints); unset = generate nothing.
@@ -56,6 +63,19 @@ class Settings(BaseSettings):
 
     # The loopback control API of `serve` (status, agent log-in/out/pause).
     control_port: int = Field(default=8765, gt=0, lt=65536)
+
+    # SMTP for the customers' report e-mails (`reports send`); no host: not configured.
+    # Security: "starttls" (upgrade on smtp_port, usually 587), "tls" (TLS from the first
+    # byte, usually 465) or "none" (plain; no login then). The server's certificate is
+    # always verified, against the system's CAs or, when set, smtp_ca_file's only.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str | None = None
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_ca_file: Path | None = None
 
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"

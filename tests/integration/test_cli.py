@@ -191,6 +191,12 @@ def test_customers_add_show_list(cli: Cli) -> None:
             "outside_policy": "reject",
             "message_prompt": "custom/fjordbakst-message",
         },
+        "prices": {
+            "monthly_fee_ore": 0,
+            "call_price_ore": 0,
+            "message_price_ore": 0,
+            "booking_day_price_ore": 0,
+        },
         "report": {
             "sl12_target": 80.0,
             "sl20_target": 95.0,

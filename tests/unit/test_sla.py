@@ -7,12 +7,20 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.reporting import ReportSettings
-from televikar_pbx.domain.sla import CallFacts, PeriodFigures, SlaReport, periods, sla_report
+from televikar_pbx.domain.sla import (
+    CallFacts,
+    PeriodFigures,
+    SlaReport,
+    periods,
+    sla_report,
+    sla_reports,
+)
 
 S = timedelta(seconds=1)
 
@@ -329,3 +337,32 @@ def test_another_time_zone_cuts_other_days() -> None:
         timezone="America/New_York",
     )
     assert report.total.offered == 0  # 23:00 the day before in New York
+
+
+def test_one_pass_gives_both_reports_and_each_day_is_the_sum_of_its_hours() -> None:
+    # Three days across the autumn change (24 + 25 + 24 hours), and calls the day before.
+    rng = random.Random(11)
+    first, last = date(2026, 10, 24), date(2026, 10, 26)
+    t0 = utc(2026, 10, 22, 22)
+    at = [t0 + rng.randrange(4 * 24 * 3600 * 10**6) * S / 10**6 for _ in range(800)]
+    calls = [answered(a, rng.random() * 40, talk_s=rng.random() * 300) for a in at[:500]]
+    calls += [abandoned(a, rng.choice([12.0, 12.000001, rng.random() * 60])) for a in at[500:650]]
+    calls += [message(a, rng.choice([0, 45]), record_s=20) for a in at[650:750]]
+    calls += [not_offered(a, "rejected") for a in at[750:]]
+    both = sla_reports(calls, first_day=first, last_day=last)
+    hourly, daily = both["hour"], both["day"]
+    assert hourly == sla_report(calls, first_day=first, last_day=last, by="hour")
+    assert daily == sla_report(calls, first_day=first, last_day=last, by="day")
+    assert (len(hourly.periods), len(daily.periods)) == (24 + 25 + 24, 3)
+    assert hourly.total == daily.total
+    counts = ("offered", "answered", "answered_within_12s", "answered_within_20s")
+    counts += ("short_abandons", "lost", "messages")
+    oslo = ZoneInfo("Europe/Oslo")
+    for d in daily.periods:
+        hours = [h for h in hourly.periods if d.period.start <= h.period.start < d.period.end]
+        assert (hours[0].period.start, hours[-1].period.end) == (d.period.start, d.period.end)
+        for name in counts:
+            assert getattr(d, name) == sum(getattr(h, name) for h in hours), name
+        assert d.longest_wait_s == max(h.longest_wait_s or 0.0 for h in hours)
+        arrived = [c.arrived_at.astimezone(oslo).date().isoformat() for c in calls[:750]]
+        assert d.offered == arrived.count(d.period.label)

@@ -1,4 +1,5 @@
-"""The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``),
+"""The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
+``billing``, ``reports``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs in one database transaction
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import agents, bookings, calls, customers, sla
+from televikar_pbx.admin import agents, billing, bookings, calls, customers, reports, sla
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -21,3 +22,5 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     bookings.register(sub)
     calls.register(sub)
     sla.register(sub)
+    billing.register(sub)
+    reports.register(sub)

@@ -65,6 +65,14 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         {"choices": [a.value for a in ClosedAction], "help": "outside service hours"},
     ),
     "message_prompt": ("--message-prompt", {"metavar": "SOUND", "help": "the customer's own"}),
+    # Prices in kroner ('1500', '1500,50'), stored in whole øre (docs/billing.md).
+    "monthly_fee": ("--monthly-fee", {"metavar": "KR", "help": "fixed fee per month (default 0)"}),
+    "call_price": ("--call-price", {"metavar": "KR", "help": "per answered call (default 0)"}),
+    "message_price": ("--message-price", {"metavar": "KR", "help": "per message (default 0)"}),
+    "booking_day_price": (
+        "--booking-day-price",
+        {"metavar": "KR", "help": "per booked day outside the agreement (default 0)"},
+    ),
 }
 # --clear NAME -> what the field becomes.
 CLEARABLE: dict[str, dict[str, Any]] = {
@@ -137,6 +145,7 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
             hours=spec.hours,
             exceptions=spec.exceptions(),
             report=spec.report(),
+            prices=spec.prices(),
         )
 
     customer = session.run(settings, work)
@@ -198,6 +207,7 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
             hours=spec.hours,
             exceptions=spec.exceptions(),
             report=spec.report(),
+            prices=spec.prices(),
         )
 
     customer = session.run(settings, work)

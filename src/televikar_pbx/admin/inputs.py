@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from televikar_pbx.admin import parse
+from televikar_pbx.admin import money, parse
+from televikar_pbx.domain.billing import MAX_PRICE_ORE, Prices
 from televikar_pbx.domain.calendar import Agreement, DateException, OpeningHours
 from televikar_pbx.domain.directory import (
     ClosedAction,
@@ -95,6 +96,8 @@ Contact = Annotated[
     str, _matching(r"sips?:[^\s\"'<>]{1,250}", "a contact is a SIP URI, e.g. sip:agent1@127.0.0.1")
 ]
 Priority = Annotated[int, Field(ge=0, le=99)]
+# Whole øre: typed in kroner (a string, see ``money.parse_kroner``), stored as øre.
+Ore = Annotated[int, Field(ge=0, le=MAX_PRICE_ORE, strict=True)]
 
 
 def generate_secret() -> str:
@@ -115,6 +118,15 @@ def _each(parser: Any, value: Any) -> Any:
     if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
         return value
     return [parser(v) if isinstance(v, str) else v for v in value]
+
+
+# CustomerInput's price fields (``--monthly-fee`` ...) -> the Prices fields (øre).
+PRICE_OPTIONS = {
+    "monthly_fee": "monthly_fee_ore",
+    "call_price": "call_price_ore",
+    "message_price": "message_price_ore",
+    "booking_day_price": "booking_day_price_ore",
+}
 
 
 class _Input(BaseModel):
@@ -147,6 +159,10 @@ class CustomerInput(_Input):
     report_emails: tuple[Email, ...] = ()
     agreement_start: dt.date | None = None
     agreement_end: dt.date | None = None
+    monthly_fee: Ore = 0
+    call_price: Ore = 0
+    message_price: Ore = 0
+    booking_day_price: Ore = 0
 
     @field_validator("hours", mode="before")
     @classmethod
@@ -170,6 +186,17 @@ class CustomerInput(_Input):
     @classmethod
     def _parse_agreement(cls, value: Any) -> Any:
         return parse.parse_date(value) if isinstance(value, str) else value
+
+    @field_validator(*PRICE_OPTIONS, mode="before")
+    @classmethod
+    def _parse_kroner(cls, value: Any) -> Any:
+        # Kroner as typed; an int is øre already (``current``).
+        if not isinstance(value, str):
+            return value
+        ore = money.parse_kroner(value)
+        if ore > MAX_PRICE_ORE:
+            raise ValueError(f"at most {money.format_kroner(MAX_PRICE_ORE)} kr")
+        return ore
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -224,6 +251,7 @@ class CustomerInput(_Input):
             "report_emails": report.emails,
             "agreement_start": agreement.start if agreement else None,
             "agreement_end": agreement.end if agreement else None,
+            **{option: getattr(customer.prices, name) for option, name in PRICE_OPTIONS.items()},
         }
 
     def rules(self) -> CustomerRules:
@@ -244,6 +272,9 @@ class CustomerInput(_Input):
 
     def exceptions(self) -> tuple[DateException, ...]:
         return tuple(DateException(day) for day in self.closed) + self.special_days
+
+    def prices(self) -> Prices:
+        return Prices(**{name: getattr(self, option) for option, name in PRICE_OPTIONS.items()})
 
     def report(self) -> ReportSettings:
         return ReportSettings(

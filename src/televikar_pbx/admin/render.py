@@ -9,10 +9,11 @@ instants ISO 8601 with the customer's UTC offset. Secrets are never printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from televikar_pbx.admin.money import format_kroner
 from televikar_pbx.admin.parse import DAYS, format_exception, format_hours, format_time
 from televikar_pbx.db.repositories import AgentCredentials
 from televikar_pbx.domain.calendar import Booking
@@ -24,11 +25,17 @@ def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, right: Collection[int] = ()
+) -> str:
+    """Aligned columns; those numbered in ``right`` (from 0) flush right, for amounts."""
     lines = [list(headers), *(list(row) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
         for line in lines
     )
 
@@ -90,6 +97,13 @@ def customer_json(
             "outside_policy": rules.outside_policy.value,
             "message_prompt": rules.message_prompt,
         },
+        # Whole øre (docs/billing.md).
+        "prices": {
+            "monthly_fee_ore": customer.prices.monthly_fee_ore,
+            "call_price_ore": customer.prices.call_price_ore,
+            "message_price_ore": customer.prices.message_price_ore,
+            "booking_day_price_ore": customer.prices.booking_day_price_ore,
+        },
         "report": {
             "sl12_target": report.sl12_target,
             "sl20_target": report.sl20_target,
@@ -138,10 +152,21 @@ def customer_text(customer: Customer, report: ReportSettings, agents: Iterable[A
             f" lost <= {report.lost_target:g} %",
         ),
         ("reports", f"{report.interval.value} to {', '.join(report.emails) or 'nobody'}"),
+        ("prices", _prices(customer)),
         ("agents", ", ".join(served) or "none"),
     ]
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in rows)
+
+
+def _prices(customer: Customer) -> str:
+    prices = customer.prices
+    return (
+        f"monthly fee {format_kroner(prices.monthly_fee_ore)} kr,"
+        f" call {format_kroner(prices.call_price_ore)} kr,"
+        f" message {format_kroner(prices.message_price_ore)} kr,"
+        f" booked day {format_kroner(prices.booking_day_price_ore)} kr"
+    )
 
 
 def customers_table(customers: Iterable[Customer]) -> str:

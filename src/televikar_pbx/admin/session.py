@@ -34,13 +34,21 @@ def checked(model: type[M], data: dict[str, Any]) -> M:
         raise ConfigError(one_line(exc)) from None
 
 
-def run(settings: Settings, work: Work[T]) -> T:
-    """Run ``work`` in one transaction: all of it is written, or nothing."""
+def run(settings: Settings, work: Work[T], *, steps: bool = False) -> T:
+    """Run ``work`` in one transaction: all of it is written, or nothing.
+
+    ``steps``: each repository call is a transaction of its own instead, for work that
+    must record its progress as it goes (``reports send`` records an e-mail as pending
+    before it leaves, and as sent or failed after).
+    """
 
     async def main() -> T:
         engine = make_engine(settings.sqlalchemy_url)
         try:
-            async with make_sessionmaker(engine).begin() as session:
+            sessions = make_sessionmaker(engine)
+            if steps:
+                return await work(DirectoryRepository(sessions))
+            async with sessions.begin() as session:
                 return await work(DirectoryRepository(session))
         finally:
             await engine.dispose()

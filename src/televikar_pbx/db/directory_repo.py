@@ -31,6 +31,7 @@ from televikar_pbx.db.directory_rows import (
     load_agents,
     load_customers,
     load_reports,
+    price_columns,
     report_columns,
     rule_columns,
 )
@@ -41,6 +42,7 @@ from televikar_pbx.db.repo_base import (
     flush,
     require_aware,
 )
+from televikar_pbx.domain.billing import Prices
 from televikar_pbx.domain.calendar import Agreement, Booking, DateException, OpeningHours
 from televikar_pbx.domain.directory import Customer, CustomerRules, Directory
 from televikar_pbx.domain.reporting import ReportSettings
@@ -134,11 +136,13 @@ class DirectoryRepository(AgentRepository):
         hours: Iterable[OpeningHours] = (),
         exceptions: Iterable[DateException] = (),
         report: ReportSettings | None = None,
+        prices: Prices | None = None,
     ) -> Customer:
         """Add a customer with its DIDs (``numbers``, which other customers may share),
         forwarded-from numbers (each names one customer only), rules (None: the service's
         defaults), calendar (no hours: always open; no agreement: bookings only) and
-        report settings (None: the design's default targets, no reports)."""
+        report settings (None: the design's default targets, no reports) and prices
+        (None: all 0)."""
         dids, forwards = (
             _unique("number", numbers),
             _unique("forwarded-from number", forwarded_from),
@@ -148,6 +152,7 @@ class DirectoryRepository(AgentRepository):
         check_exceptions(special)
         report = report or ReportSettings()
         columns = rule_columns(rules) | agreement_columns(agreement) | report_columns(report)
+        columns |= price_columns(prices or Prices())
         async with self._unit() as s:
             await _check_name_free(s, name, None)
             row = models.Customer(
@@ -174,6 +179,7 @@ class DirectoryRepository(AgentRepository):
         hours: Iterable[OpeningHours] | None = None,
         exceptions: Iterable[DateException] | None = None,
         report: ReportSettings | None = None,
+        prices: Prices | None = None,
     ) -> Customer:
         """Change what is given (None, or KEEP for ``agreement``: leave as it is). Lists
         given replace the stored ones: DIDs and forwarded-from numbers each as a whole,
@@ -186,6 +192,8 @@ class DirectoryRepository(AgentRepository):
             columns |= agreement_columns(agreement)
         if report is not None:
             columns |= report_columns(report)
+        if prices is not None:
+            columns |= price_columns(prices)
         columns |= {
             key: value
             for key, value in (

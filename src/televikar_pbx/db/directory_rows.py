@@ -19,6 +19,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from televikar_pbx.db import models
+from televikar_pbx.domain.billing import PRICE_FIELDS, Prices
 from televikar_pbx.domain.calendar import (
     Agreement,
     Booking,
@@ -83,6 +84,7 @@ async def load_customers(s: AsyncSession, ids: Ids = None) -> tuple[Customer, ..
             numbers=tuple(numbers[row.id]),
             forwarded_from=tuple(forwarded[row.id]),
             rules=rules_from_row(row),
+            prices=prices_from_row(row),
             calendar=Calendar(
                 timezone=row.timezone,
                 agreement=(
@@ -144,6 +146,10 @@ async def load_reports(s: AsyncSession, ids: Ids = None) -> dict[int, ReportSett
     }
 
 
+def prices_from_row(row: models.Customer) -> Prices:
+    return Prices(**{name: getattr(row, name) for name in PRICE_FIELDS})
+
+
 def rules_from_row(row: models.Customer) -> CustomerRules:
     return CustomerRules(
         hold_style=HoldStyle(row.hold_style),
@@ -178,6 +184,11 @@ def rule_columns(rules: CustomerRules | None) -> dict[str, Any]:
         "outside_policy": OutsidePolicy(given.outside_policy).value,
         "message_prompt": given.message_prompt,
     }
+
+
+def price_columns(prices: Prices) -> dict[str, Any]:
+    """The customers columns for ``prices`` (whole øre, checked by ``Prices``)."""
+    return {name: getattr(prices, name) for name in PRICE_FIELDS}
 
 
 def report_columns(report: ReportSettings) -> dict[str, Any]:

@@ -18,6 +18,8 @@ One module per area, all importable from here:
 - ``calls_repo``: the call log and each call's event journal.
 - ``messages_repo``: messages callers left.
 - ``sla_repo``: the hourly and daily SLA figures ``sla nightly`` stores.
+- ``billing_repo``: what billing reads of a month (counts, bookings, prices).
+- ``delivery_repo``: the customers' report e-mails, sent, failed or being sent.
 
 ``CallStoreRepository`` joins the last two: the call service's ``CallStore``.
 """
@@ -25,7 +27,9 @@ One module per area, all importable from here:
 from __future__ import annotations
 
 from televikar_pbx.db.agents_repo import AgentCredentials, AgentRepository
+from televikar_pbx.db.billing_repo import BilledCustomer, BillingRepository
 from televikar_pbx.db.calls_repo import CallRepository
+from televikar_pbx.db.delivery_repo import DeliveryRepository
 from televikar_pbx.db.directory_repo import (
     DEFAULT_TIMEZONE,
     KEEP,
@@ -53,10 +57,13 @@ __all__ = [
     "KEEP",
     "AgentCredentials",
     "AgentRepository",
+    "BilledCustomer",
+    "BillingRepository",
     "CallNotFound",
     "CallRepository",
     "CallStoreRepository",
     "Conflict",
+    "DeliveryRepository",
     "DirectoryRepository",
     "MessageNotFound",
     "MessageRepository",

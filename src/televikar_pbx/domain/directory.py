@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from televikar_pbx.domain.billing import Prices
 from televikar_pbx.domain.calendar import Calendar
 
 
@@ -60,6 +61,8 @@ class Customer:
     forwarded_from: tuple[str, ...] = ()
     rules: CustomerRules = field(default_factory=CustomerRules)
     calendar: Calendar = field(default_factory=Calendar)
+    # What the customer pays (docs/billing.md); all 0 until set.
+    prices: Prices = field(default_factory=Prices)
 
 
 @dataclass(frozen=True, slots=True)
