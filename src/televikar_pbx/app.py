@@ -17,7 +17,9 @@ from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
+from televikar_pbx.calls.recovery import reconcile
 from televikar_pbx.calls.services import CallService
+from televikar_pbx.calls.spool import SpoolingStore
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -31,6 +33,9 @@ from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
 
 log = structlog.get_logger("televikar_pbx.app")
+
+# How often the service looks for calls the dialplan answered while it was away.
+FALLBACK_SCAN_S = 5.0
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -48,7 +53,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         heartbeat_s=settings.ari_heartbeat_s,
         reconnect_max_s=settings.ari_reconnect_max_s,
     )
-    store = CallStoreRepository(sessionmaker)
+    # Call records survive a database outage in a local spool (calls/spool.py).
+    store = SpoolingStore(CallStoreRepository(sessionmaker), settings.spool_dir / "calls.jsonl")
+    store.start()
     presence = Presence(ari, directory, desk)
 
     async def handle(event: AriEvent) -> None:
@@ -81,14 +88,49 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         except Exception:
             log.exception("fallback.import_failed", folder=str(settings.fallback_dir))
 
+    async def recover(connected_at: datetime) -> None:
+        """Make memory, database and Asterisk agree after a (re)connection."""
+        try:
+            await reconcile(
+                ari=ari,
+                store=store,
+                in_memory=lambda: calls.calls,
+                dispatch=dispatcher.dispatch,
+                adopt=calls.adopt,
+                cdr_file=settings.cdr_file,
+                recording_spool=settings.recording_spool,
+                messages_dir=settings.messages_dir,
+                connected_at=connected_at,
+            )
+        except Exception:
+            log.exception("recovery.failed")
+
+    # One catch-up at a time, import before reconcile: a row being imported is open
+    # until its import ends, and reconcile would take it for a call lost by a crash.
+    catching_up = asyncio.Lock()
+
+    async def catch_up(connected_at: datetime) -> None:
+        async with catching_up:
+            await import_fallback()
+            await recover(connected_at)
+
+    async def scan_fallback() -> None:
+        """Fallback calls end after we connected (a caller still recording when we came
+        back): look for finished ones every few seconds."""
+        while True:
+            await asyncio.sleep(FALLBACK_SCAN_S)
+            async with catching_up:
+                await import_fallback()
+
     async def on_connected() -> None:
         try:
             await install_hints(settings.asterisk_conf_dir, calls.directory, ari)
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         presence.resync()
-        # Calls the dialplan answered while we were away (extensions.conf fallback).
-        background(import_fallback())
+        # Calls the dialplan answered while we were away (extensions.conf fallback), and
+        # calls in progress we lost track of (restart, lost connection).
+        background(catch_up(datetime.now(UTC)))
         log.info(
             "service.ready",
             app=settings.ari_app,
@@ -142,6 +184,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await features.start()
     control = await start_control(calls, reload, settings.control_port)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
+    scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
         await stop.wait()
     finally:
@@ -152,8 +195,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await presence.close()
         await ari.close()
         runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
+        scanner.cancel()
+        await asyncio.gather(runner, scanner, return_exceptions=True)
         await dispatcher.drain()
+        await store.close()
         await engine.dispose()
         log.info("service.stopped")
 

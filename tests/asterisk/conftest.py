@@ -106,7 +106,11 @@ class Lab:
         return done.stdout
 
     def hang_up_everything(self) -> None:
-        """Leave no channel or bridge of an earlier test behind."""
+        """Leave no channel or bridge of an earlier test behind, nor a message the
+        dialplan took while no service was connected (extensions.conf fallback)."""
+        fallback = Path(self.env["TELEVIKAR_RECORDING_SPOOL"]) / "fallback"
+        for leftover in fallback.glob("*") if fallback.is_dir() else ():
+            leftover.unlink(missing_ok=True)
         for channel in self.ari("GET", "channels") or []:
             with contextlib.suppress(urllib.error.HTTPError):  # gone meanwhile
                 self.ari("DELETE", f"channels/{channel['id']}")
@@ -250,6 +254,15 @@ class Service:
         if self.process is not None and self.process.poll() is not None:
             pytest.fail(f"televikar-pbx serve exited early:\n{self.log()}", pytrace=False)
 
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until the service is connected to ARI again (after a cut)."""
+
+        def connected() -> bool:
+            text = self.log()
+            return text.count('"ari.connected"') > text.count('"ari.disconnected"')
+
+        poll(connected, timeout, "the service to reconnect to ARI")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop ``serve`` with ``sig`` (SIGKILL: as if it crashed) and wait for it."""
         process = self.process
@@ -272,10 +285,11 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
     """Start ``televikar-pbx serve`` on a fresh, seeded database; stop it afterwards."""
     started: list[Service] = []
 
-    def start(seed: DirectorySeed, **settings: str) -> Service:
-        """``settings``: extra TELEVIKAR_* settings, e.g. ``RING_TIMEOUT_S="5"``."""
+    def start(seed: DirectorySeed, db_url: str | None = None, **settings: str) -> Service:
+        """``settings``: extra TELEVIKAR_* settings, e.g. ``RING_TIMEOUT_S="5"``;
+        ``db_url``: an empty database (default: a new SQLite file)."""
         lab.hang_up_everything()
-        db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
+        db_url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
         in_thread(migrate.upgrade, db_url)
 
         async def do_seed() -> dict[str, int]:
@@ -294,6 +308,7 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
             "TELEVIKAR_LOG_FORMAT": "json",
             "TELEVIKAR_LOG_LEVEL": "debug",
             "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
+            "TELEVIKAR_SPOOL_DIR": str(tmp_path / "spool"),
             **{f"TELEVIKAR_{key.upper()}": value for key, value in settings.items()},
         }
         service.env = env

@@ -3,11 +3,20 @@ down, and the service imports them when it is back."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 import wave
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
+from televikar_pbx.domain.directory import CustomerRules
 from tests.asterisk import sipp
-from tests.asterisk.conftest import Service, StartService, poll
+from tests.asterisk.conftest import Service, StartService, free_port, poll
+from tests.asterisk.pg_instance import PgInstance
 from tests.asterisk.test_desk import DIDS, PROMPT_AND_BEEP_MS, seeder
 
 
@@ -74,3 +83,160 @@ def test_calls_while_the_service_is_down_leave_messages_imported_when_it_is_back
         normal = sipp.carrier_call(DIDS[0], workdir=tmp_path, talk_ms=500, name="after")
         assert normal.ok, normal.describe()
     assert service.ended_call(3).outcome == "answered"
+
+
+def test_a_killed_service_takes_its_calls_back_when_it_restarts(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    # One agent, no wrap-up: A talks with agent1; B waits behind A; C gives up while the
+    # service is dead. kill -9 at ~4 s, restarted ~3 s later.
+    service: Service = start_service(
+        seeder(rules=CustomerRules(wrap_up_s=0, max_wait_s=60)), ring_timeout_s="30"
+    )
+    with (
+        sipp.agent_phone(1, workdir=tmp_path, answer_ms=1000) as phone,
+        ThreadPoolExecutor(3) as pool,
+    ):
+        a = pool.submit(
+            sipp.carrier_call, DIDS[0], workdir=tmp_path, talk_ms=12_000, name="a",
+            caller_number="4790000001",
+        )  # fmt: skip
+        assert len(phone.wait_for_invites(1, timeout_s=5)) == 1  # agent1 rings for A
+        time.sleep(1.5)  # A is connected
+        b = pool.submit(
+            sipp.carrier_call, DIDS[0], workdir=tmp_path, talk_ms=2000, name="b",
+            caller_number="4790000002", answer_timeout_s=45,
+        )  # fmt: skip
+        time.sleep(0.5)
+        c = pool.submit(
+            sipp.carrier_call, DIDS[0], workdir=tmp_path, name="c",
+            caller_number="4790000003", answer_timeout_s=4,
+        )  # fmt: skip
+        poll(lambda: len(service.calls()) == 3, 5, "three calls in the database")
+        time.sleep(0.5)
+        service.stop(signal.SIGKILL)
+        time.sleep(3)
+        service.launch()
+        assert a.result().ok, a.result().describe()
+        assert b.result().ok, b.result().describe()  # answered after A ended
+        assert not c.result().ok  # gave up
+    calls = {c.caller_number: c for c in (service.ended_call(n) for n in (1, 2, 3))}
+    assert len(service.calls()) == 3  # each call exactly once
+    first, second, gave_up = calls["4790000001"], calls["4790000002"], calls["4790000003"]
+    assert (first.outcome, second.outcome, gave_up.outcome) == (
+        "answered",
+        "answered",
+        "abandoned",
+    )
+    assert second.answered_at is not None and first.ended_at is not None
+    assert second.answered_at > first.ended_at  # B waited for the only agent
+    for call in (first, second, gave_up):
+        cdr = service.lab.cdr_row(call.channel_id)
+        assert cdr is not None, f"no CDR row for {call.channel_id}"
+        assert call.ended_at is not None
+        assert abs((cdr.end - call.ended_at).total_seconds()) < 1.0, call
+    adopted = [e.data for e in service.events(first.id) if e.type == "adopted"]
+    assert adopted == [{"state": "connected", "capture": None}]
+    assert [e.data for e in service.events(second.id) if e.type == "adopted"] == [
+        {"state": "queued", "capture": None}
+    ]
+    closed = [e.data for e in service.events(gave_up.id) if e.type == "ended"]
+    assert closed == [{"outcome": "abandoned", "recovered_from": "cdr"}]
+
+
+def _drop_ari(service: Service, seconds: float) -> int:
+    """Cut the service's ARI websocket (and each reconnect) for ``seconds``: the
+    ``ss -K`` socket kill, as a network failure would. Returns the sockets cut."""
+    assert service.process is not None
+    pid = f"pid={service.process.pid},"
+    cut = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        listing = subprocess.run(
+            ["ss", "-tnpH", "state", "established", "dst", "127.0.0.1:8088"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        for line in listing.splitlines():
+            if pid in line:
+                port = line.split()[2].rsplit(":", 1)[1]  # local address:port
+                subprocess.run(["ss", "-K", "sport", "=", port], capture_output=True, check=True)
+                cut += 1
+        time.sleep(0.05)
+    return cut
+
+
+def test_calls_that_end_while_ari_is_cut_off_are_closed_from_the_cdr(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    service: Service = start_service(
+        seeder(rules=CustomerRules(wrap_up_s=0)), ring_timeout_s="30", ari_reconnect_max_s="1"
+    )
+    with (
+        sipp.agent_phone(1, workdir=tmp_path, answer_ms=500) as phone,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        talk = pool.submit(sipp.carrier_call, DIDS[0], workdir=tmp_path, talk_ms=3000)
+        assert len(phone.wait_for_invites(1, timeout_s=5)) == 1
+        time.sleep(1.5)  # connected; the caller hangs up ~2 s from now
+        assert _drop_ari(service, 4.0) >= 1
+        assert talk.result().ok, talk.result().describe()
+        service.wait_connected()
+        # Back, and the desk answers again (agent1 is free: the missed end was replayed).
+        normal = sipp.carrier_call(DIDS[0], workdir=tmp_path, talk_ms=500, name="after")
+        assert normal.ok, normal.describe()
+    call = service.ended_call(1)
+    assert call.outcome == "answered"
+    cdr = service.lab.cdr_row(call.channel_id)
+    assert cdr is not None and call.ended_at is not None
+    assert abs((cdr.end - call.ended_at).total_seconds()) < 1.0
+    assert [e.type for e in service.events(call.id)].count("ended") == 1
+    assert service.ended_call(2).outcome == "answered"
+    assert len(service.calls()) == 2
+    assert "recovery.leg_gone" in service.log()
+
+
+@pytest.fixture
+def pg() -> Iterator[PgInstance]:
+    instance = PgInstance(free_port())
+    try:
+        yield instance
+    finally:
+        instance.remove()
+
+
+def test_calls_during_a_database_outage_are_written_once_when_it_is_back(
+    start_service: StartService, pg: PgInstance, tmp_path: Path
+) -> None:
+    service: Service = start_service(
+        seeder(agents=((0,), (0,)), rules=CustomerRules(wrap_up_s=0)), db_url=pg.url
+    )
+    calls = 10
+    with (
+        sipp.agent_phone(1, workdir=tmp_path, answer_ms=500),
+        sipp.agent_phone(2, workdir=tmp_path, answer_ms=500),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        # One call a second for 10 s; the database is down from ~2 s to ~12 s.
+        placed = pool.submit(
+            sipp.carrier_call, DIDS[0], workdir=tmp_path, talk_ms=1500, calls=calls, rate=1.0
+        )
+        time.sleep(2)
+        pg.stop()
+        time.sleep(10)
+        pg.start()
+        result = placed.result()
+        assert result.ok, result.describe()  # every caller was answered by an agent
+    poll(lambda: "spool.drained" in service.log(), 15, "the spool to be written")
+    rows = poll(
+        lambda: (c := service.calls()) and all(x.ended_at for x in c) and c, 10, "ended calls"
+    )
+    assert len(rows) == calls
+    assert len({r.channel_id for r in rows}) == calls  # each exactly once
+    assert all(r.outcome == "answered" for r in rows)
+    assert "spool.database_unavailable" in service.log()
+    spooled = [r for r in rows if r.arrived_at.timestamp() > rows[0].arrived_at.timestamp() + 2]
+    for row in spooled:
+        cdr = service.lab.cdr_row(row.channel_id)
+        assert cdr is not None and row.ended_at is not None
+        assert abs((cdr.end - row.ended_at).total_seconds()) < 1.0
+        assert [e.type for e in service.events(row.id)].count("ended") == 1

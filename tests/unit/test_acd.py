@@ -393,3 +393,79 @@ def test_unreachable_phone_gets_no_offers_and_does_not_staff_the_customer() -> N
     assert d.handle(CallerArrived("c2", 10), at(3)) == [CaptureMessage("c2", "no_agent", None)]
     d.handle(acd.PhoneReachable(1), at(4))
     assert rings(d.handle(CallerArrived("c3", 10), at(5))) == [("c3", 1)]
+
+
+# --- adopting calls after a restart or reconnect ---------------------------------------
+
+
+def test_an_adopted_waiting_caller_keeps_its_place_and_maximum_wait() -> None:
+    d = desk([customer(1, CustomerRules(max_wait_s=30, wrap_up_s=0))], [agent(1, 1)])
+    # Found in Asterisk after our restart: agent 1 talking (c0), c1 waiting since -20 s.
+    d.handle(acd.CallAdopted("c0", 1, at(-60), CallState.CONNECTED, 1), at(0))
+    commands = d.handle(acd.CallAdopted("c1", 1, at(-20), CallState.QUEUED), at(0))
+    assert commands == []
+    assert d.calls["c1"].arrived_at == at(-20)
+    assert d.next_deadline() == at(10)
+    assert rings(d.handle(CallerHungUp("c0"), at(1))) == [("c1", 1)]
+    # The maximum wait counts from the real arrival.
+    d.handle(OfferFailed("c1", 1, "no answer"), at(5))
+    capture = d.handle(Tick(), at(10))
+    assert [c for c in capture if isinstance(c, CaptureMessage)] == [
+        CaptureMessage("c1", "max_wait")
+    ]
+
+
+def test_an_adopted_waiting_caller_with_nobody_to_answer_leaves_a_message() -> None:
+    d = desk([customer(1)], [agent(1, 1, logged_in=False)])
+    commands = d.handle(acd.CallAdopted("c1", 1, at(-5), CallState.QUEUED), at(0))
+    assert commands == [CaptureMessage("c1", "no_agent")]
+
+
+def test_an_adopted_connected_call_keeps_its_agent_busy_until_it_ends() -> None:
+    d = desk([customer(1, CustomerRules(wrap_up_s=0))], [agent(1, 1)])
+    commands = d.handle(acd.CallAdopted("c1", 1, at(-60), CallState.CONNECTED, 1), at(0))
+    assert commands == [AgentStateChanged(1, AgentState.ON_CALL, "adopted")]
+    # A new caller is not offered to the busy agent.
+    assert rings(d.handle(CallerArrived("c2", 1), at(1))) == []
+    ended = d.handle(CallerHungUp("c1"), at(5))
+    assert CloseCall("c1", Outcome.ANSWERED, at(5)) in ended
+    assert HangUpAgent("c1", 1) in ended
+    assert rings(ended) == [("c2", 1)]
+
+
+def test_an_agent_logged_out_meanwhile_is_logged_out_after_the_adopted_call() -> None:
+    d = desk([customer(1, CustomerRules(wrap_up_s=0))], [agent(1, 1, logged_in=False)])
+    d.handle(acd.CallAdopted("c1", 1, at(-60), CallState.CONNECTED, 1), at(0))
+    assert d.agents[1].state is AgentState.ON_CALL
+    d.handle(CallerHungUp("c1"), at(5))
+    assert d.agents[1].state is AgentState.LOGGED_OUT
+
+
+def test_an_adopted_capture_ends_with_its_recording() -> None:
+    d = desk([customer(1)], [agent(1, 1)])
+    assert d.handle(acd.CallAdopted("c1", 1, at(-30), CallState.CAPTURING), at(0)) == []
+    assert rings(d.handle(AgentResumed(1), at(0))) == []  # nothing to route
+    ended = d.handle(MessageRecorded("c1", 4.0), at(3))
+    assert CloseCall("c1", Outcome.MESSAGE, at(3)) in ended
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        (acd.CallAdopted("c1", 1, T0, CallState.OFFERED, 1), "cannot be adopted as offered"),
+        (acd.CallAdopted("c1", 9, T0, CallState.QUEUED), "unknown customer"),
+        (acd.CallAdopted("c1", 1, T0, CallState.CONNECTED), "needs its agent"),
+        (acd.CallAdopted("c1", 1, T0, CallState.QUEUED, 1), "needs its agent"),
+        (acd.CallAdopted("c2", 1, T0, CallState.QUEUED), "already on the desk"),
+        (acd.CallAdopted("c3", 1, T0, CallState.CONNECTED, 1), "already on call c2"),
+    ],
+)
+def test_adopting_what_cannot_be_is_refused_and_changes_nothing(
+    event: acd.CallAdopted, why: str
+) -> None:
+    d = desk([customer(1)], [agent(1, 1)])
+    d.handle(acd.CallAdopted("c2", 1, T0, CallState.CONNECTED, 1), T0)
+    before = (dict(d.calls), {k: (v.state, v.call_id) for k, v in d.agents.items()})
+    with pytest.raises(IllegalEvent, match=why):
+        d.handle(event, at(1))
+    assert (dict(d.calls), {k: (v.state, v.call_id) for k, v in d.agents.items()}) == before

@@ -398,3 +398,19 @@ class AriClient:
     async def list_bridges(self) -> list[dict[str, Any]]:
         result = await self._call("bridges", "list")
         return [self._json(b) for b in result or []]
+
+    async def playback_exists(self, playback_id: str) -> bool:
+        """Whether the playback is still going on."""
+        try:
+            await self._call("playbacks", "get", playbackId=playback_id)
+        except AriNotFound:
+            return False
+        return True
+
+    async def live_recording_exists(self, name: str) -> bool:
+        """Whether the recording is still being made."""
+        try:
+            await self._call("recordings", "getLive", recordingName=name)
+        except AriNotFound:
+            return False
+        return True

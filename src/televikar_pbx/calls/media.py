@@ -149,6 +149,10 @@ class MediaFlows:
         call.log.info("call.message", seconds=round(duration, 2), file=str(target))
         return duration
 
+    def recorded(self, call: ActiveCall) -> bool:
+        """Whether the call's recording is in the spool, finished (after a restart)."""
+        return (self._spool / f"{recording_name(call)}.wav").is_file()
+
     def _keep(self, source: Path, customer_id: int) -> Path:
         folder = self._messages / str(customer_id)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -173,7 +177,11 @@ def keep_private(source: Path, target: Path) -> Path:
 
 def recording_name(call: ActiveCall) -> str:
     """A unique, file-system-safe name: record id and channel id."""
-    return f"msg-{call.record_id}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", call.key)
+    return recording_name_for(call.record_id, call.key)
+
+
+def recording_name_for(record_id: int, key: str) -> str:
+    return f"msg-{record_id}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", key)
 
 
 def wav_seconds(path: Path) -> float:

@@ -19,9 +19,10 @@ from typing import Any
 import structlog
 
 from televikar_pbx.ari.adapter import GLOBAL_KEY, AriEvent
-from televikar_pbx.calls.media import MediaFlows
+from televikar_pbx.calls.media import MediaFlows, recording_name
 from televikar_pbx.calls.ports import CallStore, Telephony
 from televikar_pbx.calls.presence import Presence
+from televikar_pbx.calls.recovery import ADOPT, Adoption
 from televikar_pbx.calls.state import ActiveCall, caller_id
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import Agent, Directory, HoldStyle
@@ -91,6 +92,7 @@ class CallService:
             OFFER_FAILED_LATER: self._on_offer_failed_later,
             COMMAND: self._on_command,
             TICK: self._on_tick,
+            ADOPT: self._on_adopt,
         }
 
     async def handle(self, event: AriEvent) -> None:
@@ -178,6 +180,97 @@ class CallService:
             call.record_id, "agent_answered", event.timestamp, agent_id=call.agent_id
         )
         await self._feed(acd.AgentAnswered(key, call.agent_id), event.timestamp)
+
+    # --- calls taken back after a restart or reconnect (calls/recovery.py) -------------
+
+    async def adopt(self, adoptions: list[Adoption]) -> None:
+        """Take back calls found in Asterisk (calls/recovery.py), in the given order.
+
+        The desk learns of all of them at once (so an agent on an adopted call is busy
+        before any adopted caller is routed); the rest (subscriptions, journal, a capture
+        to resume) runs in each call's own worker, before the desk's commands for it.
+        """
+        now = datetime.now(UTC)
+        commands: list[acd.Command] = []
+        for adoption in adoptions:
+            record = adoption.record
+            key = str(record.channel_id)
+            customer = next(
+                (c for c in self.directory.customers if c.id == record.customer_id), None
+            )
+            if key in self.calls or customer is None:
+                continue
+            agent_id = record.agent_id if adoption.state is acd.CallState.CONNECTED else None
+            event = acd.CallAdopted(key, customer.id, record.arrived_at, adoption.state, agent_id)
+            try:
+                commands += self.desk.handle(event, now)
+            except acd.IllegalEvent as exc:
+                log.error("recovery.adopt_refused", call_id=key, error=str(exc))
+                continue
+            call = ActiveCall(
+                key, record.id, key, customer, log.bind(call_id=key, customer=customer.name),
+                record.caller_number,
+            )  # fmt: skip
+            call.offers, call.answered = adoption.offers, adoption.caller_up
+            call.hold = customer.rules.hold_style
+            if adoption.state is acd.CallState.CONNECTED:
+                call.agent_id, call.agent_channel = agent_id, adoption.agent_channel
+                call.bridge_id, call.answered = adoption.bridge_id, True
+                agent = self._agents.get(agent_id) if agent_id is not None else None
+                if agent is not None:
+                    call.log = call.log.bind(agent=agent.name)
+                if call.agent_channel:
+                    self._channel_call[call.agent_channel] = key
+                    self._subscribed.add(call.agent_channel)
+                    self._bind(call.agent_channel, key)
+            self.calls[key] = call
+            self._channel_call[key] = key
+            self._subscribed.add(key)
+            self._dispatch(synthetic(ADOPT, key, adopt=adoption))
+        self._after_change()
+        await self.execute(commands, now)
+
+    async def _on_adopt(self, event: AriEvent) -> None:
+        adoption: Adoption = event.raw["adopt"]
+        call = self.calls.get(str(adoption.record.channel_id))
+        if call is None:
+            return
+        try:
+            await self._ari.subscribe_channel(call.key)
+        except AriError as exc:
+            # Gone since the channel list was read: its end is the CDR's, next time.
+            call.log.info("recovery.caller_gone", error=str(exc))
+            await self._feed(acd.CallerHungUp(call.key), event.timestamp)
+            return
+        for leg in adoption.stale_agent_legs:  # offers from before: ring no more
+            await quietly(self._ari.hangup(leg))
+        await self._store.append_event(
+            call.record_id, "adopted", event.timestamp, agent_id=call.agent_id,
+            data={"state": adoption.state.value, "capture": adoption.capture_phase},
+        )  # fmt: skip
+        call.log.info("call.adopted", state=adoption.state.value, capture=adoption.capture_phase)
+        if adoption.state is acd.CallState.CONNECTED:
+            try:
+                await self._ari.subscribe_channel(call.agent_channel or "")
+            except AriError:  # the agent hung up while we were away
+                await self._feed(acd.AgentHungUp(call.key, call.agent_id or 0), event.timestamp)
+        elif adoption.state is acd.CallState.CAPTURING:
+            await self._resume_capture(call, adoption.capture_phase, event.timestamp)
+
+    async def _resume_capture(self, call: ActiveCall, phase: str | None, at: datetime) -> None:
+        call.capture_phase = "recording" if phase == "recording" else "prompt"
+        if phase == "recording":
+            call.recording_name = recording_name(call)  # its RecordingFinished will come
+        elif phase == "restart" and await asyncio.to_thread(self._media.recorded, call):
+            # Recorded to the end while we were away.
+            call.capture_phase, call.recording_name = "recording", recording_name(call)
+            done = synthetic("RecordingFinished", call.key)
+            duration = await self._media.recording_done(call, done)
+            await self._feed(acd.MessageRecorded(call.key, duration), at)
+        elif phase == "restart" and await self._media.playback_finished(call, f"prompt-{call.key}"):
+            # The prompt was heard (or cut short): the beep and the recording start now;
+            # a truthy answer means the recording could not start.
+            await self._feed(acd.MessageRecorded(call.key, 0.0), at)
 
     # --- departures ----------------------------------------------------------------------
 

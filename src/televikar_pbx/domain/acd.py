@@ -60,6 +60,7 @@ from televikar_pbx.domain.desk_messages import (
     AgentStateChanged,
     Announce,
     AnnouncementDone,
+    CallAdopted,
     CallerArrived,
     CallerHungUp,
     CallEvent,
@@ -108,6 +109,7 @@ __all__ = [
     "AgentStateChanged",
     "Announce",
     "AnnouncementDone",
+    "CallAdopted",
     "CallEvent",
     "CallSlot",
     "CallState",
@@ -255,6 +257,8 @@ class Desk:
             if event.call_id in self.calls:
                 raise IllegalEvent(f"call {event.call_id} arrived twice")
             commands = self._arrive(event, now)
+        elif isinstance(event, CallAdopted):
+            commands = self._adopt(event, now)
         else:
             commands = self._call_event(event, now)
         commands += self._overflow_unstaffed(now)
@@ -289,6 +293,32 @@ class Desk:
         if not self._staffed(customer.id):
             return self._capture(call, "no_agent")
         return [StartWaiting(call.call_id, rules.hold_style, rules.hold_media)]
+
+    def _adopt(self, event: CallAdopted, now: datetime) -> list[Command]:
+        """Take back a call found in Asterisk after a restart or reconnect. A queued
+        caller keeps its arrival time (its place and maximum wait); the agent of a
+        connected call is on that call whatever its state was (what it had asked for
+        applies after it)."""
+        if event.call_id in self.calls:
+            raise IllegalEvent(f"call {event.call_id} is already on the desk")
+        if event.state not in (CallState.QUEUED, CallState.CONNECTED, CallState.CAPTURING):
+            raise IllegalEvent(f"a call cannot be adopted as {event.state}")
+        if event.customer_id not in self._customers:
+            raise IllegalEvent(f"adopted call {event.call_id}: unknown customer")
+        agent = self.agents.get(event.agent_id) if event.agent_id is not None else None
+        if (event.state is CallState.CONNECTED) != (agent is not None):
+            raise IllegalEvent(f"adopted call {event.call_id}: a connected call needs its agent")
+        if agent is not None and agent.call_id is not None:
+            raise IllegalEvent(f"agent {agent.agent_id} is already on call {agent.call_id}")
+        call = CallSlot(event.call_id, event.customer_id, event.arrived_at, event.state)
+        self.calls[call.call_id] = call
+        if agent is None:
+            return []
+        call.agent_id = agent.agent_id
+        if agent.state in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+            agent.after_call = agent.state
+        agent.state, agent.call_id, agent.wrap_up_until = AgentState.ON_CALL, call.call_id, None
+        return [AgentStateChanged(agent.agent_id, agent.state, "adopted")]
 
     def _announce(self, call: CallSlot, announcement: str, outcome: Outcome) -> list[Command]:
         call.state, call.outcome = CallState.ANNOUNCING, outcome

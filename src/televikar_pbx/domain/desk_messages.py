@@ -77,6 +77,20 @@ class AnnouncementDone:
 
 
 @dataclass(frozen=True, slots=True)
+class CallAdopted:
+    """A call in progress that Asterisk still has in our application after our process
+    restarted or lost its ARI connection, taken back in the state it was in: ``QUEUED``
+    (waiting since ``arrived_at``, to be routed again), ``CONNECTED`` (talking with
+    ``agent_id``) or ``CAPTURING`` (the message capture goes on)."""
+
+    call_id: str
+    customer_id: int
+    arrived_at: datetime
+    state: CallState
+    agent_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed (wrap-ups end, maximum waits run out)."""
 
@@ -124,7 +138,7 @@ CallEvent = (
 )
 AgentEvent = AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed
 PhoneEvent = PhoneReachable | PhoneUnreachable
-Event = CallEvent | AgentEvent | PhoneEvent | Tick
+Event = CallEvent | AgentEvent | PhoneEvent | CallAdopted | Tick
 
 
 # --- commands (imperative) -----------------------------------------------------------

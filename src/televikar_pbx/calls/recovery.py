@@ -1,0 +1,275 @@
+"""Taking calls back after our process restarted or lost its ARI connection.
+
+Asterisk keeps a Stasis application's channels and bridges when the application's
+websocket goes away (our process was killed, or the connection dropped), and it keeps
+delivering their events once we are back. What we may have missed is what happened in
+between. Each time the ARI connection comes up, :func:`reconcile` compares three
+sources and makes them agree:
+
+- what Asterisk has now (``GET /channels``, ``GET /bridges``);
+- the calls this process has in memory (after a reconnect);
+- the calls the database has open (after a restart: left by the previous run).
+
+A call's identity is its caller leg's channel id (Asterisk's uniqueid), which is the
+``channel_id`` of its row and the *call key* in memory; agent legs are ``<key>-a<n>``
+and the bridge ``<key>-bridge``. So nothing is needed on the channel itself to find a
+call again.
+
+Outcomes, per call:
+
+- In memory, but a leg is gone in Asterisk: the ``ChannelDestroyed`` we missed is
+  replayed (its time from the CDR), and the call ends the usual way.
+- Open in the database, caller still in Asterisk: *adopted* (see
+  ``CallService._on_adopt``): a waiting caller is queued again with its arrival time
+  (a stale offer ringing an agent is cancelled), a connected call goes on with its agent,
+  a message capture goes on; a caller hearing an announcement is hung up (the
+  announcement was nearly over).
+- Open in the database, caller gone: closed from what is known: the end from
+  Asterisk's CDR (else now), the outcome from the row and its journal (answered; a
+  message, kept from the recording spool if it was recorded; announced; else abandoned).
+
+Nothing is counted twice: rows are only ever updated, never added, and a call in memory
+or adopted is closed once by its own worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from televikar_pbx.ari.adapter import AriEvent
+from televikar_pbx.calls.cdr import channel_ends
+from televikar_pbx.calls.media import keep_private, recording_name_for, wav_seconds
+from televikar_pbx.calls.ports import CallStore, Telephony
+from televikar_pbx.domain.acd import MIN_MESSAGE_S, CallState
+from televikar_pbx.domain.outcomes import Outcome
+from televikar_pbx.errors import AriError
+
+log = structlog.get_logger("televikar_pbx.calls.recovery")
+
+ADOPT = "TelevikarAdopt"
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """What is known of an open call whose caller is still in Asterisk."""
+
+    record: Any  # CallRecord
+    state: CallState
+    agent_channel: str | None = None  # CONNECTED: the agent leg in the bridge
+    bridge_id: str | None = None
+    capture_phase: str | None = None  # CAPTURING: "prompt", "recording" or "restart"
+    stale_agent_legs: tuple[str, ...] = ()  # QUEUED: offers ringing from before
+    offers: int = 0  # the highest agent leg number used so far (<key>-a<n>)
+    caller_up: bool = False  # the caller's channel is answered (hold music, prompt)
+
+
+def agent_legs(key: str, channels: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted(c for c in channels if c.startswith(f"{key}-a"))
+
+
+async def reconcile(
+    *,
+    ari: Telephony,
+    store: CallStore,
+    in_memory: Callable[[], dict[str, Any]],
+    dispatch: Callable[[AriEvent], None],
+    adopt: Callable[[list[Adoption]], Awaitable[None]],
+    cdr_file: Path | None,
+    recording_spool: Path,
+    messages_dir: Path,
+    connected_at: datetime,
+) -> dict[str, int]:
+    """Make memory, database and Asterisk agree; returns counts for the log."""
+    channels = {str(c["id"]): c for c in await ari.list_channels()}
+    bridges = {str(b["id"]): b for b in await ari.list_bridges()}
+    counts = {"replayed": 0, "adopted": 0, "closed": 0}
+    # The calls this process knows now are closed by their own workers (below, with a
+    # replayed end), never by step 2, even when that happens while this runs.
+    mine = dict(in_memory())
+
+    # 1. Calls in memory whose legs went away while we were not listening.
+    gone: list[tuple[str, str]] = []
+    for key, call in mine.items():
+        legs = [] if call.caller_gone else [call.caller_channel]
+        legs += [call.agent_channel] if call.agent_channel else []
+        gone += [(key, leg) for leg in legs if leg not in channels]
+    ends = await asyncio.to_thread(channel_ends, cdr_file, [leg for _, leg in gone])
+    for key, leg in gone:
+        at = ends.get(leg, datetime.now(UTC))
+        raw = {"type": "ChannelDestroyed", "channel": {"id": leg}, "cause_txt": "missed"}
+        dispatch(AriEvent("ChannelDestroyed", at, raw))
+        log.info("recovery.leg_gone", call_id=key, channel=leg)
+        counts["replayed"] += 1
+
+    # 2. Calls the database has open that this process does not know.
+    open_rows = [
+        r
+        for r in await store.open_calls(connected_at)
+        if r.channel_id not in mine and r.channel_id not in in_memory()
+    ]
+    lost = [r for r in open_rows if r.channel_id not in channels]
+    ends = await asyncio.to_thread(channel_ends, cdr_file, [r.channel_id for r in lost])
+    adoptions: list[Adoption] = []
+    for record in open_rows:
+        key = record.channel_id
+        journal = {e.type for e in await store.events(record.id)}
+        if record in lost:
+            end = ends.get(key)
+            await _close_lost(store, record, journal, end, recording_spool, messages_dir)
+            counts["closed"] += 1
+            continue
+        adoption = await _adoption(ari, record, journal, channels, bridges)
+        if adoption is None:
+            await _close_announced(ari, store, record)
+            counts["closed"] += 1
+            continue
+        adoptions.append(adoption)
+    # All at once, connected calls first: their agents are busy before anyone is routed.
+    order = (CallState.CONNECTED, CallState.CAPTURING, CallState.QUEUED)
+    await adopt(sorted(adoptions, key=lambda a: order.index(a.state)))
+    counts["adopted"] = len(adoptions)
+
+    # 3. Agent legs of ours that belong to no call any more.
+    known = {r.channel_id for r in open_rows} | set(mine) | set(in_memory())
+    for channel_id in channels:
+        key, sep, _ = channel_id.rpartition("-a")
+        if sep and key and key not in known and _ours(channels[channel_id]):
+            await _quiet_hangup(ari, channel_id)
+    if any(counts.values()):
+        log.info("recovery.done", **counts)
+    return counts
+
+
+def _ours(channel: dict[str, Any]) -> bool:
+    dialplan = channel.get("dialplan") or {}
+    return str(dialplan.get("app_name", "")).lower() == "stasis" or not dialplan
+
+
+async def _adoption(
+    ari: Telephony,
+    record: Any,
+    journal: set[str],
+    channels: dict[str, dict[str, Any]],
+    bridges: dict[str, dict[str, Any]],
+) -> Adoption | None:
+    """How to take the call back; None: end it (unknown number, announcement)."""
+    key = record.channel_id
+    legs = agent_legs(key, channels)
+    if record.customer_id is None or "announcement" in journal:
+        return None
+    numbers = [int(n) for leg in legs if (n := leg.rpartition("-a")[2]).isdigit()]
+    offers = max(numbers, default=0)
+    caller_up = str(channels[key].get("state", "")) == "Up"
+    if "message_capture" in journal:
+        if await ari.live_recording_exists(recording_name_for(record.id, key)):
+            phase = "recording"
+        elif await ari.playback_exists(f"prompt-{key}"):
+            phase = "prompt"
+        else:
+            phase = "restart"
+        return Adoption(
+            record, CallState.CAPTURING, capture_phase=phase, offers=offers, caller_up=caller_up
+        )
+    bridge_id = f"{key}-bridge"
+    bridge = bridges.get(bridge_id)
+    in_bridge = set(bridge.get("channels", [])) if bridge else set()
+    connected = [leg for leg in legs if leg in in_bridge]
+    if record.answered_at is not None and record.agent_id is not None:
+        # The agent leg may have gone meanwhile: adopted, then its loss is replayed.
+        leg = connected[0] if connected else f"{key}-a0"
+        return Adoption(
+            record,
+            CallState.CONNECTED,
+            agent_channel=leg,
+            bridge_id=bridge_id,
+            offers=offers,
+            caller_up=caller_up,
+        )
+    return Adoption(
+        record, CallState.QUEUED, stale_agent_legs=tuple(legs), offers=offers, caller_up=caller_up
+    )
+
+
+async def _close_announced(ari: Telephony, store: CallStore, record: Any) -> None:
+    await _quiet_hangup(ari, record.channel_id)
+    outcome = Outcome.UNKNOWN_NUMBER if record.customer_id is None else Outcome.REJECTED
+    await _mark(store, record, outcome, datetime.now(UTC), "recovery")
+
+
+async def _close_lost(
+    store: CallStore,
+    record: Any,
+    journal: set[str],
+    cdr_end: datetime | None,
+    recording_spool: Path,
+    messages_dir: Path,
+) -> None:
+    ended_at = cdr_end or datetime.now(UTC)
+    if record.answered_at is not None:
+        outcome = Outcome.ANSWERED
+    elif "message_capture" in journal:
+        outcome = await _message_left(store, record, recording_spool, messages_dir)
+    elif "announcement" in journal or record.customer_id is None:
+        outcome = Outcome.UNKNOWN_NUMBER if record.customer_id is None else Outcome.REJECTED
+    else:
+        outcome = Outcome.ABANDONED
+    ended_at = max(ended_at, record.answered_at or record.arrived_at)
+    await _mark(store, record, outcome, ended_at, "cdr" if cdr_end else "recovery")
+
+
+async def _message_left(
+    store: CallStore, record: Any, recording_spool: Path, messages_dir: Path
+) -> Outcome:
+    """A capture that ended while we were away: its recording may be in the spool."""
+    if await store.message_for_call(record.id) is not None:
+        return Outcome.MESSAGE
+    source = recording_spool / f"{recording_name_for(record.id, record.channel_id)}.wav"
+    seconds = await asyncio.to_thread(wav_seconds, source)
+    if seconds < MIN_MESSAGE_S or record.customer_id is None:
+        await asyncio.to_thread(source.unlink, True)
+        return Outcome.NO_MESSAGE
+    folder = messages_dir / str(record.customer_id)
+
+    def move() -> Path:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return keep_private(source, folder / source.name)
+
+    target = await asyncio.to_thread(move)
+    await store.add_message(
+        record.id, record.customer_id, record.caller_number, str(target), seconds
+    )
+    return Outcome.MESSAGE
+
+
+async def _mark(
+    store: CallStore, record: Any, outcome: Outcome, ended_at: datetime, source: str
+) -> None:
+    await store.mark_ended(
+        record.id,
+        ended_at=ended_at,
+        outcome=outcome.value,
+        hangup_cause=None,
+        hangup_cause_text=None,
+    )
+    await store.append_event(
+        record.id, "ended", ended_at, data={"outcome": outcome.value, "recovered_from": source}
+    )
+    log.info(
+        "recovery.call_closed",
+        call_id=record.channel_id,
+        outcome=outcome.value,
+        end_from=source,
+    )
+
+
+async def _quiet_hangup(ari: Telephony, channel_id: str) -> None:
+    with contextlib.suppress(AriError):
+        await ari.hangup(channel_id)

@@ -1,0 +1,300 @@
+"""Call records through a database outage: a local append-only spool.
+
+:class:`SpoolingStore` stands in front of the database repository as the call shell's
+:class:`~televikar_pbx.calls.ports.CallStore`. While the database answers, every write
+goes straight through. When a write fails because the database is unreachable, that
+write and every later one go to the spool, a JSON-lines file, each line flushed and
+fsync'ed before the call goes on: routing never waits for the database, and a crash
+loses nothing that was acknowledged. A drainer retries every ``retry_s`` and writes the
+spooled records to the database in order, once each, then empties the spool.
+
+A call created while spooling gets a *provisional* id (a negative number, unique within
+the spool) that the desk uses like any other; when the drainer creates the real row,
+later records of that call are written with the real id.
+
+Once each: the drainer records how many lines it has written in a second file
+(``<spool>.done``, fsync'ed after each line), so a restart resumes where it stopped. A
+crash between a database commit and that count would replay one line, so each replay is
+idempotent: a call is looked up by its channel id before it is created, a message by its
+call, an event by its call, type and instant; setting the answer or the end again
+writes the same values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import exc as sa_exc
+
+log = structlog.get_logger("televikar_pbx.calls.spool")
+
+_DATETIME_FIELDS = ("arrived_at", "at", "answered_at", "ended_at")
+
+
+# SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P
+# operator intervention (admin/crash shutdown, cannot connect now), 53300 too many
+# connections.
+_OUTAGE_SQLSTATES = ("08", "57P", "53300")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached (not a bug or bad data)."""
+    if isinstance(error, sa_exc.IntegrityError):
+        return False
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(seen, OSError | TimeoutError | ConnectionError):
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
+            return True
+        if type(seen).__module__.startswith("asyncpg") and "Connect" in type(seen).__name__:
+            return True  # ConnectionDoesNotExistError, CannotConnectNowError, ...
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _encode(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _decode(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: datetime.fromisoformat(v) if k in _DATETIME_FIELDS and isinstance(v, str) else v
+        for k, v in fields.items()
+    }
+
+
+class SpoolingStore:
+    """A CallStore that spools writes while the database is away (see module doc)."""
+
+    def __init__(
+        self, inner: Any, spool_file: Path, *, retry_s: float = 1.0,
+        outage: Callable[[BaseException], bool] = is_outage,
+    ) -> None:  # fmt: skip
+        self._inner = inner
+        self._file = spool_file
+        self._done_file = spool_file.with_name(spool_file.name + ".done")
+        self._retry_s = retry_s
+        self._outage = outage
+        self._lock = asyncio.Lock()  # one writer of the spool and the database at a time
+        self._backlog = 0  # lines in the spool not yet written to the database
+        self._provisional = 0  # the last provisional id handed out (negative)
+        self._real: dict[int, int] = {}  # provisional id -> the row's id, once written
+        self._drainer: asyncio.Task[None] | None = None
+        self._load()
+
+    # --- the spool on disk -----------------------------------------------------------
+
+    def _load(self) -> None:
+        """Resume a spool a previous run left (it died during an outage)."""
+        lines = self._lines()
+        done = self._done_count()
+        self._backlog = max(0, len(lines) - done)
+        for line in lines:
+            ref = line.get("ref")
+            if isinstance(ref, int) and ref < self._provisional:
+                self._provisional = ref
+        if self._backlog:
+            log.warning("spool.pending", records=self._backlog, file=str(self._file))
+
+    def _lines(self) -> list[dict[str, Any]]:
+        if not self._file.exists():
+            return []
+        records = []
+        for raw in self._file.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                log.error("spool.torn_line", file=str(self._file))  # a crash mid-write
+        return records
+
+    def _done_count(self) -> int:
+        try:
+            return int(self._done_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        line = json.dumps({k: _encode(v) for k, v in record.items()}) + "\n"
+        fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _mark_done(self, count: int) -> None:
+        tmp = self._done_file.with_name(self._done_file.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, str(count).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._done_file)
+
+    def _clear(self) -> None:
+        for path in (self._file, self._done_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # --- writes ----------------------------------------------------------------------
+
+    @property
+    def spooling(self) -> bool:
+        return self._backlog > 0
+
+    async def _write(self, op: str, fields: dict[str, Any], ref: int | None = None) -> Any:
+        async with self._lock:
+            call_id = fields.get("call_id")
+            if isinstance(call_id, int) and call_id in self._real:
+                fields = {**fields, "call_id": self._real[call_id]}
+            if not self._backlog:
+                try:
+                    return await getattr(self._inner, op)(**fields)
+                except Exception as exc:
+                    if not self._outage(exc):
+                        raise
+                    log.error("spool.database_unavailable", error=str(exc).splitlines()[0])
+            if op == "create_call":
+                self._provisional -= 1
+                ref = self._provisional
+            record = {"op": op, "ref": ref, **fields}
+            await asyncio.to_thread(self._append, record)
+            self._backlog += 1
+            self._start_drainer()
+            return ref
+
+    async def create_call(self, **fields: Any) -> int:
+        result: int = await self._write("create_call", fields)
+        return result
+
+    async def append_event(
+        self,
+        call_id: int,
+        type: str,
+        at: datetime,
+        agent_id: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        fields = {"call_id": call_id, "type": type, "at": at, "agent_id": agent_id, "data": data}
+        await self._write("append_event", fields)
+
+    async def mark_answered(self, call_id: int, agent_id: int, answered_at: datetime) -> None:
+        fields = {"call_id": call_id, "agent_id": agent_id, "answered_at": answered_at}
+        await self._write("mark_answered", fields)
+
+    async def mark_ended(self, call_id: int, **fields: Any) -> None:
+        await self._write("mark_ended", {"call_id": call_id, **fields})
+
+    async def add_message(
+        self,
+        call_id: int,
+        customer_id: int,
+        caller_number: str | None,
+        file: str,
+        duration_s: float,
+    ) -> int:
+        fields = {
+            "call_id": call_id,
+            "customer_id": customer_id,
+            "caller_number": caller_number,
+            "file": file,
+            "duration_s": duration_s,
+        }
+        result: int = await self._write("add_message", fields)
+        return result
+
+    # Reads go to the database (they are for recovery, which retries on its next run).
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    # --- draining --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Drain what a previous run left, if anything."""
+        if self._backlog:
+            self._start_drainer()
+
+    def _start_drainer(self) -> None:
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain_loop(), name="spool-drainer")
+
+    async def close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
+    async def _drain_loop(self) -> None:
+        while self._backlog:
+            await asyncio.sleep(self._retry_s)
+            try:
+                await self.drain()
+            except Exception as exc:
+                if not self._outage(exc):
+                    log.exception("spool.drain_failed")
+                    raise
+
+    async def drain(self) -> int:
+        """Write the spooled records to the database; returns how many were written."""
+        async with self._lock:
+            lines = await asyncio.to_thread(self._lines)
+            done = self._done_count()
+            ids: dict[int, int] = {}  # provisional -> real (earlier drains: _resolve)
+            written = 0
+            for n in range(done, len(lines)):
+                await self._replay(lines[n], ids)
+                await asyncio.to_thread(self._mark_done, n + 1)
+                written += 1
+            self._backlog = 0
+            self._real.update(ids)
+            await asyncio.to_thread(self._clear)
+        log.info("spool.drained", records=written)
+        return written
+
+    async def _replay(self, line: dict[str, Any], ids: dict[int, int]) -> None:
+        op, ref = line["op"], line.get("ref")
+        fields = _decode({k: v for k, v in line.items() if k not in ("op", "ref")})
+        call_id = fields.get("call_id")
+        if isinstance(call_id, int) and call_id < 0:
+            if call_id not in ids:
+                await self._resolve(call_id, ids)
+            fields["call_id"] = ids[call_id]
+        if op == "create_call":
+            existing = await self._inner.find_by_channel(fields["channel_id"])
+            real = existing.id if existing else await self._inner.create_call(**fields)
+            assert isinstance(ref, int)
+            ids[ref] = real
+        elif op == "add_message":
+            if await self._inner.message_for_call(fields["call_id"]) is None:
+                await self._inner.add_message(**fields)
+        elif op == "append_event":
+            journal = await self._inner.events(fields["call_id"])
+            if not any(e.type == fields["type"] and e.at == fields["at"] for e in journal):
+                await self._inner.append_event(**fields)
+        else:
+            await getattr(self._inner, op)(**fields)
+
+    async def _resolve(self, ref: int, ids: dict[int, int]) -> None:
+        """The real id of a provisional call written by an earlier drain (a restart)."""
+        for line in await asyncio.to_thread(self._lines):
+            if line["op"] == "create_call" and line["ref"] == ref:
+                existing = await self._inner.find_by_channel(line["channel_id"])
+                if existing is not None:
+                    ids[ref] = existing.id
+                    return
+        raise LookupError(f"spool: no call for provisional id {ref}")

@@ -1,0 +1,178 @@
+"""The call-record spool (calls/spool.py) with a fake database that can go away; the
+real outage: tests/asterisk/test_faults.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from televikar_pbx.calls.spool import SpoolingStore
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Event:
+    type: str
+    at: datetime
+
+
+@dataclass
+class Row:
+    id: int
+
+
+@dataclass
+class FakeDatabase:
+    down: bool = False
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    journal: dict[int, list[Event]] = field(default_factory=dict)
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+
+    def _check(self, op: str) -> None:
+        if self.down:
+            raise ConnectionRefusedError(111, "Connection refused")
+        self.writes.append(op)
+
+    async def create_call(self, **fields: Any) -> int:
+        self._check("create_call")
+        call_id = len(self.calls) + 1
+        self.calls[call_id] = dict(fields)
+        return call_id
+
+    async def append_event(self, call_id: int, type: str, at: datetime, **kw: Any) -> None:
+        self._check("append_event")
+        self.journal.setdefault(call_id, []).append(Event(type, at))
+
+    async def mark_answered(self, call_id: int, agent_id: int, answered_at: datetime) -> None:
+        self._check("mark_answered")
+        self.calls[call_id].update(agent_id=agent_id, answered_at=answered_at)
+
+    async def mark_ended(self, call_id: int, **fields: Any) -> None:
+        self._check("mark_ended")
+        self.calls[call_id].update(fields)
+
+    async def add_message(self, call_id: int, **fields: Any) -> int:
+        self._check("add_message")
+        self.messages[call_id] = fields
+        return len(self.messages)
+
+    async def find_by_channel(self, channel_id: str) -> Row | None:
+        self._check("find")
+        ids = [n for n, c in self.calls.items() if c["channel_id"] == channel_id]
+        return Row(ids[0]) if ids else None
+
+    async def message_for_call(self, call_id: int) -> object | None:
+        self._check("find")
+        return self.messages.get(call_id)
+
+    async def events(self, call_id: int) -> list[Event]:
+        self._check("find")
+        return self.journal.get(call_id, [])
+
+
+async def a_call(store: SpoolingStore, channel: str, start: datetime) -> int:
+    call_id = await store.create_call(
+        channel_id=channel, linkedid=channel, customer_id=1, dialled_number="4721000001",
+        caller_number="4790000001", caller_name=None, arrived_at=start,
+    )  # fmt: skip
+    await store.append_event(call_id, "arrived", start)
+    await store.mark_answered(call_id, 7, start + timedelta(seconds=3))
+    await store.mark_ended(
+        call_id, ended_at=start + timedelta(seconds=9), outcome="answered",
+        hangup_cause=16, hangup_cause_text="Normal Clearing",
+    )  # fmt: skip
+    return call_id
+
+
+async def test_writes_go_through_while_the_database_answers(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    store = SpoolingStore(db, tmp_path / "calls.jsonl")
+    assert await a_call(store, "c1", T0) == 1
+    assert db.calls[1]["outcome"] == "answered"
+    assert not (tmp_path / "calls.jsonl").exists()
+
+
+async def test_an_outage_spools_in_order_and_the_return_writes_each_record_once(
+    tmp_path: Path,
+) -> None:
+    db = FakeDatabase()
+    store = SpoolingStore(db, tmp_path / "calls.jsonl", retry_s=3600)
+    first = await a_call(store, "c1", T0)
+    db.down = True
+    second = await store.create_call(
+        channel_id="c2", linkedid="c2", customer_id=1, dialled_number="4721000001",
+        caller_number=None, caller_name="Robert'); DROP TABLE calls;--", arrived_at=T0,
+    )  # fmt: skip
+    assert second == -1 and store.spooling  # a provisional id, routing goes on
+    await store.append_event(second, "arrived", T0)
+    await store.append_event(first, "late_note", T0)  # a real id, while spooling
+    third = await a_call(store, "c3", T0 + timedelta(seconds=1))
+    assert third == -2
+    await store.add_message(second, 1, None, "/m/c2.wav", 4.5)
+    await store.mark_ended(
+        second, ended_at=T0 + timedelta(seconds=20), outcome="message",
+        hangup_cause=None, hangup_cause_text=None,
+    )  # fmt: skip
+    spool = tmp_path / "calls.jsonl"
+    assert spool.stat().st_mode & 0o777 == 0o600
+    assert len(spool.read_text().splitlines()) == 9
+    with pytest.raises(ConnectionRefusedError):
+        await store.drain()  # still down: nothing lost, nothing written
+    assert store.spooling and len(db.calls) == 1
+
+    db.down = False
+    assert await store.drain() == 9
+    assert not store.spooling and not spool.exists()
+    assert [c["channel_id"] for c in db.calls.values()] == ["c1", "c2", "c3"]
+    assert db.calls[2]["outcome"] == "message" and db.messages[2]["file"] == "/m/c2.wav"
+    assert db.calls[3]["answered_at"] == T0 + timedelta(seconds=4)
+    assert db.calls[2]["caller_name"] == "Robert'); DROP TABLE calls;--"
+    assert [e.type for e in db.journal[1]] == ["arrived", "late_note"]
+    # Back to writing through; a call begun in the outage goes on under its real id.
+    assert await a_call(store, "c4", T0) == 4
+    await store.append_event(second, "agent_hung_up", T0 + timedelta(seconds=30))
+    assert [e.type for e in db.journal[2]] == ["arrived", "agent_hung_up"]
+
+
+async def test_a_restart_resumes_a_half_drained_spool_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    db = FakeDatabase(down=True)
+    store = SpoolingStore(db, tmp_path / "calls.jsonl", retry_s=3600)
+    await a_call(store, "c1", T0)
+    await a_call(store, "c2", T0)
+    # A drain that dies after committing line 6 but before counting it: 5 counted.
+    db.down = False
+    lines = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    first = await db.create_call(**{k: v for k, v in lines[0].items() if k not in ("op", "ref")})
+    await db.append_event(first, "arrived", T0)
+    await db.mark_answered(first, 7, T0 + timedelta(seconds=3))
+    await db.mark_ended(first, ended_at=T0 + timedelta(seconds=9), outcome="answered")
+    second = await db.create_call(**{k: v for k, v in lines[4].items() if k not in ("op", "ref")})
+    await db.append_event(second, "arrived", T0)
+    (tmp_path / "calls.jsonl.done").write_text("5")
+
+    restarted = SpoolingStore(db, tmp_path / "calls.jsonl", retry_s=3600)
+    assert restarted.spooling
+    assert await restarted.drain() == 3
+    assert len(db.calls) == 2
+    assert [e.type for e in db.journal[2]] == ["arrived"]  # not twice
+    assert db.calls[2]["outcome"] == "answered"
+
+
+async def test_errors_that_are_not_an_outage_are_not_spooled(tmp_path: Path) -> None:
+    class Broken(FakeDatabase):
+        async def mark_ended(self, call_id: int, **fields: Any) -> None:
+            raise ValueError("unknown outcome 'x'")
+
+    store = SpoolingStore(Broken(), tmp_path / "calls.jsonl")
+    with pytest.raises(ValueError, match="unknown outcome"):
+        await store.mark_ended(1, outcome="x")
+    assert not store.spooling
