@@ -94,6 +94,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             await reconcile(
                 ari=ari,
                 store=store,
+                app=settings.ari_app,
                 in_memory=lambda: calls.calls,
                 dispatch=dispatcher.dispatch,
                 adopt=calls.adopt,

@@ -59,6 +59,9 @@ class FakeStore:
     async def message_for_call(self, call_id: int) -> object | None:
         return next((m for m in self.messages if m[0] == call_id), None)
 
+    async def find_by_channel(self, channel_id: str) -> object | None:
+        return next((r for r in self.rows.values() if r.channel_id == channel_id), None)
+
     async def mark_ended(self, call_id: int, **kw: Any) -> None:
         self.ended[call_id] = kw
 
@@ -108,6 +111,7 @@ async def run(
     await reconcile(
         ari=ari,  # type: ignore[arg-type]
         store=store,  # type: ignore[arg-type]
+        app="televikar-pbx",
         in_memory=lambda: memory or {},
         dispatch=result.dispatched.append,
         adopt=adopt,
@@ -209,3 +213,26 @@ async def test_legs_gone_from_calls_in_memory_are_replayed_not_closed_twice(
     assert event.timestamp == datetime(2026, 11, 27, 9, 2, tzinfo=UTC)
     assert store.ended == {}  # the call's own worker ends it
     assert result.adopted == []
+
+
+async def test_a_caller_that_entered_while_nobody_listened_arrives_now(tmp_path: Path) -> None:
+    unseen = {
+        "id": "17000.9",
+        "state": "Ring",
+        "creationtime": "2026-11-27T09:00:30.250+0000",
+        "dialplan": {"app_name": "Stasis", "app_data": "televikar-pbx,inbound,4721000001"},
+    }
+    elsewhere = {
+        **unseen,
+        "id": "17000.8",
+        "dialplan": {"app_name": "Stasis", "app_data": "other,inbound,1"},
+    }
+    store = FakeStore({})
+    result = await run(FakeAri(channels=[unseen, elsewhere]), store, tmp_path)
+    [event] = result.dispatched
+    assert (event.type, event.channel_id, event.args) == (
+        "StasisStart",
+        "17000.9",
+        ["inbound", "4721000001"],
+    )
+    assert event.timestamp == datetime(2026, 11, 27, 9, 0, 30, 250000, tzinfo=UTC)

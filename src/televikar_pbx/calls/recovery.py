@@ -79,6 +79,7 @@ async def reconcile(
     *,
     ari: Telephony,
     store: CallStore,
+    app: str,
     in_memory: Callable[[], dict[str, Any]],
     dispatch: Callable[[AriEvent], None],
     adopt: Callable[[list[Adoption]], Awaitable[None]],
@@ -90,7 +91,7 @@ async def reconcile(
     """Make memory, database and Asterisk agree; returns counts for the log."""
     channels = {str(c["id"]): c for c in await ari.list_channels()}
     bridges = {str(b["id"]): b for b in await ari.list_bridges()}
-    counts = {"replayed": 0, "adopted": 0, "closed": 0}
+    counts = {"replayed": 0, "adopted": 0, "closed": 0, "arrived": 0}
     # The calls this process knows now are closed by their own workers (below, with a
     # replayed end), never by step 2, even when that happens while this runs.
     mine = dict(in_memory())
@@ -137,8 +138,23 @@ async def reconcile(
     await adopt(sorted(adoptions, key=lambda a: order.index(a.state)))
     counts["adopted"] = len(adoptions)
 
-    # 3. Agent legs of ours that belong to no call any more.
+    # 3. Callers that entered our application while nobody listened (our process had
+    # just died, Asterisk had not yet noticed): no row, no memory. They arrive now, with
+    # the channel's creation time as their arrival.
     known = {r.channel_id for r in open_rows} | set(mine) | set(in_memory())
+    for channel_id, channel in channels.items():
+        args = _inbound_args(channel, app)
+        if args is None or channel_id in known or "-a" in channel_id:
+            continue
+        if await store.find_by_channel(channel_id) is not None:
+            continue  # its call was recorded and closed: not ours to start again
+        created = _instant(channel.get("creationtime")) or datetime.now(UTC)
+        start: dict[str, Any] = {"type": "StasisStart", "channel": channel, "args": args}
+        dispatch(AriEvent("StasisStart", created, start))
+        log.info("recovery.unseen_arrival", call_id=channel_id)
+        counts["arrived"] += 1
+
+    # 4. Agent legs of ours that belong to no call any more.
     for channel_id in channels:
         key, sep, _ = channel_id.rpartition("-a")
         if sep and key and key not in known and _ours(channels[channel_id]):
@@ -146,6 +162,23 @@ async def reconcile(
     if any(counts.values()):
         log.info("recovery.done", **counts)
     return counts
+
+
+def _inbound_args(channel: dict[str, Any], app: str) -> list[str] | None:
+    """The Stasis() arguments of a caller channel in ``app``; None for any other."""
+    dialplan = channel.get("dialplan") or {}
+    if str(dialplan.get("app_name", "")).lower() != "stasis":
+        return None
+    name, *args = str(dialplan.get("app_data", "")).split(",")
+    return args if name == app and args[:1] == ["inbound"] else None
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ARI timestamp (``2026-11-27T03:13:58.636+0000``) as an aware datetime."""
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
 
 
 def _ours(channel: dict[str, Any]) -> bool:
