@@ -22,6 +22,7 @@ help:
 	@echo "make check          ruff, ruff format --check, mypy --strict"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
+	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~10 min)"
 
 host-deps:
 	@missing=$$(for p in $(HOST_PACKAGES); do \
@@ -65,13 +66,21 @@ test-unit: venv
 	$(BIN)/pytest -ra tests/unit
 
 check: venv
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations benchmarks
+	$(BIN)/ruff format --check src tests migrations benchmarks
 	$(BIN)/mypy
 
 fmt: venv
-	$(BIN)/ruff check --fix src tests migrations
-	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations benchmarks
+	$(BIN)/ruff format src tests migrations benchmarks
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Load benchmark (issue 7): our ACD against Queue() and a bare Answer() on this machine,
+# with its own Asterisk beside the lab's (benchmarks/load.py; docs/performance.md).
+# Needs only the lab's root, provisioned here if missing; BENCH_ARGS adds options.
+.PHONY: bench
+bench: venv
+	@test -x $${TELEVIKAR_LAB_DIR:-/var/cache/televikar-pbx/lab}/root/usr/sbin/asterisk || bash $(LAB) provision
+	$(BIN)/python benchmarks/load.py $(BENCH_ARGS)

@@ -1,0 +1,588 @@
+"""Load benchmark: our ACD against Asterisk's own Queue() and a bare Answer(), on the
+same machine, in one run (issue 7). Figures and how to read them: docs/performance.md.
+
+    make bench                                    # what the docs' numbers come from
+    .venv/bin/python benchmarks/load.py --help    # the knobs
+
+It starts its own Asterisk from the lab's root beside the lab's (other ports, its own
+configuration and state: benchmarks/loadbench/asterisk.py), one sipp UAS answering for
+all agents, and a sipp carrier per step. For each offered rate (steps, lowest first)
+each system takes one step: (a) ``televikar-pbx serve`` on a fresh SQLite database,
+(b) Queue() with the same agents, ring timeout, leastrecent, no wrap-up, autofill,
+(c) Answer()/Wait()/Hangup() as the ceiling. A step that fails on latency alone is
+repeated once; a system stops climbing after a failed step. Then: probes of Queue()'s
+"10 calls/s" pathology (benchmarks/loadbench/probes.py), and how many callers can wait
+at once in our queues (waiting.py). Results: benchmarks/results/<UTC time>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.loadbench import procs, profile, report, sipp  # noqa: E402
+from benchmarks.loadbench.asterisk import BENCH_DIR, BenchAsterisk, Layout, did  # noqa: E402
+from benchmarks.loadbench.probes import run_probes  # noqa: E402
+from benchmarks.loadbench.service import Seed, Service  # noqa: E402
+from benchmarks.loadbench.stats import (  # noqa: E402
+    StepFigures,
+    Summary,
+    agent_offers,
+    answer_latencies_ms,
+    carrier_calls,
+    gate_problems,
+    queue_log_events,
+    routing_latencies_ms,
+    sustained_rate,
+)
+from benchmarks.loadbench.waiting import run_waiting  # noqa: E402
+
+SYSTEMS = ("ours", "queue", "bare")
+ARI_APP = "televikar-bench"
+# The sanity gate (issue 7): at the lowest rate every system connects its callers within
+# this many ms of the agents' answer delay on average, or the run is invalid.
+GATE_MS = 100.0
+TARGET = "127.0.0.1:5160"
+
+
+@dataclass(frozen=True)
+class Config:
+    agents: int
+    customers: int
+    answer_ms: int
+    talk_ms: int
+    rates: tuple[float, ...]
+    step_s: float
+    limit_ms: float
+    ring_timeout_s: int
+    answer_timeout_ms: int
+    systems: tuple[str, ...]
+    probes: bool
+    probe_rate: float
+    probe_s: float
+    waiting: int
+    waiting_rate: float
+    log_level: str
+    profile_rate: float | None
+
+
+def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--customers", type=int, default=5)
+    p.add_argument("--answer-ms", type=int, default=200, help="agents' fixed answer delay")
+    p.add_argument("--talk-ms", type=int, default=1000, help="call length after the answer")
+    p.add_argument("--rates", default="5,10,15,20,30,40", help="offered calls/s, one step each")
+    p.add_argument("--step-s", type=float, default=20.0, help="length of each step")
+    p.add_argument("--limit-ms", type=float, default=100.0, help="p99 routing latency bound")
+    p.add_argument("--ring-timeout-s", type=int, default=15)
+    p.add_argument("--answer-timeout-ms", type=int, default=10_000,
+                   help="a caller not answered by then fails (sipp CANCELs)")  # fmt: skip
+    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--no-probes", dest="probes", action="store_false")
+    p.add_argument("--probe-rate", type=float, default=10.0)
+    p.add_argument("--probe-s", type=float, default=12.0)
+    p.add_argument("--waiting", type=int, default=600, help="callers for the concurrency run")
+    p.add_argument("--waiting-rate", type=float, default=20.0)
+    p.add_argument("--log-level", default="warning", help="our service's log level")
+    p.add_argument("--profile-rate", type=float, default=10.0,
+                   help="record our service with py-spy (if installed) during its step "
+                        "at this rate; 0: never")  # fmt: skip
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    a = p.parse_args(argv)
+    systems = tuple(s for s in a.systems.split(",") if s)
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        p.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    config = Config(
+        a.agents, a.customers, a.answer_ms, a.talk_ms,
+        tuple(sorted(float(r) for r in a.rates.split(","))), a.step_s, a.limit_ms,
+        a.ring_timeout_s, a.answer_timeout_ms, systems, a.probes, a.probe_rate, a.probe_s,
+        a.waiting, a.waiting_rate, a.log_level, a.profile_rate,
+    )  # fmt: skip
+    return config, a.results
+
+
+class Bench:
+    """One run: the Asterisk, our service, the agents' UAS, and the steps so far."""
+
+    def __init__(self, config: Config, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.asterisk = BenchAsterisk(
+            Layout(config.customers, config.agents, ARI_APP, config.ring_timeout_s,
+                   bare_wait_s=config.talk_ms // 1000 + 30)
+        )  # fmt: skip
+        self.service: Service | None = None
+        self.agents: sipp.Agents | None = None
+        self.steps: list[StepFigures] = []
+        self.notes: list[str] = []
+        self.profile: dict[str, Any] | None = None
+        self.idle: dict[str, float] = {}
+        self.stopped: dict[str, str] = {}  # why each system stopped climbing
+        self._step_no = 0
+
+    # --- parts -------------------------------------------------------------------------
+
+    def start_agents(self, name: str, answer_ms: int, builtin: bool = False) -> sipp.Agents:
+        self.stop_agents()
+        self.agents = sipp.start_agents(self.workdir, name, answer_ms, TARGET, builtin=builtin)
+        return self.agents
+
+    def stop_agents(self) -> None:
+        if self.agents is not None:
+            self.agents.stop()
+            self.agents = None
+
+    def start_service(self, name: str, seed: Seed, ring_timeout_s: int) -> Service:
+        self.stop_service()
+        self.service = Service(
+            self.asterisk, self.workdir, name, seed, ari_app=ARI_APP,
+            ring_timeout_s=ring_timeout_s, log_level=self.config.log_level,
+        )  # fmt: skip
+        self.service.start()
+        return self.service
+
+    def stop_service(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_agents()
+        with contextlib.suppress(Exception):
+            self.stop_service()
+        self.asterisk.stop()
+
+    def dids_file(self, system: str, customers: int | None = None) -> Path:
+        """The numbers of ``system``'s first ``customers`` customers (default: all)."""
+        count = customers or self.config.customers
+        path = self.workdir / f"dids_{system}_{count}.csv"
+        if not path.exists():
+            sipp.write_dids(path, [did(system, c) for c in range(1, count + 1)])
+        return path
+
+    def next_prefix(self) -> str:
+        """Caller numbers of the next carrier run: 479 + run number + call number."""
+        self._step_no += 1
+        return f"479{self._step_no:02d}"
+
+    def clean_up_channels(self, what: str) -> None:
+        """Leave no channel behind for the next step; note it if there were some."""
+        deadline = time.monotonic() + 3
+        while self.asterisk.channel_count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = self.asterisk.hang_up_everything()
+        if left:
+            self.notes.append(f"{what}: {left} channels were still up afterwards, hung up")
+            time.sleep(1.0)
+
+    def wait_quiet(self, pid: int, what: str, limit_s: float = 15.0) -> None:
+        """Let our service finish what it still has to do (call records) before the next
+        step, so that its work does not land in another system's figures."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            before = procs.cpu_seconds(pid)
+            time.sleep(0.5)
+            if procs.cpu_seconds(pid) - before < 0.05:  # under 10 % of a core
+                return
+        self.notes.append(f"{what}: our service was still busy {limit_s:.0f} s after the step")
+
+    # --- profile (py-spy, optional) ------------------------------------------------------
+
+    def start_profile(self, name: str) -> tuple[subprocess.Popen[bytes], Path] | None:
+        binary = profile.py_spy()
+        if binary is None or self.service is None:
+            self.notes.append("no profile: py-spy is not installed (.venv/bin/pip install py-spy)")
+            return None
+        out = self.workdir / f"profile_{name}.txt"
+        proc = procs.start(
+            [binary, "record", "--pid", str(self.service.pid), "--nonblocking", "--gil",
+             "--full-filenames",
+             "--format", "raw", "--rate", "200", "--duration", f"{self.config.step_s:.0f}",
+             "--output", str(out)],
+            self.workdir / f"profile_{name}.log",
+        )  # fmt: skip
+        return proc, out
+
+    def finish_profile(self, spy: tuple[subprocess.Popen[bytes], Path], rate: float) -> None:
+        proc, out = spy
+        try:
+            proc.wait(30)
+            procs.forget(proc)
+        except subprocess.TimeoutExpired:
+            procs.stop(proc)
+        if out.is_file():
+            self.profile = {"rate": rate, "file": str(out), **profile.summarize(out.read_text())}
+        else:
+            self.notes.append(f"py-spy wrote no profile (see {out.with_suffix('.log')})")
+
+    # --- one step ----------------------------------------------------------------------
+
+    def run_calls(
+        self, system: str, rate: float, seconds: float, name: str, customers: int | None = None
+    ) -> dict[str, Any]:
+        """Place calls at ``rate`` for ``seconds`` to ``system`` (its first ``customers``
+        customers in turn, default all); wait for all of them; what they measured, with
+        the CPU used meanwhile."""
+        cfg, ast = self.config, self.asterisk
+        assert self.agents is not None
+        calls = max(1, round(rate * seconds))
+        ours = self.service.pid if system == "ours" and self.service else None
+        offset = self.agents.log_offset()
+        before = (
+            procs.cpu_seconds(ast.pid),
+            procs.cpu_seconds(ours) if ours else 0.0,
+            procs.cpu_seconds(self.agents.pid) + procs.children_cpu_seconds(),
+            procs.self_cpu_seconds(),
+            procs.machine_sample(),
+            time.time(),
+        )
+        carrier = sipp.start_carrier(
+            self.workdir, name, target=TARGET, dids_file=self.dids_file(system, customers),
+            prefix=self.next_prefix(), rate=rate, calls=calls,
+            variables={"talk_ms": str(cfg.talk_ms)}, answer_timeout_ms=cfg.answer_timeout_ms,
+        )  # fmt: skip
+        limit = seconds + (cfg.answer_timeout_ms + cfg.talk_ms) / 1000 + 30
+        code = carrier.wait(limit)
+        time.sleep(1.0)  # the agents' legs end (BYE) after the caller's
+        if ours:  # its CPU includes the records it writes after the calls ended
+            self.wait_quiet(ours, name)
+        after = (
+            procs.cpu_seconds(ast.pid),
+            procs.cpu_seconds(ours) if ours else 0.0,
+            procs.cpu_seconds(self.agents.pid) + procs.children_cpu_seconds(),
+            procs.self_cpu_seconds(),
+            procs.machine_sample(),
+            time.time(),
+        )
+        messages = carrier.messages()
+        placed_calls = carrier_calls(messages)
+        offers = agent_offers(self.agents.messages_since(offset))
+        totals = carrier.totals()
+        placed = totals.get("OutgoingCall(C)", len(placed_calls))
+        failed = totals.get("FailedCall(C)", 0)
+        if code not in (0, 1):
+            self.notes.append(f"{name}: sipp exited with {code} (killed after {limit:.0f} s?)")
+            failed = max(failed, placed - sum(1 for c in placed_calls if c.answered_at))
+        wall = after[5] - before[5]
+        used = [a - b for a, b in zip(after[:4], before[:4], strict=True)]
+        machine_busy = after[4].busy_s - before[4].busy_s
+        return {
+            "calls": placed_calls,
+            "placed": placed,
+            "failed": failed,
+            "routing": Summary.of(routing_latencies_ms(placed_calls, offers)),
+            "answer": Summary.of(answer_latencies_ms(placed_calls)),
+            "asterisk_cpu_s": used[0],
+            "ours_cpu_s": used[1] if ours else None,
+            "other_load_cores": max(0.0, machine_busy - sum(used)) / wall,
+            "started": before[5],
+        }
+
+    def step(self, system: str, rate: float, attempt: int = 1) -> StepFigures:
+        name = f"{system}_{rate:g}" + (f"_{attempt}" if attempt > 1 else "")
+        spy = None
+        if system == "ours" and rate == self.config.profile_rate and self.service:
+            spy = self.start_profile(name)
+        got = self.run_calls(system, rate, self.config.step_s, name)
+        if spy is not None:
+            self.finish_profile(spy, rate)
+        placed = max(1, got["placed"])
+        ours = self.service.pid if system == "ours" and self.service else None
+        figures = StepFigures(
+            system=system,
+            rate=rate,
+            placed=got["placed"],
+            failed=got["failed"],
+            routing=got["routing"] if system != "bare" else Summary.of([]),
+            answer=got["answer"],
+            asterisk_cpu_ms_per_call=got["asterisk_cpu_s"] * 1000 / placed,
+            ours_cpu_ms_per_call=(
+                got["ours_cpu_s"] * 1000 / placed if got["ours_cpu_s"] is not None else None
+            ),
+            ours_rss_kb=procs.rss_kb(ours) if ours else None,
+            other_load_cores=got["other_load_cores"],
+        )
+        figures.channels_left = self.asterisk.channel_count()
+        if system.startswith("queue"):
+            events = queue_log_events(self.asterisk.queue_log(), since=got["started"])
+            figures.queue_log = dict(events)
+        self.clean_up_channels(name)
+        self.steps.append(figures)
+        return figures
+
+
+def print_step(s: StepFigures) -> None:
+    r, a = s.routing, s.answer
+    ours = f" ours {s.ours_cpu_ms_per_call:.1f} ms/call" if s.ours_cpu_ms_per_call else ""
+    print(
+        f"  {s.system:5} {s.rate:5g}/s: {s.placed} placed, {s.failed} failed, routing "
+        f"p50 {r.p50:.1f} p99 {r.p99:.1f} ms, INVITE->200 p50 {a.p50:.0f} p99 {a.p99:.0f} ms, "
+        f"Asterisk {s.asterisk_cpu_ms_per_call:.1f} ms/call{ours}, "
+        f"other load {s.other_load_cores:.2f} cores",
+        flush=True,
+    )
+
+
+def run_steps(bench: Bench) -> None:
+    cfg = bench.config
+    bench.start_agents("agents", cfg.answer_ms)
+    if "ours" in cfg.systems:
+        bench.start_service("ours", Seed(cfg.customers, cfg.agents), cfg.ring_timeout_s)
+    # CPU at rest, part of every step's CPU per call (most visible at the lowest rate).
+    pids = {"asterisk": bench.asterisk.pid}
+    if bench.service:
+        pids["ours"] = bench.service.pid
+    before = {k: procs.cpu_seconds(p) for k, p in pids.items()}
+    time.sleep(3.0)
+    bench.idle = {f"{k}_pct": round((procs.cpu_seconds(p) - before[k]) / 3.0 * 100, 1)
+                  for k, p in pids.items()}  # fmt: skip
+    climbing = list(cfg.systems)
+    # Above this rate the agents themselves are nearly all busy (each call holds one for
+    # the answer delay, the call and ~50 ms of signalling): a system with agents would
+    # queue callers for want of agents, not for its own sake, so it stops there.
+    agent_bound = 0.9 * cfg.agents / ((cfg.answer_ms + cfg.talk_ms + 50) / 1000)
+    for rate in cfg.rates:
+        for system in list(climbing):
+            if system != "bare" and rate > agent_bound:
+                bench.stopped[system] = (
+                    f"not run above {agent_bound:.0f} calls/s: more than 90 % of the "
+                    f"{cfg.agents} agents would be busy"
+                )
+                climbing.remove(system)
+                continue
+            figures = bench.step(system, rate)
+            print_step(figures)
+            if system == "ours" and rate == cfg.profile_rate and bench.profile:
+                figures.profiled = True
+            if not figures.passed(cfg.limit_ms) and figures.failed == 0:
+                # Every call connected, only the latency bound was broken: on a shared
+                # machine a burst of someone else's work can do that to one step. The
+                # step is repeated once, and the repeat counts (both are reported).
+                figures.superseded = True
+                figures = bench.step(system, rate, attempt=2)
+                print_step(figures)
+            if not figures.passed(cfg.limit_ms):
+                bench.stopped[system] = f"failed at {rate:g} calls/s"
+                climbing.remove(system)
+        if not climbing:
+            break
+    for system in climbing:
+        bench.stopped[system] = "passed every step"
+    bench.stop_service()
+
+
+def evaluate_goals(
+    steps: list[StepFigures],
+    sustained: dict[str, float | None],
+    stopped: dict[str, str],
+    concurrency: dict[str, Any] | None,
+) -> dict[str, Any]:
+    ours, queue = sustained.get("ours"), sustained.get("queue")
+    goals: dict[str, Any] = {}
+    met: bool | None = None if ours is None and queue is None else (ours or 0) >= (queue or 0)
+    goals["rate"] = {
+        "goal": "our sustained rate with zero failures >= Queue()'s",
+        "met": met,
+        "detail": f"ours {ours if ours is not None else 'none'} calls/s "
+        f"({stopped.get('ours', '?')}), Queue() {queue if queue is not None else 'none'} "
+        f"calls/s ({stopped.get('queue', '?')})",
+    }
+    at = None
+    if ours:
+        ours_steps = [s for s in steps if s.system == "ours" and s.rate <= 0.8 * ours + 1e-9]
+        at = max(ours_steps, key=lambda s: s.rate) if ours_steps else None
+    goals["latency"] = {
+        "goal": "our routing latency p99 <= 50 ms at 80 % of our sustained rate",
+        "met": None if at is None else at.routing.p99 <= 50,
+        "detail": "no step at or under 80 % of our sustained rate"
+        if at is None
+        else f"p99 {at.routing.p99:.1f} ms at {at.rate:g} calls/s "
+        f"(the highest step <= 0.8 x {ours:g})",
+    }
+    if concurrency is None:
+        goals["waiting"] = {"goal": "500 callers waiting at once, < 100 KB RSS each",
+                            "met": None, "detail": "not run"}  # fmt: skip
+    else:
+        # The larger of the two estimates: all growth / peak count, and the ramp's slope.
+        estimates = [
+            concurrency[k]
+            for k in ("rss_growth_per_waiting_kb", "rss_per_waiting_kb")
+            if concurrency[k] is not None
+        ]
+        per = max(estimates) if estimates else None
+        degraded = concurrency["degraded_at"]
+        ok = (
+            concurrency["peak_waiting"] >= 500
+            and (degraded is None or degraded >= 500)
+            and per is not None
+            and per < 100
+        )
+        goals["waiting"] = {
+            "goal": "500 callers waiting at once, < 100 KB of our RSS each",
+            "met": ok,
+            "detail": f"{concurrency['peak_waiting']} waited at once, degraded at "
+            f"{degraded if degraded is not None else 'none'}, "
+            f"{per if per is None else round(per, 1)} KB each",
+        }
+    return goals
+
+
+def versions(bench: Bench) -> dict[str, Any]:
+    def run(*args: str) -> str:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=REPO)
+            return (out.stdout or out.stderr).strip()
+        return "?"
+
+    sipp_version = run("sipp", "-v").split("SIPp", 1)[-1].split()[0:1]
+    commit = run("git", "rev-parse", "--short", "HEAD")
+    dirty = run("git", "status", "--porcelain", "--untracked-files=no")
+    return {
+        "machine": procs.describe_machine(),
+        "asterisk": bench.asterisk.version(),
+        "sipp": sipp_version[0] if sipp_version else "?",
+        "python": platform.python_version(),
+        "televikar_pbx": commit + ("+changes" if dirty else ""),
+    }
+
+
+def prepare(results_dir: Path, stamp: str) -> Path:
+    """Root check, leftovers of a killed run, and a fresh work directory (older ones of
+    this benchmark are removed: each holds ~100 MB of sipp logs)."""
+    if os.geteuid() != 0:
+        sys.exit("benchmarks/load.py: must run as root (chroot, mounts in its own namespace)")
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    left = procs.use_registry(BENCH_DIR / "running.json")
+    if left:
+        print(f"stopped {len(left)} processes a killed run left behind: {left}")
+        time.sleep(2)
+    tmp = results_dir / "tmp"
+    for old in tmp.glob("load-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    workdir = tmp / f"load-{stamp}"
+    workdir.mkdir(parents=True)
+    # SIGTERM (e.g. a CI timeout) must run the clean-up below like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return workdir
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, results_dir = parse_args(argv)
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y-%m-%dT%H%M%SZ")
+    workdir = prepare(results_dir, stamp)
+    t0 = time.monotonic()
+    bench = Bench(config, workdir)
+    probes: list[dict[str, Any]] = []
+    concurrency: dict[str, Any] | None = None
+    try:
+        bench.asterisk.start()
+        env = versions(bench)
+        print(f"Asterisk {env['asterisk']} (pid {bench.asterisk.pid}); work files {workdir}")
+        print("Steps:", flush=True)
+        run_steps(bench)
+        if config.probes and "queue" in config.systems:
+            print("Queue() probes:", flush=True)
+            probes = run_probes(bench)
+        if config.waiting and "ours" in config.systems:
+            # Arrivals well within what our service sustains, so that what degrades is
+            # the number waiting, not the arrival rate.
+            ours = sustained_rate(
+                [s for s in bench.steps if s.system == "ours" and not s.superseded],
+                config.limit_ms,
+            )
+            # ... but the ramp takes at most a minute.
+            rate = min(config.waiting_rate, max(config.waiting / 60, 0.8 * (ours or 0)))
+            print(f"Callers waiting at once (our ACD), arriving at {rate:g}/s:", flush=True)
+            concurrency = run_waiting(bench, config.waiting, rate)
+    finally:
+        bench.close()
+    counted = [s for s in bench.steps if not s.superseded]
+    firsts: dict[str, StepFigures] = {}
+    for s in counted:
+        firsts.setdefault(s.system, s)
+    problems = gate_problems(firsts, config.answer_ms, GATE_MS)
+    sustained = {
+        system: sustained_rate([s for s in counted if s.system == system], config.limit_ms)
+        for system in config.systems
+    }
+    results = {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["benchmarks/load.py", *map(shlex.quote, sys.argv[1:])]),
+        "duration_s": round(time.monotonic() - t0, 1),
+        "environment": env,
+        "config": config.__dict__ | {"rates": list(config.rates), "systems": list(config.systems)},
+        "valid": not problems,
+        "gate_problems": problems,
+        "steps": [step_dict(s, config.limit_ms) for s in bench.steps],
+        "sustained": sustained,
+        "stopped": bench.stopped,
+        "goals": evaluate_goals(counted, sustained, bench.stopped, concurrency),
+        "probes": probes,
+        "concurrency": concurrency,
+        "profile": bench.profile,
+        "idle_cpu": bench.idle,
+        "notes": bench.notes,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    base = results_dir / stamp
+    base.with_suffix(".json").write_text(json.dumps(results, indent=2, default=_json) + "\n")
+    text = report.markdown(results)
+    base.with_suffix(".md").write_text(text)
+    print()
+    print(text)
+    print(f"Results: {base}.json, {base}.md")
+    return 0 if not problems else 2
+
+
+def step_dict(s: StepFigures, limit_ms: float) -> dict[str, Any]:
+    return {
+        "system": s.system,
+        "rate": s.rate,
+        "placed": s.placed,
+        "failed": s.failed,
+        "passed": s.passed(limit_ms),
+        "routing_ms": s.routing.as_dict(),
+        "answer_ms": s.answer.as_dict(),
+        "asterisk_cpu_ms_per_call": round(s.asterisk_cpu_ms_per_call, 2),
+        "ours_cpu_ms_per_call": None
+        if s.ours_cpu_ms_per_call is None
+        else round(s.ours_cpu_ms_per_call, 2),
+        "ours_rss_kb": s.ours_rss_kb,
+        "other_load_cores": round(s.other_load_cores, 3),
+        "queue_log": s.queue_log,
+        "channels_left": s.channels_left,
+        "profiled": s.profiled,
+        "repeated": s.superseded,
+    }
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"not JSON: {value!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

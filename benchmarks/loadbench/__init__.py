@@ -1,0 +1,1 @@
+"""The load benchmark (benchmarks/load.py): harness parts."""

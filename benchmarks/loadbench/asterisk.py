@@ -1,0 +1,300 @@
+"""The benchmark's own Asterisk: the lab's Debian root (asterisk/lab.sh), a separate
+configuration, separate ports, and separate state, so it runs beside the lab's
+Asterisk (and its tests) without touching either.
+
+How it is isolated:
+
+* It runs in a private mount namespace (``unshare --mount``), chrooted into a bind
+  mount of the lab root at ``$BENCH_DIR/root``. /proc and /dev are mounted there in
+  that namespace only, so they vanish with the process, whatever happens to the harness.
+  Its root is not the lab root's path, so ``lab.sh stop`` (which stops every process
+  whose root is the lab root) leaves it alone, and it never stops the lab's.
+* Everything it reads or writes is under ``/mnt`` in the root, where
+  ``$BENCH_DIR/state`` is bind-mounted: configuration (``state/etc``, generated from
+  ``benchmarks/asterisk/`` and the lab's ``asterisk/conf/``), control socket, spool,
+  logs (queue_log, CDR), astdb. Nothing is written into the lab root.
+* SIP 127.0.0.1:5160/udp, HTTP/ARI 8189, AMI 5139, RTP 30000-33999 (the lab: 5060,
+  8088, 5038, 10000-10999). Its ARI and AMI users have their own random passwords in
+  ``$BENCH_DIR/credentials`` (0600).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.loadbench import procs
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO / "benchmarks" / "asterisk"
+LAB_CONF = REPO / "asterisk" / "conf"
+# Taken as they are from the lab's configuration (asterisk/conf): what does not name a
+# port, a path or a user. modules.conf keeps both module sets identical.
+SHARED_CONF = (
+    "acl.conf", "ccss.conf", "cdr.conf", "cdr_custom.conf", "cel.conf", "features.conf",
+    "indications.conf", "modules.conf", "musiconhold.conf", "pjproject.conf",
+    "stasis.conf", "udptl.conf", "websocket_client.conf",
+)  # fmt: skip
+TEMPLATE_CONF = (
+    "asterisk.conf", "logger.conf", "http.conf", "ari.conf", "manager.conf", "rtp.conf",
+    "pjsip.conf", "extensions.conf", "queues.conf", "queuerules.conf",
+)  # fmt: skip
+
+LAB_DIR = Path(os.environ.get("TELEVIKAR_LAB_DIR", "/var/cache/televikar-pbx/lab"))
+LAB_ROOT = LAB_DIR / "root"
+BENCH_DIR = Path(os.environ.get("TELEVIKAR_BENCH_DIR", "/var/cache/televikar-pbx/bench"))
+
+ARI_USER = "televikar-bench"
+AMI_USER = "televikar-bench"
+CARRIER_IP = "127.0.0.4"
+AGENT_IP = "127.0.0.5"
+AGENT_PORT = 5200
+
+
+@dataclass(frozen=True)
+class Ports:
+    sip: int = 5160
+    http: int = 8189
+    ami: int = 5139
+    rtp_start: int = 30000
+    rtp_end: int = 33999
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the systems under test look like in the dialplan and queues.conf."""
+
+    customers: int
+    agents: int
+    ari_app: str
+    ring_timeout_s: int
+    bare_wait_s: int
+
+
+# The dialled numbers that select a system (extensions.conf): prefix + customer 001...
+DID_PREFIX = {"ours": "4721100", "queue": "4722100", "bare": "4723100", "queue-nofill": "4724100"}
+
+
+def did(system: str, customer: int) -> str:
+    return f"{DID_PREFIX[system]}{customer:03d}"
+
+
+class AsteriskError(RuntimeError):
+    """The benchmark's Asterisk could not be set up or started."""
+
+
+def credentials() -> dict[str, str]:
+    """ARI and AMI passwords of the benchmark's Asterisk, generated once (0600)."""
+    path = BENCH_DIR / "credentials"
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key] = value
+    if not values.get("ARI_PASSWORD") or not values.get("AMI_PASSWORD"):
+        values = {
+            "ARI_PASSWORD": secrets.token_urlsafe(18),
+            "AMI_PASSWORD": secrets.token_urlsafe(18),
+        }
+        BENCH_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in values.items()))
+        tmp.replace(path)
+    return values
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    left = re.search(r"@[A-Z_]+@", text)
+    if left:
+        raise AsteriskError(f"unfilled placeholder {left.group(0)} in benchmark config")
+    return text
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def render_config(etc: Path, layout: Layout, ports: Ports, creds: dict[str, str]) -> None:
+    """Write the complete configuration of the benchmark's Asterisk into ``etc``."""
+    if etc.exists():
+        shutil.rmtree(etc)
+    etc.mkdir(parents=True)
+    for name in SHARED_CONF:
+        shutil.copyfile(LAB_CONF / name, etc / name)
+    agents = "\n".join(
+        f"[agentb{n}](agent-endpoint)\naors = agentb{n}\n"
+        f"[agentb{n}](agent-aor)\ncontact = sip:agentb{n}@{AGENT_IP}:{AGENT_PORT}\n"
+        for n in range(1, layout.agents + 1)
+    )
+    members = "".join(f"member => PJSIP/agentb{n}\n" for n in range(1, layout.agents + 1))
+    queues = "\n".join(
+        f"[bench-{c:03d}](bench-queue)\n{members}\n"
+        f"[bench-nofill-{c:03d}](bench-queue)\nautofill = no\n{members}"
+        for c in range(1, layout.customers + 1)
+    )
+    values = {
+        "HTTP_PORT": str(ports.http),
+        "AMI_PORT": str(ports.ami),
+        "SIP_PORT": str(ports.sip),
+        "RTP_START": str(ports.rtp_start),
+        "RTP_END": str(ports.rtp_end),
+        "CARRIER_IP": CARRIER_IP,
+        "AGENT_IP": AGENT_IP,
+        "AGENT_PORT": str(AGENT_PORT),
+        "AGENTS": agents,
+        "QUEUES": queues,
+        "ARI_APP": layout.ari_app,
+        "RING_TIMEOUT_S": str(layout.ring_timeout_s),
+        "BARE_WAIT_S": str(layout.bare_wait_s),
+    }
+    for name in TEMPLATE_CONF:
+        (etc / name).write_text(_fill((TEMPLATES / name).read_text(), values))
+    _write_private(
+        etc / "ari_users.conf",
+        f"[{ARI_USER}]\ntype = user\nread_only = no\npassword_format = plain\n"
+        f"password = {creds['ARI_PASSWORD']}\n",
+    )
+    _write_private(
+        etc / "manager_users.conf",
+        f"[{AMI_USER}](televikar-ami)\nsecret = {creds['AMI_PASSWORD']}\n",
+    )
+
+
+# Runs as: sh -c SCRIPT sh LAB_ROOT BENCH_ROOT STATE, inside `unshare --mount`.
+_START_SCRIPT = """set -e
+mount --bind "$1" "$2"
+mount -t proc proc "$2/proc"
+mount --bind /dev "$2/dev"
+mount --bind "$3" "$2/mnt"
+exec chroot "$2" /usr/sbin/asterisk -C /mnt/etc/asterisk.conf -f
+"""
+
+
+class BenchAsterisk:
+    """Start with :meth:`start`, stop with :meth:`stop` (idempotent)."""
+
+    def __init__(self, layout: Layout, ports: Ports | None = None) -> None:
+        self.layout = layout
+        self.ports = ports or Ports()
+        self.creds = credentials()
+        self.state = BENCH_DIR / "state"
+        self.output = BENCH_DIR / "asterisk.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}/"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state / "log"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        if not (LAB_ROOT / "usr/sbin/asterisk").is_file():
+            raise AsteriskError(
+                f"no Asterisk root at {LAB_ROOT}: run `bash asterisk/lab.sh provision` "
+                "(or `make bench`, which does)"
+            )
+        busy = [
+            f"{what} {port}"
+            for what, port, free in (
+                ("SIP/udp", self.ports.sip, procs.udp_port_free("127.0.0.1", self.ports.sip)),
+                ("HTTP", self.ports.http, procs.tcp_port_free("127.0.0.1", self.ports.http)),
+                ("AMI", self.ports.ami, procs.tcp_port_free("127.0.0.1", self.ports.ami)),
+            )
+            if not free
+        ]
+        if busy:
+            raise AsteriskError(f"ports in use: {', '.join(busy)} (another benchmark running?)")
+        for sub in ("run", "spool", "log", "db"):
+            shutil.rmtree(self.state / sub, ignore_errors=True)
+            (self.state / sub).mkdir(parents=True)
+        (self.state / "log" / "cdr-custom").mkdir()
+        (self.state / "spool" / "recording").mkdir()
+        render_config(self.state / "etc", self.layout, self.ports, self.creds)
+        bench_root = BENCH_DIR / "root"
+        bench_root.mkdir(parents=True, exist_ok=True)
+        self.output.write_bytes(b"")
+        self.proc = procs.start(
+            ["unshare", "--mount", "--propagation", "private",
+             "sh", "-c", _START_SCRIPT, "sh", str(LAB_ROOT), str(bench_root), str(self.state)],
+            self.output,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                tail = self.output.read_text(errors="replace")[-2000:]
+                raise AsteriskError(f"Asterisk exited at start-up ({self.output}):\n{tail}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                self.ari("GET", "asterisk/info", timeout=2)
+                procs.refresh_registry()  # unshare -> sh -> chroot -> asterisk, same pid
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AsteriskError(f"ARI did not answer on {self.ari_url} in {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            procs.stop(self.proc, grace_s=10.0)
+            self.proc = None
+
+    # --- ARI -------------------------------------------------------------------------
+
+    def ari(self, method: str, path: str, timeout: float = 5.0) -> Any:
+        request = urllib.request.Request(f"{self.ari_url}ari/{path.lstrip('/')}", method=method)
+        token = base64.b64encode(f"{ARI_USER}:{self.creds['ARI_PASSWORD']}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def version(self) -> str:
+        info = self.ari("GET", "asterisk/info")
+        return str(info.get("system", {}).get("version", "?"))
+
+    def app_connected(self, app: str) -> bool:
+        try:
+            self.ari("GET", f"applications/{app}", timeout=2)
+        except (OSError, urllib.error.URLError):
+            return False
+        return True
+
+    def channel_count(self) -> int:
+        return len(self.ari("GET", "channels") or [])
+
+    def hang_up_everything(self) -> int:
+        """Hang up every channel left over (a failed step's stuck agent legs)."""
+        channels = self.ari("GET", "channels") or []
+        for channel in channels:
+            with contextlib.suppress(urllib.error.HTTPError):
+                self.ari("DELETE", f"channels/{channel['id']}")
+        return len(channels)
+
+    def queue_log(self) -> str:
+        path = self.log_dir / "queue_log"
+        return path.read_text(errors="replace") if path.is_file() else ""

@@ -1,0 +1,204 @@
+"""The benchmark's results as a Markdown report (the JSON is the results dict itself).
+Pure: a results dict in, text out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LABELS = {
+    "ours": "our ACD (ARI)",
+    "queue": "Asterisk Queue()",
+    "bare": "bare Answer()",
+}
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def steps_table(steps: list[dict[str, Any]]) -> str:
+    """One row per system and step."""
+    head = (
+        "| system | calls/s | placed | failed | routing p50 / p99 ms | INVITE→200 p50 / p99 ms "
+        "| Asterisk CPU ms/call | our CPU ms/call | our RSS MB | other load (cores) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    rows = []
+    for s in steps:
+        routing, answer = s["routing_ms"], s["answer_ms"]
+        rss = s.get("ours_rss_kb")
+        mark = " (py-spy)" if s.get("profiled") else ""
+        mark += " (repeated, see next)" if s.get("repeated") else ""
+        rows.append(
+            f"| {LABELS.get(s['system'], s['system'])}{mark} | {s['rate']:g} | {s['placed']} "
+            f"| {s['failed']} | {_ms(routing['p50'])} / {_ms(routing['p99'])} "
+            f"| {_ms(answer['p50'])} / {_ms(answer['p99'])} "
+            f"| {_num(s['asterisk_cpu_ms_per_call'])} | {_num(s.get('ours_cpu_ms_per_call'))} "
+            f"| {_num(rss / 1024 if rss else None, 0)} | {_num(s['other_load_cores'], 2)} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    limit = results["config"]["limit_ms"]
+    stopped = results.get("stopped", {})
+    for system, rate in results["sustained"].items():
+        shown = "none (the lowest step failed)" if rate is None else f"{rate:g} calls/s"
+        why = stopped.get(system, "")
+        if rate is not None and not why.startswith("failed"):
+            shown += " or more"
+        lines.append(
+            f"- {LABELS.get(system, system)}: **{shown}** ({why})"
+            if why
+            else f"- {LABELS.get(system, system)}: **{shown}**"
+        )
+    lines.append(
+        f"Sustained = the highest step with no failed call and p99 latency under "
+        f"{limit:g} ms (routing latency; for the bare ceiling INVITE→200), every lower step "
+        "passing too."
+    )
+    return lines
+
+
+def goals_lines(goals: dict[str, Any]) -> list[str]:
+    lines = []
+    for goal in goals.values():
+        mark = {True: "met", False: "MISSED", None: "not measured"}[goal["met"]]
+        lines.append(f"- {goal['goal']}: **{mark}** — {goal['detail']}")
+    return lines
+
+
+def probes_table(probes: list[dict[str, Any]]) -> str:
+    head = (
+        "| probe | calls/s | placed | failed | INVITE→200 mean / max ms | CONNECT / ABANDON "
+        "/ RINGNOANSWER | UAS errors | agent legs left |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    rows = []
+    for p in probes:
+        q = p["queue_log"]
+        rows.append(
+            f"| {p['label']} | {p['rate']:g} | {p['placed']} | {p['failed']} "
+            f"| {_ms(p['answer_ms']['mean'])} / {_ms(p['answer_ms']['max'])} "
+            f"| {q.get('CONNECT', 0)} / {q.get('ABANDON', 0)} / {q.get('RINGNOANSWER', 0)} "
+            f"| {sum(n for _, n in p['uas_errors'])} | {p['channels_left']} |"
+        )
+    details = [
+        f"- {p['label']}: UAS errors " + "; ".join(f"{n} x `{kind}`" for kind, n in p["uas_errors"])
+        for p in probes
+        if p["uas_errors"]
+    ]
+    return head + "\n".join(rows) + "\n" + ("\n" + "\n".join(details) + "\n" if details else "")
+
+
+def concurrency_lines(c: dict[str, Any]) -> list[str]:
+    degraded = c["degraded_at"]
+    lines = [
+        f"- {c['placed']} callers arrived at {c['rate']:g}/s and rang unanswered "
+        f"(one never-answering agent per customer, {c['customers']} customers); "
+        f"at most **{c['peak_waiting']}** waited at once in our queues.",
+        "- Arrivals stayed fast (p99 INVITE→180 under 100 ms, none failed) "
+        + (
+            f"until **{degraded}** callers were waiting."
+            if degraded is not None
+            else "the whole way up."
+        ),
+        f"- Our RSS: {c['rss_before_kb'] / 1024:.0f} MB before, "
+        f"{c['rss_peak_kb'] / 1024:.0f} MB at the peak: "
+        f"**{_num(c['rss_growth_per_waiting_kb'])} KB per waiting caller** (all growth over "
+        f"the peak count, start-up of the first calls included; the slope over the ramp "
+        f"from 50 callers on is {_num(c['rss_per_waiting_kb'])} KB). Asterisk: "
+        f"{_num(c['asterisk_rss_per_waiting_kb'])} KB per waiting caller (slope).",
+        f"- `status` API at the peak: {_ms(c['status_ms_at_peak'])} ms.",
+    ]
+    return lines
+
+
+def buckets_table(buckets: list[dict[str, Any]]) -> str:
+    head = "| callers waiting on arrival | INVITE→180 p50 / p99 ms | failed |\n|---|---:|---:|\n"
+    rows = [
+        f"| {b['first'] - 1}-{b['last'] - 1} | {_ms(b['ringing_ms']['p50'])} / "
+        f"{_ms(b['ringing_ms']['p99'])} | {b['failed']} |"
+        for b in buckets
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
+def profile_lines(p: dict[str, Any]) -> list[str]:
+    def top(key: str, n: int) -> str:
+        return ", ".join(f"{name} {share:g} %" for name, share in p[key][:n])
+
+    return [
+        f"py-spy (`--gil`, 200 Hz) on our service during its {p['rate']:g} calls/s step, "
+        f"{p['samples']} samples (~CPU time); shares of all samples:",
+        "",
+        f"- by library (inclusive): {top('inclusive_by_library', 10)}",
+        f"- by function of ours (inclusive): {top('inclusive_by_our_function', 12)}",
+        f"- hottest functions (self): {top('self_by_function', 8)}",
+        f"- raw stacks: `{p['file']}`",
+    ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    cfg, env = results["config"], results["environment"]
+    rates = ", ".join(f"{r:g}" for r in cfg["rates"])
+    parts = [
+        f"# Load benchmark {results['started']}",
+        "",
+        f"`{results['command']}` — {results['duration_s'] / 60:.1f} min.",
+        "",
+        f"Machine: {env['machine']['cpu']}, {env['machine']['cores']} cores, "
+        f"{env['machine']['memory_mb']} MB, {env['machine']['os']}, "
+        f"kernel {env['machine']['kernel']}. Asterisk {env['asterisk']}, sipp "
+        f"{env['sipp']}, Python {env['python']}, televikar-pbx {env['televikar_pbx']}.",
+        "",
+        f"Workload: {cfg['agents']} agents on one sipp UAS answering after "
+        f"{cfg['answer_ms']} ms; calls of {cfg['talk_ms']} ms to {cfg['customers']} "
+        f"customers in turn; steps of {cfg['step_s']:g} s at {rates} calls/s; "
+        f"ring timeout {cfg['ring_timeout_s']} s, no wrap-up; a call fails when it "
+        f"is rejected or not answered within {cfg['answer_timeout_ms'] / 1000:g} s. "
+        f"Service log level {cfg['log_level']}.",
+        "",
+    ]
+    idle = results.get("idle_cpu") or {}
+    if idle:
+        parts[-1:] = [
+            "At rest (no calls): "
+            + ", ".join(
+                f"{'Asterisk' if k.startswith('asterisk') else 'our service'} {v:g} % of a core"
+                for k, v in idle.items()
+            )
+            + "; that is in every step's CPU per call too, most at the lowest rate.",
+            "",
+        ]
+    if not results["valid"]:
+        parts += [
+            "**INVALID RUN**: the sanity gate failed, so there is no comparison:",
+            "",
+            *[f"- {p}" for p in results["gate_problems"]],
+            "",
+        ]
+    parts += ["## Steps", "", steps_table(results["steps"])]
+    if results["valid"]:
+        parts += ["## Sustained rate", "", *summary_lines(results), ""]
+        parts += ["## Goals", "", *goals_lines(results["goals"]), ""]
+    if results.get("concurrency"):
+        parts += [
+            "## Callers waiting at once (our ACD)",
+            "",
+            *concurrency_lines(results["concurrency"]),
+            "",
+            buckets_table(results["concurrency"]["buckets"]),
+        ]
+    if results.get("profile"):
+        parts += ["## Where our CPU goes", "", *profile_lines(results["profile"]), ""]
+    if results.get("probes"):
+        parts += ["## Queue() probes", "", probes_table(results["probes"])]
+    if results.get("notes"):
+        parts += ["## Notes", "", *[f"- {n}" for n in results["notes"]], ""]
+    return "\n".join(parts)
