@@ -12,13 +12,14 @@ LAB_ENV = $(shell bash $(LAB) env-file)
 # Debian packages the service and its tests use on the host (Asterisk itself lives in
 # the lab's own Debian sid root, see asterisk/README.md).
 HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
-	sip-tester espeak-ng sox postgresql systemd
+	sip-tester espeak-ng sox postgresql systemd faketime
 
-.PHONY: help host-deps venv asterisk asterisk-stop db run test test-unit check fmt clean
+.PHONY: help host-deps venv asterisk asterisk-stop db run test test-fast test-unit check fmt clean
 
 help:
 	@echo "make run            set up everything and run the service (embedded defaults)"
 	@echo "make test           set up everything and run all tests (unit, DB, real Asterisk)"
+	@echo "make test-fast      the inner-loop suite: no Asterisk, no PostgreSQL"
 	@echo "make check          ruff, ruff format --check, mypy --strict"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
@@ -61,6 +62,11 @@ test: venv asterisk
 	@pg_url=$$(bash tests/setup/postgres.sh) || exit 1; \
 	export $$pg_url; \
 	TELEVIKAR_ENV_FILE=$(LAB_ENV) $(BIN)/pytest -ra $(PYTEST_ARGS)
+	bash tests/setup/shifted-clock.sh
+
+# The inner loop: no Asterisk, no PostgreSQL (about a minute).
+test-fast: venv
+	$(BIN)/pytest -q -m "not asterisk and not postgres" $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/pytest -ra tests/unit

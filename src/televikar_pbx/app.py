@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import reconcile
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.calls.spool import SpoolingStore
+from televikar_pbx.clock import clock_from_env
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -43,7 +44,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings.sqlalchemy_url)
     sessionmaker = make_sessionmaker(engine)
     directory = await load_directory(sessionmaker)
-    desk = Desk(directory, datetime.now(UTC), ring_timeout_s=settings.ring_timeout_s)
+    clock = clock_from_env()
+    desk = Desk(directory, clock.now(), ring_timeout_s=settings.ring_timeout_s)
 
     ari = AriClient(
         settings.ari_url,
@@ -77,6 +79,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             messages_dir=settings.messages_dir,
             max_message_s=settings.max_message_s,
         ),
+        clock=clock,
         presence=presence,
     )
 
@@ -131,7 +134,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         presence.resync()
         # Calls the dialplan answered while we were away (extensions.conf fallback), and
         # calls in progress we lost track of (restart, lost connection).
-        background(catch_up(datetime.now(UTC)))
+        background(catch_up(clock.now()))
         log.info(
             "service.ready",
             app=settings.ari_app,

@@ -11,7 +11,6 @@ first, then tells the running service here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
@@ -33,7 +32,7 @@ ACTIONS: dict[str, type[acd.AgentEvent]] = {
 def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         return web.json_response(
-            snapshot(calls.desk, calls.directory, calls.calls, datetime.now(UTC))
+            snapshot(calls.desk, calls.directory, calls.calls, calls.clock.now())
         )
 
     async def agent_action(request: web.Request) -> web.Response:
@@ -47,7 +46,7 @@ def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.A
         slot = calls.desk.agents.get(agent_id)
         if slot is None:
             raise web.HTTPNotFound(text=f"no agent {agent_id} in the running service")
-        error = await calls.agent_event(ACTIONS[action](agent_id), datetime.now(UTC))
+        error = await calls.agent_event(ACTIONS[action](agent_id), calls.clock.now())
         if error:
             raise web.HTTPConflict(text=error)
         log.info("control.agent", agent_id=agent_id, action=action, state=slot.state.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import wave
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -134,6 +135,18 @@ def caller(channel: str = "c1", dialled: str = "4721000001") -> dict[str, Any]:
     }
 
 
+class HarnessClock:
+    """Starts at T0 and runs at the real pace (the service's timers are real asyncio
+    timers): the events' stamps and the desk's deadlines live on the same time line,
+    whatever day the test runs."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start, self._t0 = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._t0)
+
+
 class Harness:
     def __init__(self, tmp_path: Path, agents: tuple[Agent, ...]) -> None:
         self.ari = FakeAri()
@@ -148,6 +161,7 @@ class Harness:
             store=self.store,
             directory=directory,
             desk=Desk(directory, T0),
+            clock=HarnessClock(T0),
             bind=self.dispatcher.bind,
             unbind=self.dispatcher.unbind,
             dispatch=self.dispatcher.dispatch,

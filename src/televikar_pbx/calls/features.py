@@ -4,7 +4,6 @@ it returns."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
@@ -47,7 +46,7 @@ class FeatureCodes:
             event, prompt, saved = acd.AgentPaused(agent_id), "paused", {"paused": True}
         if code in ("*45", "*46"):
             saved["paused"] = False
-        error = await self._calls.agent_event(event, datetime.now(UTC))
+        error = await self._calls.agent_event(event, self._calls.clock.now())
         if error:
             log.warning("feature.rejected_by_desk", endpoint=endpoint, code=code, error=error)
             return "not-allowed"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -24,6 +24,7 @@ from televikar_pbx.calls.ports import CallStore, Telephony
 from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import ADOPT, Adoption
 from televikar_pbx.calls.state import ActiveCall, caller_id
+from televikar_pbx.clock import Clock
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import Agent, Directory, HoldStyle
 from televikar_pbx.errors import AriError, AriNotFound
@@ -41,8 +42,8 @@ ORIGINATE_RETRY_S = 1.0
 _current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_key", default=None)
 
 
-def synthetic(kind: str, key: str, **fields: Any) -> AriEvent:
-    return AriEvent(kind, datetime.now(UTC), {"type": kind, "channel": {"id": key}, **fields})
+def synthetic(kind: str, at: datetime, key: str, **fields: Any) -> AriEvent:
+    return AriEvent(kind, at, {"type": kind, "channel": {"id": key}, **fields})
 
 
 class CallService:
@@ -59,8 +60,10 @@ class CallService:
         unbind: Callable[[str], None],
         dispatch: Callable[[AriEvent], None],
         media: MediaFlows,
+        clock: Clock,
         presence: Presence | None = None,
     ) -> None:
+        self.clock = clock
         self._ari = ari
         self._store = store
         self.directory = directory
@@ -190,7 +193,7 @@ class CallService:
         before any adopted caller is routed); the rest (subscriptions, journal, a capture
         to resume) runs in each call's own worker, before the desk's commands for it.
         """
-        now = datetime.now(UTC)
+        now = self.clock.now()
         commands: list[acd.Command] = []
         for adoption in adoptions:
             record = adoption.record
@@ -226,7 +229,7 @@ class CallService:
             self.calls[key] = call
             self._channel_call[key] = key
             self._subscribed.add(key)
-            self._dispatch(synthetic(ADOPT, key, adopt=adoption))
+            self._dispatch(synthetic(ADOPT, now, key, adopt=adoption))
         self._after_change()
         await self.execute(commands, now)
 
@@ -264,7 +267,7 @@ class CallService:
         elif phase == "restart" and await asyncio.to_thread(self._media.recorded, call):
             # Recorded to the end while we were away.
             call.capture_phase, call.recording_name = "recording", recording_name(call)
-            done = synthetic("RecordingFinished", call.key)
+            done = synthetic("RecordingFinished", at, call.key)
             duration = await self._media.recording_done(call, done)
             await self._feed(acd.MessageRecorded(call.key, duration), at)
         elif phase == "restart" and await self._media.playback_finished(call, f"prompt-{call.key}"):
@@ -360,7 +363,7 @@ class CallService:
 
     async def _on_tick(self, event: AriEvent) -> None:
         self._tick_at = None
-        await self._feed(acd.Tick(), datetime.now(UTC))
+        await self._feed(acd.Tick(), self.clock.now())
 
     def _schedule_tick(self) -> None:
         deadline = self.desk.next_deadline()
@@ -372,9 +375,9 @@ class CallService:
         self._tick_at = deadline
         if deadline is None:
             return
-        delay = max(0.0, (deadline - datetime.now(UTC)).total_seconds())
+        delay = max(0.0, (deadline - self.clock.now()).total_seconds())
         self._tick_handle = asyncio.get_running_loop().call_later(
-            delay, self._dispatch, synthetic(TICK, GLOBAL_KEY)
+            delay, lambda: self._dispatch(synthetic(TICK, self.clock.now(), GLOBAL_KEY))
         )
 
     # --- the desk and its commands -------------------------------------------------------
@@ -392,7 +395,7 @@ class CallService:
 
     async def reload(self, directory: Directory) -> None:
         """The operator changed customers or agents: route with the new directory."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         self.directory = directory
         self._agents = {a.id: a for a in directory.agents}
         commands = self.desk.reload(directory, now)
@@ -411,7 +414,7 @@ class CallService:
             return  # not an agent (the carrier trunk, another phone)
         log.info("agent.phone", agent=self._agents[agent_id].name, reachable=reachable)
         event = acd.PhoneReachable(agent_id) if reachable else acd.PhoneUnreachable(agent_id)
-        await self._feed(event, datetime.now(UTC))
+        await self._feed(event, self.clock.now())
 
     def _after_change(self) -> None:
         self._schedule_tick()
@@ -438,7 +441,7 @@ class CallService:
             elif command.call_id == here:
                 await self._run(command, at)
             else:
-                self._dispatch(synthetic(COMMAND, command.call_id, command=command))
+                self._dispatch(synthetic(COMMAND, at, command.call_id, command=command))
 
     def _agent_changed(self, command: acd.AgentStateChanged) -> None:
         agent = self._agents.get(command.agent_id)
@@ -520,8 +523,9 @@ class CallService:
             call.agent_channel = None
             asyncio.get_running_loop().call_later(
                 ORIGINATE_RETRY_S,
-                self._dispatch,
-                synthetic(OFFER_FAILED_LATER, call.key, agent_id=agent_id),
+                lambda: self._dispatch(
+                    synthetic(OFFER_FAILED_LATER, self.clock.now(), call.key, agent_id=agent_id)
+                ),
             )
 
     async def _connect(self, call: ActiveCall, at: datetime) -> None:
