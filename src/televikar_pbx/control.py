@@ -32,7 +32,7 @@ ACTIONS: dict[str, type[acd.AgentEvent]] = {
 def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         return web.json_response(
-            snapshot(calls.desk, calls.directory, calls.calls, calls.clock.now())
+            snapshot(calls.view(), calls.directory, calls.calls, calls.clock.now())
         )
 
     async def agent_action(request: web.Request) -> web.Response:
@@ -43,14 +43,16 @@ def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.A
             raise web.HTTPBadRequest(text="agent id must be a number") from None
         if action not in ACTIONS:
             raise web.HTTPNotFound(text=f"unknown action {action!r}")
-        slot = calls.desk.agents.get(agent_id)
-        if slot is None:
+        if calls.view().agent(agent_id) is None:
             raise web.HTTPNotFound(text=f"no agent {agent_id} in the running service")
-        error = await calls.agent_event(ACTIONS[action](agent_id), calls.clock.now())
-        if error:
-            raise web.HTTPConflict(text=error)
-        log.info("control.agent", agent_id=agent_id, action=action, state=slot.state.value)
-        return web.json_response({"agent_id": agent_id, "state": slot.state.value})
+        try:
+            await calls.agent_event(ACTIONS[action](agent_id), calls.clock.now())
+        except acd.IllegalEvent as exc:
+            raise web.HTTPConflict(text=str(exc)) from None
+        view = calls.view().agent(agent_id)
+        state = view.state.value if view else None
+        log.info("control.agent", agent_id=agent_id, action=action, state=state)
+        return web.json_response({"agent_id": agent_id, "state": state})
 
     async def do_reload(request: web.Request) -> web.Response:
         await reload()

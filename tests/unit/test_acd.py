@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 
@@ -256,6 +259,7 @@ def test_message_of_one_second_or_more_is_a_message_shorter_is_no_message() -> N
     d = desk([customer(10)], [])
     d.handle(CallerArrived("c1", 10), at(0))
     d.handle(CallerArrived("c2", 10), at(0))
+    d.handle(acd.RecordingStarted("c1"), at(5))
     d.handle(CallerHungUp("c1"), at(9))  # the recording ends with the hang-up
     assert d.handle(MessageRecorded("c1", 5.2), at(9.1)) == [
         CloseCall("c1", Outcome.MESSAGE, at(9))
@@ -469,3 +473,242 @@ def test_adopting_what_cannot_be_is_refused_and_changes_nothing(
     with pytest.raises(IllegalEvent, match=why):
         d.handle(event, at(1))
     assert (dict(d.calls), {k: (v.state, v.call_id) for k, v in d.agents.items()}) == before
+
+
+# --- the transition tables: everything they do not list is illegal ---------------------
+
+# One instance of each event about a call on the desk (agent 1 where one is needed).
+CALL_EVENTS: dict[type[acd.CallEvent], acd.CallEvent] = {
+    OfferFailed: OfferFailed("c1", 1, "no answer"),
+    AgentAnswered: AgentAnswered("c1", 1),
+    CallerHungUp: CallerHungUp("c1"),
+    AgentHungUp: AgentHungUp("c1", 1),
+    acd.AgentLegGone: acd.AgentLegGone("c1", 1, 16, "Normal Clearing"),
+    acd.RecordingStarted: acd.RecordingStarted("c1"),
+    MessageRecorded: MessageRecorded("c1", 3.0),
+    acd.AnnouncementDone: acd.AnnouncementDone("c1"),
+}
+AGENT_EVENTS: list[acd.AgentEvent | acd.PhoneEvent] = [
+    AgentLoggedIn(1),
+    AgentLoggedOut(1),
+    AgentPaused(1),
+    AgentResumed(1),
+    acd.AgentPauseToggled(1),
+    acd.PhoneReachable(1),
+    acd.PhoneUnreachable(1),
+]
+
+
+def desk_with_call_in(state: CallState) -> Desk:
+    """A desk whose call c1 is in ``state`` (agent 1 is its agent where it has one)."""
+    d = desk([customer(1)], [agent(1, 1), agent(2, 1)])
+    if state is CallState.QUEUED:  # both agents busy
+        d.handle(acd.CallAdopted("c8", 1, T0, CallState.CONNECTED, 1), T0)
+        d.handle(acd.CallAdopted("c9", 1, T0, CallState.CONNECTED, 2), T0)
+        d.handle(CallerArrived("c1", 1), at(1))
+    elif state is CallState.OFFERED:
+        d.handle(AgentPaused(2), T0)
+        d.handle(CallerArrived("c1", 1), at(1))
+    elif state is CallState.CONNECTED:
+        d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), at(1))
+    elif state in (CallState.CAPTURING, CallState.RECORDING):
+        d.handle(acd.CallAdopted("c1", 1, T0, state), at(1))
+    elif state is CallState.ANNOUNCING:
+        d.handle(CallerArrived("c1", None), at(1))
+    assert d.calls["c1"].state is state
+    return d
+
+
+def desk_with_agent_in(state: AgentState) -> Desk:
+    """A desk whose agent 1 is in ``state``."""
+    d = desk([customer(1, CustomerRules(wrap_up_s=10))], [agent(1, 1)])
+    if state is AgentState.LOGGED_OUT:
+        d.handle(AgentLoggedOut(1), T0)
+    elif state is AgentState.PAUSED:
+        d.handle(AgentPaused(1), T0)
+    elif state is AgentState.OFFERED:
+        d.handle(CallerArrived("c1", 1), T0)
+    elif state is AgentState.ON_CALL:
+        d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), T0)
+    elif state is AgentState.WRAP_UP:
+        d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), T0)
+        d.handle(CallerHungUp("c1"), at(1))
+    assert d.agents[1].state is state
+    return d
+
+
+def state_of(d: Desk) -> tuple[Any, ...]:
+    return (copy.deepcopy(d.calls), copy.deepcopy(d.agents), d.next_deadline(), d.view())
+
+
+@pytest.mark.parametrize("state", [s for s in CallState if s is not CallState.ENDED])
+def test_every_call_event_the_table_does_not_list_is_illegal_and_changes_nothing(
+    state: CallState,
+) -> None:
+    unlisted = [e for t, e in CALL_EVENTS.items() if t not in acd.CALL_TRANSITIONS[state]]
+    assert unlisted or state is CallState.OFFERED  # a state that allows every event is odd
+    for event in unlisted:
+        d = desk_with_call_in(state)
+        before = state_of(d)
+        with pytest.raises(IllegalEvent):
+            d.handle(event, at(2))
+        assert state_of(d) == before, (state, event)
+
+
+def test_an_ended_call_takes_no_event_at_all() -> None:
+    assert acd.CALL_TRANSITIONS[CallState.ENDED] == {}
+    d = desk_with_call_in(CallState.ANNOUNCING)
+    d.handle(CallerHungUp("c1"), at(2))
+    before = state_of(d)
+    for event in CALL_EVENTS.values():
+        with pytest.raises(IllegalEvent, match="unknown call"):
+            d.handle(event, at(3))
+    assert state_of(d) == before
+
+
+def test_every_call_event_the_table_lists_is_handled() -> None:
+    for state, row in acd.CALL_TRANSITIONS.items():
+        assert set(row) <= set(CALL_EVENTS), state
+
+
+@pytest.mark.parametrize("state", list(AgentState))
+def test_every_agent_event_the_table_does_not_list_is_illegal_and_changes_nothing(
+    state: AgentState,
+) -> None:
+    listed = acd.AGENT_TRANSITIONS[state]
+    assert set(listed) <= {type(e) for e in AGENT_EVENTS}
+    for event in [e for e in AGENT_EVENTS if type(e) not in listed]:
+        d = desk_with_agent_in(state)
+        before = state_of(d)
+        with pytest.raises(IllegalEvent):
+            d.handle(event, at(2))
+        assert state_of(d) == before, (state, event)
+
+
+def test_a_call_event_from_another_agent_is_illegal_and_changes_nothing() -> None:
+    for state in (CallState.OFFERED, CallState.CONNECTED):
+        d = desk_with_call_in(state)
+        before = state_of(d)
+        for event in (acd.AgentLegGone("c1", 2, 16), OfferFailed("c1", 2, "x")):
+            if type(event) in acd.CALL_TRANSITIONS[state]:
+                with pytest.raises(IllegalEvent, match="is with agent 1"):
+                    d.handle(event, at(2))
+        assert state_of(d) == before
+
+
+# --- the facts the shell reports: agent leg gone, recording started, pause toggled -------
+
+
+def test_an_agent_leg_gone_while_ringing_is_a_missed_offer_to_journal() -> None:
+    d = desk([customer(1)], [agent(1, 1), agent(2, 1)])
+    assert rings(d.handle(CallerArrived("c1", 1), at(0))) == [("c1", 1)]
+    commands = d.handle(acd.AgentLegGone("c1", 1, 19, "No answer"), at(15))
+    assert commands[0] == acd.OfferMissed("c1", 1, 19, "No answer")
+    assert AgentStateChanged(1, AgentState.IDLE, "missed_offer") in commands
+    assert rings(commands) == [("c1", 2)]
+    assert d.agents[1].misses == 1
+
+
+def test_an_agent_leg_gone_during_the_talk_is_the_agent_hanging_up() -> None:
+    d = desk([customer(1, CustomerRules(wrap_up_s=0))], [agent(1, 1)])
+    d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), T0)
+    commands = d.handle(acd.AgentLegGone("c1", 1, 16, "Normal Clearing"), at(30))
+    assert commands == [
+        acd.KeepHangupCause("c1", 16, "Normal Clearing"),
+        HangUpCaller("c1"),
+        AgentStateChanged(1, AgentState.IDLE, "call_ended"),
+        CloseCall("c1", Outcome.ANSWERED, at(30)),
+    ]
+    assert d.agents[1].misses == 0
+
+
+def test_the_leg_of_a_withdrawn_offer_ending_changes_nothing() -> None:
+    d = desk([customer(1, CustomerRules(max_wait_s=45))], [agent(1, 1)])
+    d.handle(CallerArrived("c1", 1), at(0))
+    d.handle(Tick(), at(45))  # withdrawn: the caller goes to message capture
+    before = state_of(d)
+    assert d.handle(acd.AgentLegGone("c1", 1, 16), at(45.2)) == []
+    assert state_of(d) == before
+    assert d.agents[1].misses == 0
+
+
+def test_a_caller_gone_during_the_prompt_leaves_no_message_at_once() -> None:
+    d = desk([customer(1)], [])
+    d.handle(CallerArrived("c1", 1), at(0))
+    assert d.calls["c1"].state is CallState.CAPTURING
+    assert d.handle(CallerHungUp("c1"), at(3)) == [CloseCall("c1", Outcome.NO_MESSAGE, at(3))]
+    assert "c1" not in d.calls
+
+
+def test_a_caller_gone_while_recording_waits_for_the_recording() -> None:
+    d = desk([customer(1)], [])
+    d.handle(CallerArrived("c1", 1), at(0))
+    assert d.handle(acd.RecordingStarted("c1"), at(6)) == []
+    assert d.calls["c1"].state is CallState.RECORDING
+    assert d.handle(CallerHungUp("c1"), at(10)) == []
+    assert d.handle(MessageRecorded("c1", 4.0), at(10.2)) == [
+        CloseCall("c1", Outcome.MESSAGE, at(10))
+    ]
+
+
+def test_a_prompt_or_recording_that_failed_ends_the_capture_without_a_message() -> None:
+    d = desk([customer(1)], [])
+    d.handle(CallerArrived("c1", 1), at(0))
+    assert d.handle(MessageRecorded("c1", 0.0), at(1)) == [
+        HangUpCaller("c1"),
+        CloseCall("c1", Outcome.NO_MESSAGE, at(1)),
+    ]
+
+
+def test_an_adopted_recording_goes_on() -> None:
+    d = desk([customer(1)], [])
+    assert d.handle(acd.CallAdopted("c1", 1, T0, CallState.RECORDING), at(1)) == []
+    assert d.handle(CallerHungUp("c1"), at(4)) == []
+    assert closes(d.handle(MessageRecorded("c1", 3.5), at(4.1))) == [("c1", Outcome.MESSAGE)]
+
+
+def test_pause_toggle_pauses_an_available_agent_and_resumes_a_paused_one() -> None:
+    d = desk([customer(1)], [agent(1, 1)])
+    assert d.handle(acd.AgentPauseToggled(1), at(1)) == [
+        acd.PauseToggled(1, True),
+        AgentStateChanged(1, AgentState.PAUSED, "AgentPaused"),
+    ]
+    assert d.handle(acd.AgentPauseToggled(1), at(2)) == [
+        acd.PauseToggled(1, False),
+        AgentStateChanged(1, AgentState.IDLE, "AgentResumed"),
+    ]
+    assert d.agents[1].idle_since == at(2)
+
+
+def test_pause_toggle_during_a_call_takes_effect_after_it_and_toggles_back() -> None:
+    d = desk([customer(1, CustomerRules(wrap_up_s=0))], [agent(1, 1)])
+    d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), T0)
+    assert d.handle(acd.AgentPauseToggled(1), at(1)) == [acd.PauseToggled(1, True)]
+    assert d.agents[1].state is AgentState.ON_CALL
+    assert d.handle(acd.AgentPauseToggled(1), at(2)) == [acd.PauseToggled(1, False)]
+    assert d.handle(acd.AgentPauseToggled(1), at(3)) == [acd.PauseToggled(1, True)]
+    d.handle(CallerHungUp("c1"), at(5))
+    assert d.agents[1].state is AgentState.PAUSED
+
+
+def test_pause_toggle_of_a_logged_out_agent_changes_nothing() -> None:
+    d = desk([customer(1)], [agent(1, 1, logged_in=False)])
+    before = state_of(d)
+    assert d.handle(acd.AgentPauseToggled(1), at(1)) == [acd.PauseToggled(1, None)]
+    assert state_of(d) == before
+
+
+def test_the_view_is_a_frozen_copy() -> None:
+    d = desk([customer(1)], [agent(1, 1), agent(2, 1, logged_in=False)])
+    d.handle(CallerArrived("c1", 1), at(0))
+    view = d.view()
+    assert view.agent(1) == acd.AgentView(1, AgentState.OFFERED, "c1", 0, True)
+    assert view.agent(2) == acd.AgentView(2, AgentState.LOGGED_OUT, None, 0, True)
+    assert view.agent(3) is None
+    assert view.calls == (acd.CallView("c1", 1, at(0), CallState.OFFERED, 1),)
+    assert view.calls[0].waiting
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.agents[0].state = AgentState.IDLE  # type: ignore[misc]
+    d.handle(CallerHungUp("c1"), at(2))
+    assert view.agent(1) == acd.AgentView(1, AgentState.OFFERED, "c1", 0, True)
+    assert d.view().calls == ()

@@ -32,24 +32,28 @@ class FeatureCodes:
         if agent_id is None or code not in ("*45", "*46", "*47"):
             log.warning("feature.refused", endpoint=endpoint, code=code)
             return "not-allowed"
-        slot = self._calls.desk.agents[agent_id]
         event: acd.AgentEvent
         if code == "*45":
             event, prompt, saved = acd.AgentLoggedIn(agent_id), "logged-in", {"logged_in": True}
         elif code == "*46":
             event, prompt, saved = acd.AgentLoggedOut(agent_id), "logged-out", {"logged_in": False}
-        elif slot.state is acd.AgentState.LOGGED_OUT:
-            return "logged-out"  # pausing means nothing before logging in
-        elif slot.state is acd.AgentState.PAUSED or slot.after_call is acd.AgentState.PAUSED:
-            event, prompt, saved = acd.AgentResumed(agent_id), "resumed", {"paused": False}
         else:
-            event, prompt, saved = acd.AgentPaused(agent_id), "paused", {"paused": True}
+            event, prompt, saved = acd.AgentPauseToggled(agent_id), "", {}
         if code in ("*45", "*46"):
             saved["paused"] = False
-        error = await self._calls.agent_event(event, self._calls.clock.now())
-        if error:
-            log.warning("feature.rejected_by_desk", endpoint=endpoint, code=code, error=error)
+        try:
+            commands = await self._calls.agent_event(event, self._calls.clock.now())
+        except acd.IllegalEvent as exc:
+            log.warning("feature.rejected_by_desk", endpoint=endpoint, code=code, error=str(exc))
             return "not-allowed"
+        toggled = [c.paused for c in commands if isinstance(c, acd.PauseToggled)]
+        if toggled == [None]:
+            return "logged-out"  # pausing means nothing before logging in
+        if toggled:
+            prompt, saved = (
+                ("paused", {"paused": True}) if toggled[0] else ("resumed", {"paused": False})
+            )
         await self._store.set_agent_state(agent_id, **saved)
-        log.info("feature.done", endpoint=endpoint, code=code, state=slot.state.value)
+        view = self._calls.view().agent(agent_id)
+        log.info("feature.done", endpoint=endpoint, code=code, state=view and view.state.value)
         return prompt

@@ -95,7 +95,6 @@ class MediaFlows:
 
     async def capture(self, call: ActiveCall, prompt: str | None) -> bool:
         """Answer and play the prompt; False if that failed (then nothing is recorded)."""
-        call.capture_phase = "prompt"
         try:
             await self.stop_hold(call)
             await self._answer(call)
@@ -104,34 +103,33 @@ class MediaFlows:
             )
         except AriError as exc:
             call.log.info("call.prompt_failed", error=str(exc))
-            call.capture_phase = "done"
             return False
         return True
 
     async def playback_finished(self, call: ActiveCall, playback_id: str) -> str | None:
         """React to the end of one of our playbacks: ``"announcement"`` when an
-        announcement is over, ``"failed_capture"`` when the recording could not start."""
+        announcement is over, ``"recording_started"`` when the prompt is over and the
+        recording runs, ``"failed_capture"`` when the recording could not start."""
         if playback_id == f"ann-{call.key}":
             return "announcement"
         if playback_id == f"hold-{call.key}" and call.hold is HoldStyle.ANNOUNCEMENT:
             with contextlib.suppress(AriError):  # then music until an agent answers
                 await self._ari.start_moh(call.caller_channel)
             return None
-        if playback_id == f"prompt-{call.key}" and call.capture_phase == "prompt":
+        if playback_id == f"prompt-{call.key}" and call.recording_name is None:
             name = recording_name(call)
             try:
                 await self._ari.record(call.caller_channel, name, max_s=self._max_s)
             except AriError as exc:
                 if not isinstance(exc, AriNotFound):
                     call.log.warning("call.record_failed", error=str(exc))
-                call.capture_phase = "done"
                 return "failed_capture"
-            call.capture_phase, call.recording_name = "recording", name
+            call.recording_name = name
+            return "recording_started"
         return None
 
     async def recording_done(self, call: ActiveCall, event: AriEvent) -> float:
         """The recording ended: keep it as a message (≥ 1 s) and return its length."""
-        call.capture_phase = "done"
         name = call.recording_name or ""
         source = self._spool / f"{name}.wav"
         if event.type == "RecordingFailed" or not source.is_file():

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from televikar_pbx.domain import acd
+from televikar_pbx.domain.desk_view import DeskView, DeskViewer
 from televikar_pbx.domain.directory import Directory
 from televikar_pbx.errors import AriError
 
@@ -43,16 +44,12 @@ class Publisher(Protocol):
     async def set_global(self, name: str, value: str) -> None: ...
 
 
-def waiting_counts(desk: acd.Desk) -> Counter[int]:
-    return Counter(
-        c.customer_id
-        for c in desk.calls.values()
-        if c.customer_id is not None and c.state in (acd.CallState.QUEUED, acd.CallState.OFFERED)
-    )
+def waiting_counts(view: DeskView) -> Counter[int]:
+    return Counter(c.customer_id for c in view.calls if c.customer_id is not None and c.waiting)
 
 
 class Presence:
-    def __init__(self, ari: Publisher, directory: Directory, desk: acd.Desk) -> None:
+    def __init__(self, ari: Publisher, directory: Directory, desk: DeskViewer) -> None:
         self._ari = ari
         self._endpoints = {a.id: a.endpoint for a in directory.agents}
         self._customers = [c.id for c in directory.customers]
@@ -83,11 +80,12 @@ class Presence:
     def changed(self) -> None:
         """Compare the desk with what was published; queue the differences."""
         wanted: dict[str, str] = {}
-        for agent in self._desk.agents.values():
+        view = self._desk.view()
+        for agent in view.agents:
             endpoint = self._endpoints.get(agent.agent_id)
             if endpoint:
                 wanted[f"device:agent-{endpoint}"] = DEVICE_STATES[agent.state]
-        counts = waiting_counts(self._desk)
+        counts = waiting_counts(view)
         for customer_id in self._customers:
             waiting = counts.get(customer_id, 0)
             wanted[f"device:queue-{customer_id}"] = "RINGING" if waiting else "NOT_INUSE"
@@ -116,7 +114,7 @@ class Presence:
 
 
 def snapshot(
-    desk: acd.Desk, directory: Directory, calls: dict[str, Any], now: datetime
+    view: DeskView, directory: Directory, calls: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """The live view ``televikar-pbx status`` shows (stable keys: scripts read it)."""
     agents = {a.id: a for a in directory.agents}
@@ -129,13 +127,12 @@ def snapshot(
                 "wait_s": round((now - c.arrived_at).total_seconds(), 1),
                 "state": c.state.value,
             }
-            for c in sorted(desk.calls.values(), key=lambda c: c.arrived_at)
-            if c.customer_id == customer.id
-            and c.state in (acd.CallState.QUEUED, acd.CallState.OFFERED)
+            for c in view.calls  # in order of arrival
+            if c.customer_id == customer.id and c.waiting
         ]
         customers.append({"id": customer.id, "name": customer.name, "waiting": waiting})
     agent_rows = []
-    for slot in desk.agents.values():
+    for slot in view.agents:
         agent = agents.get(slot.agent_id)
         agent_rows.append(
             {

@@ -204,7 +204,10 @@ class CallService:
             if key in self.calls or customer is None:
                 continue
             agent_id = record.agent_id if adoption.state is acd.CallState.CONNECTED else None
-            event = acd.CallAdopted(key, customer.id, record.arrived_at, adoption.state, agent_id)
+            state = adoption.state
+            if state is acd.CallState.CAPTURING and adoption.capture_phase == "recording":
+                state = acd.CallState.RECORDING
+            event = acd.CallAdopted(key, customer.id, record.arrived_at, state, agent_id)
             try:
                 commands += self.desk.handle(event, now)
             except acd.IllegalEvent as exc:
@@ -261,19 +264,17 @@ class CallService:
             await self._resume_capture(call, adoption.capture_phase, event.timestamp)
 
     async def _resume_capture(self, call: ActiveCall, phase: str | None, at: datetime) -> None:
-        call.capture_phase = "recording" if phase == "recording" else "prompt"
         if phase == "recording":
             call.recording_name = recording_name(call)  # its RecordingFinished will come
         elif phase == "restart" and await asyncio.to_thread(self._media.recorded, call):
             # Recorded to the end while we were away.
-            call.capture_phase, call.recording_name = "recording", recording_name(call)
+            call.recording_name = recording_name(call)
             done = synthetic("RecordingFinished", at, call.key)
             duration = await self._media.recording_done(call, done)
             await self._feed(acd.MessageRecorded(call.key, duration), at)
-        elif phase == "restart" and await self._media.playback_finished(call, f"prompt-{call.key}"):
-            # The prompt was heard (or cut short): the beep and the recording start now;
-            # a truthy answer means the recording could not start.
-            await self._feed(acd.MessageRecorded(call.key, 0.0), at)
+        elif phase == "restart":
+            # The prompt was heard (or cut short): the beep and the recording start now.
+            await self._media_done(call, f"prompt-{call.key}", at)
 
     # --- departures ----------------------------------------------------------------------
 
@@ -295,43 +296,17 @@ class CallService:
             call.cause, call.cause_txt = cause, cause_txt
             call.log.info("call.caller_hung_up", cause=cause, cause_txt=cause_txt)
             await self._feed(acd.CallerHungUp(call.key), event.timestamp)
-            if call.key in self.calls and call.capture_phase != "recording":
-                slot = self.desk.calls.get(call.key)
-                if slot is not None and slot.state is acd.CallState.CAPTURING:
-                    # Gone before the recording started: there will be no message.
-                    await self._feed(acd.MessageRecorded(call.key, 0.0), event.timestamp)
         elif channel_id == call.agent_channel and call.agent_id is not None:
-            slot = self.desk.calls.get(call.key)
-            if slot is not None and slot.state is acd.CallState.OFFERED:
-                reason = str(cause_txt or cause)
-                call.log.info("call.offer_missed", reason=reason)
-                await self._store.append_event(
-                    call.record_id,
-                    "offer_missed",
-                    event.timestamp,
-                    agent_id=call.agent_id,
-                    data={"cause": cause, "cause_txt": cause_txt},
-                )
-                call.agent_channel = None
-                await self._feed(acd.OfferFailed(call.key, call.agent_id, reason), event.timestamp)
-            elif slot is not None and slot.state is acd.CallState.CONNECTED:
-                call.log.info("call.agent_hung_up", cause=cause)
-                call.cause, call.cause_txt = cause, cause_txt
-                await self._feed(acd.AgentHungUp(call.key, call.agent_id), event.timestamp)
+            gone = acd.AgentLegGone(call.key, call.agent_id, _cause(cause), _text(cause_txt))
+            await self._feed(gone, event.timestamp)
 
     async def _on_offer_failed_later(self, event: AriEvent) -> None:
         call = self.calls.get(event.channel_id or "")
         agent_id = int(event.raw["agent_id"])
-        if call is None or call.agent_id != agent_id:
-            return
-        slot = self.desk.calls.get(call.key)
-        if slot is None or slot.state is not acd.CallState.OFFERED:
-            return
-        await self._store.append_event(
-            call.record_id, "offer_missed", event.timestamp, agent_id=agent_id,
-            data={"cause_txt": "originate_failed"},
-        )  # fmt: skip
-        await self._feed(acd.OfferFailed(call.key, agent_id, "originate_failed"), event.timestamp)
+        if call is None or call.agent_id != agent_id or call.agent_channel is not None:
+            return  # ended, or offered anew meanwhile
+        gone = acd.AgentLegGone(call.key, agent_id, None, "originate_failed")
+        await self._feed(gone, event.timestamp)
 
     # --- media (prompts, announcements, recordings) --------------------------------------
 
@@ -340,15 +315,20 @@ class CallService:
         if call is None:
             return
         playback_id = str(event.raw.get("playback", {}).get("id", ""))
+        await self._media_done(call, playback_id, event.timestamp)
+
+    async def _media_done(self, call: ActiveCall, playback_id: str, at: datetime) -> None:
         done = await self._media.playback_finished(call, playback_id)
         if done == "announcement":
-            await self._feed(acd.AnnouncementDone(call.key), event.timestamp)
+            await self._feed(acd.AnnouncementDone(call.key), at)
+        elif done == "recording_started":
+            await self._feed(acd.RecordingStarted(call.key), at)
         elif done == "failed_capture":
-            await self._feed(acd.MessageRecorded(call.key, 0.0), event.timestamp)
+            await self._feed(acd.MessageRecorded(call.key, 0.0), at)
 
     async def _on_recording_done(self, event: AriEvent) -> None:
         call = self._call_of(event.target_channel_id)
-        if call is None or call.capture_phase != "recording":
+        if call is None or call.recording_name is None:
             return
         duration = await self._media.recording_done(call, event)
         await self._feed(acd.MessageRecorded(call.key, duration), event.timestamp)
@@ -382,16 +362,17 @@ class CallService:
 
     # --- the desk and its commands -------------------------------------------------------
 
-    async def agent_event(self, event: acd.AgentEvent, at: datetime) -> str | None:
+    def view(self) -> acd.DeskView:
+        """The desk as presence, control and status may see it (a frozen copy)."""
+        return self.desk.view()
+
+    async def agent_event(self, event: acd.AgentEvent, at: datetime) -> list[acd.Command]:
         """An agent logged in or out, paused or resumed (feature code, command line);
-        the reason when the desk refuses it."""
-        try:
-            commands = self.desk.handle(event, at)
-        except acd.IllegalEvent as exc:
-            return str(exc)
+        the desk's answer. Raises :class:`acd.IllegalEvent` when the desk refuses it."""
+        commands = self.desk.handle(event, at)
         self._after_change()
         await self.execute(commands, at)
-        return None
+        return commands
 
     async def reload(self, directory: Directory) -> None:
         """The operator changed customers or agents: route with the new directory."""
@@ -438,6 +419,8 @@ class CallService:
         for command in commands:
             if isinstance(command, acd.AgentStateChanged):
                 self._agent_changed(command)
+            elif isinstance(command, acd.PauseToggled):
+                continue  # the answer to the one who asked (calls/features.py)
             elif command.call_id == here:
                 await self._run(command, at)
             else:
@@ -480,6 +463,18 @@ class CallService:
             )
             if not await self._media.announce(call, command.announcement):
                 await self._feed(acd.AnnouncementDone(call.key), at)
+        elif isinstance(command, acd.OfferMissed):
+            call.log.info("call.offer_missed", reason=str(command.cause_txt or command.cause))
+            data: dict[str, Any] = {"cause_txt": command.cause_txt}
+            if command.cause is not None:
+                data = {"cause": command.cause, **data}
+            await self._store.append_event(
+                call.record_id, "offer_missed", at, agent_id=command.agent_id, data=data
+            )
+            call.agent_channel = None
+        elif isinstance(command, acd.KeepHangupCause):
+            call.log.info("call.agent_hung_up", cause=command.cause)
+            call.cause, call.cause_txt = command.cause, command.cause_txt
         elif isinstance(command, acd.CloseCall):
             await self._close(call, command.outcome.value, command.ended_at)
 
@@ -557,6 +552,14 @@ class CallService:
         )
         await self._store.append_event(call.record_id, "ended", ended_at, data={"outcome": outcome})
         call.log.info("call.ended", outcome=outcome, cause=call.cause)
+
+
+def _cause(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 async def quietly(request: Any) -> None:

@@ -22,8 +22,7 @@ class ActiveCall:
     offers: int = 0
     answered: bool = False  # by us (hold music, prompt, announcement) or by bridging
     hold: HoldStyle | None = None
-    capture_phase: str | None = None  # prompt → recording → done
-    recording_name: str | None = None
+    recording_name: str | None = None  # set once the recording runs
     caller_gone: bool = False
     cause: Any = None
     cause_txt: Any = None

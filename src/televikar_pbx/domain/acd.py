@@ -45,16 +45,20 @@ the state unchanged: all checks happen before the first mutation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from televikar_pbx.domain.desk_messages import (
     AgentAnswered,
     AgentEvent,
     AgentHungUp,
+    AgentLegGone,
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
+    AgentPauseToggled,
     AgentResumed,
     AgentState,
     AgentStateChanged,
@@ -73,15 +77,20 @@ from televikar_pbx.domain.desk_messages import (
     Event,
     HangUpAgent,
     HangUpCaller,
+    KeepHangupCause,
     MessageRecorded,
     OfferFailed,
+    OfferMissed,
+    PauseToggled,
     PhoneEvent,
     PhoneReachable,
     PhoneUnreachable,
+    RecordingStarted,
     RingAgent,
     StartWaiting,
     Tick,
 )
+from televikar_pbx.domain.desk_view import AgentView, CallView, DeskView
 from televikar_pbx.domain.directory import (
     Agent,
     ClosedAction,
@@ -100,19 +109,23 @@ __all__ = [
     "AgentAnswered",
     "AgentEvent",
     "AgentHungUp",
+    "AgentLegGone",
     "AgentLoggedIn",
     "AgentLoggedOut",
+    "AgentPauseToggled",
     "AgentPaused",
     "AgentResumed",
     "AgentSlot",
     "AgentState",
     "AgentStateChanged",
+    "AgentView",
     "Announce",
     "AnnouncementDone",
     "CallAdopted",
     "CallEvent",
     "CallSlot",
     "CallState",
+    "CallView",
     "CallerArrived",
     "CallerHungUp",
     "CancelOffer",
@@ -121,15 +134,20 @@ __all__ = [
     "Command",
     "ConnectCall",
     "Desk",
+    "DeskView",
     "Event",
     "HangUpAgent",
     "HangUpCaller",
     "IllegalEvent",
+    "KeepHangupCause",
     "MessageRecorded",
     "OfferFailed",
+    "OfferMissed",
+    "PauseToggled",
     "PhoneEvent",
     "PhoneReachable",
     "PhoneUnreachable",
+    "RecordingStarted",
     "RingAgent",
     "StartWaiting",
     "Tick",
@@ -141,28 +159,6 @@ MIN_MESSAGE_S = 1.0
 
 class IllegalEvent(Exception):
     """An event that the current state does not allow; the state is unchanged."""
-
-
-# Which events each call state allows (the handler decides the next state).
-CALL_TRANSITIONS: dict[CallState, frozenset[type[CallEvent]]] = {
-    CallState.QUEUED: frozenset({CallerHungUp}),
-    CallState.OFFERED: frozenset({OfferFailed, AgentAnswered, CallerHungUp}),
-    CallState.CONNECTED: frozenset({CallerHungUp, AgentHungUp}),
-    CallState.CAPTURING: frozenset({CallerHungUp, MessageRecorded}),
-    CallState.ANNOUNCING: frozenset({CallerHungUp, AnnouncementDone}),
-    CallState.ENDED: frozenset(),
-}
-
-# Which agent events each agent state allows.
-AGENT_TRANSITIONS: dict[AgentState, frozenset[type[AgentEvent]]] = {
-    AgentState.LOGGED_OUT: frozenset({AgentLoggedIn, AgentLoggedOut}),
-    AgentState.IDLE: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
-    AgentState.PAUSED: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
-    # Busy agents: the change takes effect when the call (and wrap-up) is over.
-    AgentState.OFFERED: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
-    AgentState.ON_CALL: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
-    AgentState.WRAP_UP: frozenset({AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentResumed}),
-}
 
 
 @dataclass(slots=True)
@@ -249,20 +245,30 @@ class Desk:
     def handle(self, event: Event, now: datetime) -> list[Command]:
         if isinstance(event, Tick):
             commands = self._tick(now)
-        elif isinstance(event, PhoneReachable | PhoneUnreachable):
-            commands = self._phone_event(event)
-        elif isinstance(event, AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed):
-            commands = self._agent_event(event, now)
         elif isinstance(event, CallerArrived):
             if event.call_id in self.calls:
                 raise IllegalEvent(f"call {event.call_id} arrived twice")
             commands = self._arrive(event, now)
         elif isinstance(event, CallAdopted):
             commands = self._adopt(event, now)
+        elif isinstance(event, AGENT_EVENT_TYPES):
+            commands = self._agent_event(event, now)
         else:
             commands = self._call_event(event, now)
         commands += self._overflow_unstaffed(now)
         return commands + self._route(now)
+
+    def view(self) -> DeskView:
+        """A frozen copy of what presence, control and status may see."""
+        agents = tuple(
+            AgentView(a.agent_id, a.state, a.call_id, a.misses, a.reachable)
+            for a in self.agents.values()
+        )
+        calls = tuple(
+            CallView(c.call_id, c.customer_id, c.arrived_at, c.state, c.agent_id)
+            for c in sorted(self.calls.values(), key=lambda c: c.arrived_at)
+        )
+        return DeskView(agents, calls)
 
     def next_deadline(self) -> datetime | None:
         """When the next :class:`Tick` is due (wrap-up end or maximum wait)."""
@@ -301,7 +307,7 @@ class Desk:
         applies after it)."""
         if event.call_id in self.calls:
             raise IllegalEvent(f"call {event.call_id} is already on the desk")
-        if event.state not in (CallState.QUEUED, CallState.CONNECTED, CallState.CAPTURING):
+        if event.state not in ADOPTABLE:
             raise IllegalEvent(f"a call cannot be adopted as {event.state}")
         if event.customer_id not in self._customers:
             raise IllegalEvent(f"adopted call {event.call_id}: unknown customer")
@@ -337,55 +343,94 @@ class Desk:
         call = self.calls.get(event.call_id)
         if call is None:
             raise IllegalEvent(f"{type(event).__name__} for unknown call {event.call_id}")
-        if type(event) not in CALL_TRANSITIONS[call.state]:
+        handler = CALL_TRANSITIONS[call.state].get(type(event))
+        if handler is None:
             raise IllegalEvent(f"{type(event).__name__} not allowed for a {call.state} call")
-        if isinstance(event, OfferFailed | AgentAnswered | AgentHungUp) and (
-            event.agent_id != call.agent_id
-        ):
+        agent_id = getattr(event, "agent_id", call.agent_id)
+        if call.state in (CallState.OFFERED, CallState.CONNECTED) and agent_id != call.agent_id:
             raise IllegalEvent(
-                f"{type(event).__name__} from agent {event.agent_id}, "
+                f"{type(event).__name__} from agent {agent_id}, "
                 f"call {call.call_id} is with agent {call.agent_id}"
             )
+        return handler(self, call, event, now)
 
-        commands: list[Command] = []
-        if isinstance(event, OfferFailed):
-            commands += self._miss(event.agent_id, now)
-            call.state, call.agent_id = CallState.QUEUED, None
-        elif isinstance(event, AgentAnswered):
-            agent = self.agents[event.agent_id]
-            agent.state, agent.misses = AgentState.ON_CALL, 0
-            call.state = CallState.CONNECTED
-            commands.append(ConnectCall(call.call_id, event.agent_id))
-            commands.append(AgentStateChanged(agent.agent_id, agent.state, "answered"))
-        elif isinstance(event, AgentHungUp):
-            commands += [HangUpCaller(call.call_id)]
-            commands += self._end(call, Outcome.ANSWERED, now)
-        elif isinstance(event, CallerHungUp):
-            commands += self._caller_gone(call, now)
-        elif isinstance(event, MessageRecorded):
-            outcome = Outcome.MESSAGE if event.duration_s >= MIN_MESSAGE_S else Outcome.NO_MESSAGE
-            if call.caller_gone_at is None:
-                commands.append(HangUpCaller(call.call_id))
-            commands += self._end(call, outcome, call.caller_gone_at or now)
-        elif isinstance(event, AnnouncementDone):
-            commands.append(HangUpCaller(call.call_id))
+    # Call handlers, one per row of CALL_TRANSITIONS: (call, event, now) -> commands.
+
+    def _offer_failed(self, call: CallSlot, event: OfferFailed, now: datetime) -> list[Command]:
+        commands = self._miss(event.agent_id, now)
+        call.state, call.agent_id = CallState.QUEUED, None
         return commands
 
-    def _caller_gone(self, call: CallSlot, now: datetime) -> list[Command]:
-        if call.state is CallState.CAPTURING:
-            # The recording finishes on its own; MessageRecorded closes the call.
-            call.caller_gone_at = now
-            return []
-        if call.state is CallState.ANNOUNCING:
-            return self._end(call, call.outcome or Outcome.FAILED, now)
-        commands: list[Command] = []
-        if call.state is CallState.OFFERED and call.agent_id is not None:
-            commands.append(CancelOffer(call.call_id, call.agent_id))
-            commands += self._release(call.agent_id, now, "caller_hung_up")
-        if call.state is CallState.CONNECTED and call.agent_id is not None:
-            commands.append(HangUpAgent(call.call_id, call.agent_id))
-            return commands + self._end(call, Outcome.ANSWERED, now)
+    def _offer_leg_gone(self, call: CallSlot, event: AgentLegGone, now: datetime) -> list[Command]:
+        missed = OfferMissed(call.call_id, event.agent_id, event.cause, event.cause_txt)
+        reason = str(event.cause_txt or event.cause)
+        return [
+            missed,
+            *self._offer_failed(call, OfferFailed(call.call_id, event.agent_id, reason), now),
+        ]
+
+    def _answered(self, call: CallSlot, event: AgentAnswered, now: datetime) -> list[Command]:
+        agent = self.agents[event.agent_id]
+        agent.state, agent.misses = AgentState.ON_CALL, 0
+        call.state = CallState.CONNECTED
+        return [
+            ConnectCall(call.call_id, event.agent_id),
+            AgentStateChanged(agent.agent_id, agent.state, "answered"),
+        ]
+
+    def _agent_hung_up(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        return [HangUpCaller(call.call_id), *self._end(call, Outcome.ANSWERED, now)]
+
+    def _talk_leg_gone(self, call: CallSlot, event: AgentLegGone, now: datetime) -> list[Command]:
+        cause = KeepHangupCause(call.call_id, event.cause, event.cause_txt)
+        return [cause, *self._agent_hung_up(call, event, now)]
+
+    def _stale_leg_gone(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        """The leg of an offer we withdrew (maximum wait) ended: nothing changes."""
+        return []
+
+    def _abandoned(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        return self._end(call, Outcome.ABANDONED, now)
+
+    def _abandoned_ringing(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        assert call.agent_id is not None  # an offered call has its agent
+        commands: list[Command] = [CancelOffer(call.call_id, call.agent_id)]
+        commands += self._release(call.agent_id, now, "caller_hung_up")
         return commands + self._end(call, Outcome.ABANDONED, now)
+
+    def _caller_left_talk(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        assert call.agent_id is not None  # a connected call has its agent
+        return [HangUpAgent(call.call_id, call.agent_id), *self._end(call, Outcome.ANSWERED, now)]
+
+    def _caller_left_prompt(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        """Gone before the recording started: there will be no message."""
+        return self._end(call, Outcome.NO_MESSAGE, now)
+
+    def _caller_left_recording(
+        self, call: CallSlot, event: CallEvent, now: datetime
+    ) -> list[Command]:
+        # The recording finishes on its own; MessageRecorded closes the call.
+        call.caller_gone_at = now
+        return []
+
+    def _recording(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        call.state = CallState.RECORDING
+        return []
+
+    def _recorded(self, call: CallSlot, event: MessageRecorded, now: datetime) -> list[Command]:
+        outcome = Outcome.MESSAGE if event.duration_s >= MIN_MESSAGE_S else Outcome.NO_MESSAGE
+        commands: list[Command] = []
+        if call.caller_gone_at is None:
+            commands.append(HangUpCaller(call.call_id))
+        return commands + self._end(call, outcome, call.caller_gone_at or now)
+
+    def _announced(self, call: CallSlot, event: CallEvent, now: datetime) -> list[Command]:
+        return [HangUpCaller(call.call_id)]
+
+    def _caller_left_announcement(
+        self, call: CallSlot, event: CallEvent, now: datetime
+    ) -> list[Command]:
+        return self._end(call, call.outcome or Outcome.FAILED, now)
 
     def _end(self, call: CallSlot, outcome: Outcome, ended_at: datetime) -> list[Command]:
         commands: list[Command] = []
@@ -424,21 +469,19 @@ class Desk:
             agent.idle_since = now
         return [AgentStateChanged(agent_id, agent.state, reason)]
 
-    def _agent_event(self, event: AgentEvent, now: datetime) -> list[Command]:
+    def _agent_event(self, event: AgentEvent | PhoneEvent, now: datetime) -> list[Command]:
         agent = self.agents.get(event.agent_id)
         if agent is None:
             raise IllegalEvent(f"{type(event).__name__} for unknown agent {event.agent_id}")
-        if type(event) not in AGENT_TRANSITIONS[agent.state]:
+        handler = AGENT_TRANSITIONS[agent.state].get(type(event))
+        if handler is None:
             raise IllegalEvent(f"{type(event).__name__} not allowed for a {agent.state} agent")
-        wanted = {
-            AgentLoggedIn: AgentState.IDLE,
-            AgentResumed: AgentState.IDLE,
-            AgentLoggedOut: AgentState.LOGGED_OUT,
-            AgentPaused: AgentState.PAUSED,
-        }[type(event)]
-        if agent.state in (AgentState.OFFERED, AgentState.ON_CALL, AgentState.WRAP_UP):
-            agent.after_call = None if wanted is AgentState.IDLE else wanted
-            return []
+        return handler(self, agent, event, now)
+
+    # Agent handlers, one per row of AGENT_TRANSITIONS: (agent, event, now) -> commands.
+
+    def _agent_now(self, agent: AgentSlot, event: AgentEvent, now: datetime) -> list[Command]:
+        wanted = WANTED[type(event)]
         if wanted is agent.state:
             return []
         agent.state, agent.misses = wanted, 0
@@ -446,10 +489,32 @@ class Desk:
             agent.idle_since = now
         return [AgentStateChanged(agent.agent_id, wanted, type(event).__name__)]
 
-    def _phone_event(self, event: PhoneEvent) -> list[Command]:
-        agent = self.agents.get(event.agent_id)
-        if agent is None:
-            raise IllegalEvent(f"{type(event).__name__} for unknown agent {event.agent_id}")
+    def _agent_after_call(
+        self, agent: AgentSlot, event: AgentEvent, now: datetime
+    ) -> list[Command]:
+        """Busy agents: the change takes effect when the call (and wrap-up) is over."""
+        wanted = WANTED[type(event)]
+        agent.after_call = None if wanted is AgentState.IDLE else wanted
+        return []
+
+    def _toggle_now(self, agent: AgentSlot, event: AgentEvent, now: datetime) -> list[Command]:
+        paused = agent.state is not AgentState.PAUSED
+        request = AgentPaused(agent.agent_id) if paused else AgentResumed(agent.agent_id)
+        return [PauseToggled(agent.agent_id, paused), *self._agent_now(agent, request, now)]
+
+    def _toggle_after_call(
+        self, agent: AgentSlot, event: AgentEvent, now: datetime
+    ) -> list[Command]:
+        paused = agent.after_call is not AgentState.PAUSED
+        request = AgentPaused(agent.agent_id) if paused else AgentResumed(agent.agent_id)
+        return [PauseToggled(agent.agent_id, paused), *self._agent_after_call(agent, request, now)]
+
+    def _toggle_logged_out(
+        self, agent: AgentSlot, event: AgentEvent, now: datetime
+    ) -> list[Command]:
+        return [PauseToggled(agent.agent_id, None)]  # pausing means nothing before login
+
+    def _phone(self, agent: AgentSlot, event: PhoneEvent, now: datetime) -> list[Command]:
         agent.reachable = isinstance(event, PhoneReachable)
         return []
 
@@ -520,3 +585,98 @@ class Desk:
             fresh,
             key=lambda a: (a.priorities.get(customer, 0), a.idle_since or now, a.agent_id),
         )
+
+
+# --- the transition tables --------------------------------------------------------------
+# Per state, the events it allows and the handler that carries each out (and so gives
+# the next state). An event a state does not list is illegal: IllegalEvent, no change.
+
+CallHandler = Callable[[Desk, CallSlot, Any, datetime], list[Command]]
+AgentHandler = Callable[[Desk, AgentSlot, Any, datetime], list[Command]]
+
+# Message capture: the prompt plays, then the recording runs; either may end in a
+# MessageRecorded (0 s when the prompt or the recording failed).
+_CAPTURE: dict[type[CallEvent], CallHandler] = {
+    MessageRecorded: Desk._recorded,
+    AgentLegGone: Desk._stale_leg_gone,
+}
+
+CALL_TRANSITIONS: dict[CallState, dict[type[CallEvent], CallHandler]] = {
+    CallState.QUEUED: {
+        CallerHungUp: Desk._abandoned,
+        AgentLegGone: Desk._stale_leg_gone,
+    },
+    CallState.OFFERED: {
+        CallerHungUp: Desk._abandoned_ringing,
+        AgentAnswered: Desk._answered,
+        OfferFailed: Desk._offer_failed,
+        AgentLegGone: Desk._offer_leg_gone,
+    },
+    CallState.CONNECTED: {
+        CallerHungUp: Desk._caller_left_talk,
+        AgentHungUp: Desk._agent_hung_up,
+        AgentLegGone: Desk._talk_leg_gone,
+    },
+    CallState.CAPTURING: {
+        **_CAPTURE,
+        CallerHungUp: Desk._caller_left_prompt,
+        RecordingStarted: Desk._recording,
+    },
+    CallState.RECORDING: {**_CAPTURE, CallerHungUp: Desk._caller_left_recording},
+    CallState.ANNOUNCING: {
+        CallerHungUp: Desk._caller_left_announcement,
+        AnnouncementDone: Desk._announced,
+        AgentLegGone: Desk._stale_leg_gone,
+    },
+    CallState.ENDED: {},
+}
+
+# What each request asks for.
+WANTED: dict[type[AgentEvent], AgentState] = {
+    AgentLoggedIn: AgentState.IDLE,
+    AgentResumed: AgentState.IDLE,
+    AgentLoggedOut: AgentState.LOGGED_OUT,
+    AgentPaused: AgentState.PAUSED,
+}
+_PHONE: dict[type[AgentEvent | PhoneEvent], AgentHandler] = {
+    PhoneReachable: Desk._phone,
+    PhoneUnreachable: Desk._phone,
+}
+_FREE: dict[type[AgentEvent | PhoneEvent], AgentHandler] = {
+    **_PHONE,
+    **dict.fromkeys(WANTED, Desk._agent_now),
+    AgentPauseToggled: Desk._toggle_now,
+}
+_BUSY: dict[type[AgentEvent | PhoneEvent], AgentHandler] = {
+    **_PHONE,
+    **dict.fromkeys(WANTED, Desk._agent_after_call),
+    AgentPauseToggled: Desk._toggle_after_call,
+}
+
+AGENT_TRANSITIONS: dict[AgentState, dict[type[AgentEvent | PhoneEvent], AgentHandler]] = {
+    AgentState.LOGGED_OUT: {
+        **_PHONE,
+        AgentLoggedIn: Desk._agent_now,
+        AgentLoggedOut: Desk._agent_now,
+        AgentPauseToggled: Desk._toggle_logged_out,
+    },
+    AgentState.IDLE: _FREE,
+    AgentState.PAUSED: _FREE,
+    AgentState.OFFERED: _BUSY,
+    AgentState.ON_CALL: _BUSY,
+    AgentState.WRAP_UP: _BUSY,
+}
+
+AGENT_EVENT_TYPES = (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentPaused,
+    AgentResumed,
+    AgentPauseToggled,
+    PhoneReachable,
+    PhoneUnreachable,
+)
+# The states a call found in Asterisk after a restart can be taken back in.
+ADOPTABLE = frozenset(
+    {CallState.QUEUED, CallState.CONNECTED, CallState.CAPTURING, CallState.RECORDING}
+)

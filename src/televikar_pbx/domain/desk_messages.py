@@ -18,7 +18,8 @@ class CallState(StrEnum):
     QUEUED = "queued"
     OFFERED = "offered"
     CONNECTED = "connected"
-    CAPTURING = "capturing"  # answered by us: prompt, beep, recording
+    CAPTURING = "capturing"  # answered by us: the message prompt plays
+    RECORDING = "recording"  # message capture: the beep played, the recording runs
     ANNOUNCING = "announcing"  # answered by us: an announcement, then hang-up
     ENDED = "ended"
 
@@ -63,6 +64,25 @@ class CallerHungUp:
 class AgentHungUp:
     call_id: str
     agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegGone:
+    """The leg we originated to an agent ended, for whatever reason (Q.850 ``cause``;
+    ``None`` with ``cause_txt`` when the leg could not even be placed). The desk decides
+    what it was: a missed offer, the agent hanging up, or a leg we had withdrawn."""
+
+    call_id: str
+    agent_id: int
+    cause: int | None = None
+    cause_txt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    """Message capture: the prompt is over, the beep played, the recording runs."""
+
+    call_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +136,14 @@ class AgentResumed:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentPauseToggled:
+    """The agent asked to pause if available, to resume if paused (``*47``); the desk
+    answers with :class:`PauseToggled`."""
+
+    agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class PhoneReachable:
     """The agent's phone registered or answers qualify requests again."""
 
@@ -133,10 +161,12 @@ CallEvent = (
     | AgentAnswered
     | CallerHungUp
     | AgentHungUp
+    | AgentLegGone
+    | RecordingStarted
     | MessageRecorded
     | AnnouncementDone
 )
-AgentEvent = AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed
+AgentEvent = AgentLoggedIn | AgentLoggedOut | AgentPaused | AgentResumed | AgentPauseToggled
 PhoneEvent = PhoneReachable | PhoneUnreachable
 Event = CallEvent | AgentEvent | PhoneEvent | CallAdopted | Tick
 
@@ -217,6 +247,34 @@ class AgentStateChanged:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OfferMissed:
+    """Journal the missed offer (with the agent leg's cause) and forget its leg."""
+
+    call_id: str
+    agent_id: int
+    cause: int | None
+    cause_txt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeepHangupCause:
+    """The call ends with this hang-up cause (the agent's leg ended it)."""
+
+    call_id: str
+    cause: int | None
+    cause_txt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseToggled:
+    """What :class:`AgentPauseToggled` became: ``True`` paused (now or after the call),
+    ``False`` resumed, ``None`` nothing (the agent is logged out)."""
+
+    agent_id: int
+    paused: bool | None
+
+
 Command = (
     StartWaiting
     | RingAgent
@@ -228,4 +286,7 @@ Command = (
     | HangUpAgent
     | CloseCall
     | AgentStateChanged
+    | OfferMissed
+    | KeepHangupCause
+    | PauseToggled
 )
