@@ -105,6 +105,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 recording_spool=settings.recording_spool,
                 messages_dir=settings.messages_dir,
                 connected_at=connected_at,
+                clock=clock,
             )
         except Exception:
             log.exception("recovery.failed")

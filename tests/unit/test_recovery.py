@@ -91,6 +91,14 @@ def channel(cid: str, state: str = "Ring") -> dict[str, Any]:
     return {"id": cid, "state": state, "dialplan": {"app_name": "Stasis"}}
 
 
+@dataclass(frozen=True)
+class FixedClock:
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+
 @dataclass
 class Run:
     adopted: list[Adoption] = field(default_factory=list)
@@ -119,6 +127,7 @@ async def run(
         recording_spool=tmp_path / "spool",
         messages_dir=tmp_path / "messages",
         connected_at=T0 + timedelta(hours=1),
+        clock=FixedClock(T0 + timedelta(hours=2)),
     )
     return result
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import structlog
 
+from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.media import keep_private, wav_seconds
 from televikar_pbx.calls.ports import CallStore
 from televikar_pbx.domain.acd import MIN_MESSAGE_S
@@ -129,9 +130,8 @@ async def _import_one(
         caller_name=None,
         arrived_at=call.arrived_at,
     )
-    await store.append_event(
-        record_id, "message_capture", call.answered_at, data={"reason": REASON}
-    )
+    journal = CallJournal(store)
+    await journal.message_capture(record_id, call.answered_at, REASON)
     seconds = await asyncio.to_thread(wav_seconds, wav)  # 0.0 when there is none
     if customer is None:
         outcome = Outcome.UNKNOWN_NUMBER
@@ -143,13 +143,7 @@ async def _import_one(
         outcome = Outcome.NO_MESSAGE
     if outcome is not Outcome.MESSAGE:
         await asyncio.to_thread(wav.unlink, True)
-    await store.mark_ended(
-        record_id,
-        ended_at=call.ended_at,
-        outcome=outcome.value,
-        hangup_cause=None,
-        hangup_cause_text=None,
-    )
+    await journal.close_row(record_id, call.ended_at, outcome)
     bound.info("fallback.call_imported", outcome=outcome.value, seconds=round(seconds, 2))
     return True
 

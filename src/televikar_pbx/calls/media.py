@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import wave
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from televikar_pbx.ari.adapter import AriEvent
+from televikar_pbx.calls import naming
 from televikar_pbx.calls.ports import CallStore, Telephony
 from televikar_pbx.calls.state import ActiveCall
 from televikar_pbx.domain.acd import MIN_MESSAGE_S
@@ -68,7 +68,9 @@ class MediaFlows:
                 await self._ari.start_moh(call.caller_channel, media)
             else:
                 await self._ari.play(
-                    call.caller_channel, [sound(media or HOLD_ANNOUNCEMENT)], f"hold-{call.key}"
+                    call.caller_channel,
+                    [sound(media or HOLD_ANNOUNCEMENT)],
+                    naming.hold_playback(call.key),
                 )
         except AriError as exc:
             call.log.warning("call.hold_failed", error=str(exc))
@@ -87,7 +89,8 @@ class MediaFlows:
         """Start the announcement; False if it could not start (caller gone)."""
         try:
             await self._answer(call)
-            await self._ari.play(call.caller_channel, [sound(announcement)], f"ann-{call.key}")
+            playback_id = naming.announcement_playback(call.key)
+            await self._ari.play(call.caller_channel, [sound(announcement)], playback_id)
         except AriError as exc:
             call.log.info("call.announcement_failed", error=str(exc))
             return False
@@ -99,7 +102,7 @@ class MediaFlows:
             await self.stop_hold(call)
             await self._answer(call)
             await self._ari.play(
-                call.caller_channel, [sound(prompt or OUR_PROMPT)], f"prompt-{call.key}"
+                call.caller_channel, [sound(prompt or OUR_PROMPT)], naming.prompt_playback(call.key)
             )
         except AriError as exc:
             call.log.info("call.prompt_failed", error=str(exc))
@@ -110,13 +113,13 @@ class MediaFlows:
         """React to the end of one of our playbacks: ``"announcement"`` when an
         announcement is over, ``"recording_started"`` when the prompt is over and the
         recording runs, ``"failed_capture"`` when the recording could not start."""
-        if playback_id == f"ann-{call.key}":
+        if playback_id == naming.announcement_playback(call.key):
             return "announcement"
-        if playback_id == f"hold-{call.key}" and call.hold is HoldStyle.ANNOUNCEMENT:
+        if playback_id == naming.hold_playback(call.key) and call.hold is HoldStyle.ANNOUNCEMENT:
             with contextlib.suppress(AriError):  # then music until an agent answers
                 await self._ari.start_moh(call.caller_channel)
             return None
-        if playback_id == f"prompt-{call.key}" and call.recording_name is None:
+        if playback_id == naming.prompt_playback(call.key) and call.recording_name is None:
             name = recording_name(call)
             try:
                 await self._ari.record(call.caller_channel, name, max_s=self._max_s)
@@ -175,11 +178,7 @@ def keep_private(source: Path, target: Path) -> Path:
 
 def recording_name(call: ActiveCall) -> str:
     """A unique, file-system-safe name: record id and channel id."""
-    return recording_name_for(call.record_id, call.key)
-
-
-def recording_name_for(record_id: int, key: str) -> str:
-    return f"msg-{record_id}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    return naming.recording(call.record_id, call.key)
 
 
 def wav_seconds(path: Path) -> float:

@@ -11,9 +11,9 @@ sources and makes them agree:
 - the calls the database has open (after a restart: left by the previous run).
 
 A call's identity is its caller leg's channel id (Asterisk's uniqueid), which is the
-``channel_id`` of its row and the *call key* in memory; agent legs are ``<key>-a<n>``
-and the bridge ``<key>-bridge``. So nothing is needed on the channel itself to find a
-call again.
+``channel_id`` of its row and the *call key* in memory; agent legs, the bridge,
+playbacks and recordings are named from it (``calls/naming.py``). So nothing is needed
+on the channel itself to find a call again.
 
 Outcomes, per call:
 
@@ -28,6 +28,9 @@ Outcomes, per call:
   Asterisk's CDR (else now), the outcome from the row and its journal (answered; a
   message, kept from the recording spool if it was recorded; announced; else abandoned).
 
+The rules (what a call becomes) are pure functions in ``domain/recovery.py``; this
+module gathers the facts and carries the result out.
+
 Nothing is counted twice: rows are only ever updated, never added, and a call in memory
 or adopted is closed once by its own worker.
 """
@@ -38,18 +41,30 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from televikar_pbx.ari.adapter import AriEvent
+from televikar_pbx.calls import naming
 from televikar_pbx.calls.cdr import channel_ends
-from televikar_pbx.calls.media import keep_private, recording_name_for, wav_seconds
+from televikar_pbx.calls.journal import CallJournal
+from televikar_pbx.calls.media import keep_private, wav_seconds
 from televikar_pbx.calls.ports import CallStore, Telephony
-from televikar_pbx.domain.acd import MIN_MESSAGE_S, CallState
+from televikar_pbx.clock import Clock
+from televikar_pbx.domain.acd import CallState
 from televikar_pbx.domain.outcomes import Outcome
+from televikar_pbx.domain.recovery import (
+    CallFacts,
+    adoption_state,
+    announced_outcome,
+    capture_phase,
+    keeps_message,
+    recovered_end,
+    recovered_outcome,
+)
 from televikar_pbx.errors import AriError
 
 log = structlog.get_logger("televikar_pbx.calls.recovery")
@@ -67,12 +82,8 @@ class Adoption:
     bridge_id: str | None = None
     capture_phase: str | None = None  # CAPTURING: "prompt", "recording" or "restart"
     stale_agent_legs: tuple[str, ...] = ()  # QUEUED: offers ringing from before
-    offers: int = 0  # the highest agent leg number used so far (<key>-a<n>)
+    offers: int = 0  # the highest agent leg number used so far (naming.agent_leg)
     caller_up: bool = False  # the caller's channel is answered (hold music, prompt)
-
-
-def agent_legs(key: str, channels: dict[str, dict[str, Any]]) -> list[str]:
-    return sorted(c for c in channels if c.startswith(f"{key}-a"))
 
 
 async def reconcile(
@@ -87,8 +98,10 @@ async def reconcile(
     recording_spool: Path,
     messages_dir: Path,
     connected_at: datetime,
+    clock: Clock,
 ) -> dict[str, int]:
     """Make memory, database and Asterisk agree; returns counts for the log."""
+    journal = CallJournal(store)
     channels = {str(c["id"]): c for c in await ari.list_channels()}
     bridges = {str(b["id"]): b for b in await ari.list_bridges()}
     counts = {"replayed": 0, "adopted": 0, "closed": 0, "arrived": 0}
@@ -104,7 +117,7 @@ async def reconcile(
         gone += [(key, leg) for leg in legs if leg not in channels]
     ends = await asyncio.to_thread(channel_ends, cdr_file, [leg for _, leg in gone])
     for key, leg in gone:
-        at = ends.get(leg, datetime.now(UTC))
+        at = ends.get(leg) or clock.now()
         raw = {"type": "ChannelDestroyed", "channel": {"id": leg}, "cause_txt": "missed"}
         dispatch(AriEvent("ChannelDestroyed", at, raw))
         log.info("recovery.leg_gone", call_id=key, channel=leg)
@@ -121,15 +134,26 @@ async def reconcile(
     adoptions: list[Adoption] = []
     for record in open_rows:
         key = record.channel_id
-        journal = {e.type for e in await store.events(record.id)}
+        facts = CallFacts.of(
+            await journal.entries(record.id),
+            customer_id=record.customer_id,
+            answered_at=record.answered_at,
+            agent_id=record.agent_id,
+        )
         if record in lost:
+            kept = False
+            if facts.capturing and not facts.answered:
+                kept = await _message_left(store, record, facts, recording_spool, messages_dir)
+            outcome = recovered_outcome(facts, kept)
             end = ends.get(key)
-            await _close_lost(store, record, journal, end, recording_spool, messages_dir)
+            ended_at = recovered_end(end, clock.now(), record.arrived_at, record.answered_at)
+            await _mark(journal, record, outcome, ended_at, "cdr" if end else "recovery")
             counts["closed"] += 1
             continue
-        adoption = await _adoption(ari, record, journal, channels, bridges)
+        adoption = await _adoption(ari, record, facts, channels, bridges)
         if adoption is None:
-            await _close_announced(ari, store, record)
+            await _quiet_hangup(ari, record.channel_id)
+            await _mark(journal, record, announced_outcome(facts), clock.now(), "recovery")
             counts["closed"] += 1
             continue
         adoptions.append(adoption)
@@ -144,11 +168,11 @@ async def reconcile(
     known = {r.channel_id for r in open_rows} | set(mine) | set(in_memory())
     for channel_id, channel in channels.items():
         args = _inbound_args(channel, app)
-        if args is None or channel_id in known or "-a" in channel_id:
+        if args is None or channel_id in known or naming.is_agent_leg(channel_id):
             continue
         if await store.find_by_channel(channel_id) is not None:
             continue  # its call was recorded and closed: not ours to start again
-        created = _instant(channel.get("creationtime")) or datetime.now(UTC)
+        created = _instant(channel.get("creationtime")) or clock.now()
         start: dict[str, Any] = {"type": "StasisStart", "channel": channel, "args": args}
         dispatch(AriEvent("StasisStart", created, start))
         log.info("recovery.unseen_arrival", call_id=channel_id)
@@ -156,8 +180,8 @@ async def reconcile(
 
     # 4. Agent legs of ours that belong to no call any more.
     for channel_id in channels:
-        key, sep, _ = channel_id.rpartition("-a")
-        if sep and key and key not in known and _ours(channels[channel_id]):
+        parsed = naming.parse_agent_leg(channel_id)
+        if parsed is not None and parsed[0] not in known and _ours(channels[channel_id]):
             await _quiet_hangup(ari, channel_id)
     if any(counts.values()):
         log.info("recovery.done", **counts)
@@ -189,86 +213,57 @@ def _ours(channel: dict[str, Any]) -> bool:
 async def _adoption(
     ari: Telephony,
     record: Any,
-    journal: set[str],
+    facts: CallFacts,
     channels: dict[str, dict[str, Any]],
     bridges: dict[str, dict[str, Any]],
 ) -> Adoption | None:
     """How to take the call back; None: end it (unknown number, announcement)."""
-    key = record.channel_id
-    legs = agent_legs(key, channels)
-    if record.customer_id is None or "announcement" in journal:
+    state = adoption_state(facts)
+    if state is None:
         return None
-    numbers = [int(n) for leg in legs if (n := leg.rpartition("-a")[2]).isdigit()]
-    offers = max(numbers, default=0)
+    key = record.channel_id
+    legs = naming.agent_legs(key, channels)
+    offers = max((n for leg in legs if (n := _offer(leg))), default=0)
     caller_up = str(channels[key].get("state", "")) == "Up"
-    if "message_capture" in journal:
-        if await ari.live_recording_exists(recording_name_for(record.id, key)):
-            phase = "recording"
-        elif await ari.playback_exists(f"prompt-{key}"):
-            phase = "prompt"
-        else:
-            phase = "restart"
-        return Adoption(
-            record, CallState.CAPTURING, capture_phase=phase, offers=offers, caller_up=caller_up
+    if state is CallState.CAPTURING:
+        phase = capture_phase(
+            recording_live=await ari.live_recording_exists(naming.recording(record.id, key)),
+            prompt_playing=await ari.playback_exists(naming.prompt_playback(key)),
         )
-    bridge_id = f"{key}-bridge"
-    bridge = bridges.get(bridge_id)
-    in_bridge = set(bridge.get("channels", [])) if bridge else set()
-    connected = [leg for leg in legs if leg in in_bridge]
-    if record.answered_at is not None and record.agent_id is not None:
+        return Adoption(record, state, capture_phase=phase, offers=offers, caller_up=caller_up)
+    if state is CallState.CONNECTED:
+        bridge_id = naming.bridge(key)
+        bridge = bridges.get(bridge_id)
+        in_bridge = set(bridge.get("channels", [])) if bridge else set()
+        connected = [leg for leg in legs if leg in in_bridge]
         # The agent leg may have gone meanwhile: adopted, then its loss is replayed.
-        leg = connected[0] if connected else f"{key}-a0"
+        leg = connected[0] if connected else naming.agent_leg(key, 0)
         return Adoption(
-            record,
-            CallState.CONNECTED,
-            agent_channel=leg,
-            bridge_id=bridge_id,
-            offers=offers,
+            record, state, agent_channel=leg, bridge_id=bridge_id, offers=offers,
             caller_up=caller_up,
-        )
+        )  # fmt: skip
     return Adoption(
         record, CallState.QUEUED, stale_agent_legs=tuple(legs), offers=offers, caller_up=caller_up
     )
 
 
-async def _close_announced(ari: Telephony, store: CallStore, record: Any) -> None:
-    await _quiet_hangup(ari, record.channel_id)
-    outcome = Outcome.UNKNOWN_NUMBER if record.customer_id is None else Outcome.REJECTED
-    await _mark(store, record, outcome, datetime.now(UTC), "recovery")
-
-
-async def _close_lost(
-    store: CallStore,
-    record: Any,
-    journal: set[str],
-    cdr_end: datetime | None,
-    recording_spool: Path,
-    messages_dir: Path,
-) -> None:
-    ended_at = cdr_end or datetime.now(UTC)
-    if record.answered_at is not None:
-        outcome = Outcome.ANSWERED
-    elif "message_capture" in journal:
-        outcome = await _message_left(store, record, recording_spool, messages_dir)
-    elif "announcement" in journal or record.customer_id is None:
-        outcome = Outcome.UNKNOWN_NUMBER if record.customer_id is None else Outcome.REJECTED
-    else:
-        outcome = Outcome.ABANDONED
-    ended_at = max(ended_at, record.answered_at or record.arrived_at)
-    await _mark(store, record, outcome, ended_at, "cdr" if cdr_end else "recovery")
+def _offer(leg: str) -> int:
+    parsed = naming.parse_agent_leg(leg)
+    return parsed[1] if parsed else 0
 
 
 async def _message_left(
-    store: CallStore, record: Any, recording_spool: Path, messages_dir: Path
-) -> Outcome:
-    """A capture that ended while we were away: its recording may be in the spool."""
+    store: CallStore, record: Any, facts: CallFacts, recording_spool: Path, messages_dir: Path
+) -> bool:
+    """A capture that ended while we were away: its recording may be in the spool.
+    Whether the call has its message now."""
     if await store.message_for_call(record.id) is not None:
-        return Outcome.MESSAGE
-    source = recording_spool / f"{recording_name_for(record.id, record.channel_id)}.wav"
+        return True
+    source = recording_spool / f"{naming.recording(record.id, record.channel_id)}.wav"
     seconds = await asyncio.to_thread(wav_seconds, source)
-    if seconds < MIN_MESSAGE_S or record.customer_id is None:
+    if not keeps_message(facts, seconds):
         await asyncio.to_thread(source.unlink, True)
-        return Outcome.NO_MESSAGE
+        return False
     folder = messages_dir / str(record.customer_id)
 
     def move() -> Path:
@@ -279,22 +274,13 @@ async def _message_left(
     await store.add_message(
         record.id, record.customer_id, record.caller_number, str(target), seconds
     )
-    return Outcome.MESSAGE
+    return True
 
 
 async def _mark(
-    store: CallStore, record: Any, outcome: Outcome, ended_at: datetime, source: str
+    journal: CallJournal, record: Any, outcome: Outcome, ended_at: datetime, source: str
 ) -> None:
-    await store.mark_ended(
-        record.id,
-        ended_at=ended_at,
-        outcome=outcome.value,
-        hangup_cause=None,
-        hangup_cause_text=None,
-    )
-    await store.append_event(
-        record.id, "ended", ended_at, data={"outcome": outcome.value, "recovered_from": source}
-    )
+    await journal.ended(record.id, ended_at, outcome, recovered_from=source)
     log.info(
         "recovery.call_closed",
         call_id=record.channel_id,

@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 
 from televikar_pbx.ari.adapter import GLOBAL_KEY, AriEvent
+from televikar_pbx.calls import naming
+from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.media import MediaFlows, recording_name
 from televikar_pbx.calls.ports import CallStore, Telephony
 from televikar_pbx.calls.presence import Presence
@@ -27,6 +29,7 @@ from televikar_pbx.calls.state import ActiveCall, caller_id
 from televikar_pbx.clock import Clock
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import Agent, Directory, HoldStyle
+from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.errors import AriError, AriNotFound
 
 log = structlog.get_logger("televikar_pbx.calls")
@@ -66,6 +69,7 @@ class CallService:
         self.clock = clock
         self._ari = ari
         self._store = store
+        self._journal = CallJournal(store)
         self.directory = directory
         self.desk = desk
         self._bind = bind
@@ -153,11 +157,12 @@ class CallService:
         call = ActiveCall(key, record_id, key, customer, bound, caller_number)
         self.calls[key] = call
         self._channel_call[key] = key
-        await self._store.append_event(
+        await self._journal.arrived(
             record_id,
-            "arrived",
             event.timestamp,
-            data={"dialled": dialled, "caller": caller_number, "forwarded_from": forwarded_from},
+            dialled=dialled,
+            caller=caller_number,
+            forwarded_from=forwarded_from,
         )
         if customer is None:
             bound.warning("call.unknown_number", dialled=dialled, forwarded_from=forwarded_from)
@@ -179,9 +184,7 @@ class CallService:
             log.info("call.stale_agent_leg", call_id=key, channel=channel_id)
             await quietly(self._ari.hangup(channel_id))
             return
-        await self._store.append_event(
-            call.record_id, "agent_answered", event.timestamp, agent_id=call.agent_id
-        )
+        await self._journal.agent_answered(call.record_id, event.timestamp, call.agent_id)
         await self._feed(acd.AgentAnswered(key, call.agent_id), event.timestamp)
 
     # --- calls taken back after a restart or reconnect (calls/recovery.py) -------------
@@ -250,9 +253,9 @@ class CallService:
             return
         for leg in adoption.stale_agent_legs:  # offers from before: ring no more
             await quietly(self._ari.hangup(leg))
-        await self._store.append_event(
-            call.record_id, "adopted", event.timestamp, agent_id=call.agent_id,
-            data={"state": adoption.state.value, "capture": adoption.capture_phase},
+        await self._journal.adopted(
+            call.record_id, event.timestamp, call.agent_id, adoption.state.value,
+            adoption.capture_phase,
         )  # fmt: skip
         call.log.info("call.adopted", state=adoption.state.value, capture=adoption.capture_phase)
         if adoption.state is acd.CallState.CONNECTED:
@@ -274,7 +277,7 @@ class CallService:
             await self._feed(acd.MessageRecorded(call.key, duration), at)
         elif phase == "restart":
             # The prompt was heard (or cut short): the beep and the recording start now.
-            await self._media_done(call, f"prompt-{call.key}", at)
+            await self._media_done(call, naming.prompt_playback(call.key), at)
 
     # --- departures ----------------------------------------------------------------------
 
@@ -451,32 +454,25 @@ class CallService:
             if not call.caller_gone:
                 await quietly(self._ari.hangup(call.caller_channel))
         elif isinstance(command, acd.CaptureMessage):
-            await self._store.append_event(
-                call.record_id, "message_capture", at, data={"reason": command.reason}
-            )
+            await self._journal.message_capture(call.record_id, at, command.reason)
             call.log.info("call.message_capture", reason=command.reason)
             if not await self._media.capture(call, command.prompt):
                 await self._feed(acd.MessageRecorded(call.key, 0.0), at)
         elif isinstance(command, acd.Announce):
-            await self._store.append_event(
-                call.record_id, "announcement", at, data={"announcement": command.announcement}
-            )
+            await self._journal.announcement(call.record_id, at, command.announcement)
             if not await self._media.announce(call, command.announcement):
                 await self._feed(acd.AnnouncementDone(call.key), at)
         elif isinstance(command, acd.OfferMissed):
             call.log.info("call.offer_missed", reason=str(command.cause_txt or command.cause))
-            data: dict[str, Any] = {"cause_txt": command.cause_txt}
-            if command.cause is not None:
-                data = {"cause": command.cause, **data}
-            await self._store.append_event(
-                call.record_id, "offer_missed", at, agent_id=command.agent_id, data=data
+            await self._journal.offer_missed(
+                call.record_id, at, command.agent_id, command.cause, command.cause_txt
             )
             call.agent_channel = None
         elif isinstance(command, acd.KeepHangupCause):
             call.log.info("call.agent_hung_up", cause=command.cause)
             call.cause, call.cause_txt = command.cause, command.cause_txt
         elif isinstance(command, acd.CloseCall):
-            await self._close(call, command.outcome.value, command.ended_at)
+            await self._close(call, command.outcome, command.ended_at)
 
     async def _start_waiting(self, call: ActiveCall, command: acd.StartWaiting) -> None:
         if command.hold_style is HoldStyle.RINGING:
@@ -493,14 +489,14 @@ class CallService:
         assert customer is not None
         call.offers += 1
         call.agent_id = agent_id
-        channel_id = f"{call.key}-a{call.offers}"
+        channel_id = naming.agent_leg(call.key, call.offers)
         call.agent_channel = channel_id
         self._channel_call[channel_id] = call.key
         self._subscribed.add(channel_id)
         self._bind(channel_id, call.key)
         call.log = call.log.bind(agent=agent.name)
         call.log.info("call.offered", endpoint=agent.endpoint, offer=call.offers)
-        await self._store.append_event(call.record_id, "offered", at, agent_id=agent_id)
+        await self._journal.offered(call.record_id, at, agent_id)
         try:
             await self._ari.originate(
                 f"PJSIP/{agent.endpoint}",
@@ -528,30 +524,28 @@ class CallService:
         try:
             await self._media.stop_hold(call)
             await self._ari.answer(call.caller_channel)
-            call.bridge_id = f"{call.key}-bridge"
-            await self._ari.create_bridge(call.bridge_id, name=f"call {call.key}")
+            call.bridge_id = naming.bridge(call.key)
+            await self._ari.create_bridge(call.bridge_id, name=naming.bridge_name(call.key))
             await self._ari.add_to_bridge(call.bridge_id, [call.caller_channel, call.agent_channel])
         except AriNotFound:
             # One leg hung up meanwhile; its ChannelDestroyed will end the call.
             call.log.info("call.leg_gone_while_connecting")
             return
-        await self._store.mark_answered(call.record_id, call.agent_id, at)
-        await self._store.append_event(call.record_id, "answered", at, agent_id=call.agent_id)
+        await self._journal.answered(call.record_id, at, call.agent_id)
         call.log.info("call.answered")
 
-    async def _close(self, call: ActiveCall, outcome: str, ended_at: datetime) -> None:
+    async def _close(self, call: ActiveCall, outcome: Outcome, ended_at: datetime) -> None:
         self.calls.pop(call.key, None)
         if call.bridge_id:
             await quietly(self._ari.destroy_bridge(call.bridge_id))
-        await self._store.mark_ended(
+        await self._journal.ended(
             call.record_id,
-            ended_at=ended_at,
-            outcome=outcome,
-            hangup_cause=call.cause if isinstance(call.cause, int) else None,
-            hangup_cause_text=str(call.cause_txt) if call.cause_txt else None,
+            ended_at,
+            outcome,
+            cause=call.cause if isinstance(call.cause, int) else None,
+            cause_txt=str(call.cause_txt) if call.cause_txt else None,
         )
-        await self._store.append_event(call.record_id, "ended", ended_at, data={"outcome": outcome})
-        call.log.info("call.ended", outcome=outcome, cause=call.cause)
+        call.log.info("call.ended", outcome=outcome.value, cause=call.cause)
 
 
 def _cause(value: Any) -> int | None:
