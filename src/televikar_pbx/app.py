@@ -11,8 +11,9 @@ import structlog
 
 from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
-from televikar_pbx.ari.adapter import AriClient, AriEvent, EventDispatcher
+from televikar_pbx.ari.adapter import AriClient
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
+from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import FeatureCodes
 from televikar_pbx.calls.media import MediaFlows

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from televikar_pbx.ari.adapter import AriEvent, EventDispatcher
+from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.domain.acd import Desk
@@ -263,3 +263,47 @@ async def test_an_offer_that_cannot_be_placed_is_a_miss_after_a_pause(tmp_path: 
     assert (1, "offer_missed") in h.store.events
     await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
     assert h.store.calls[1]["outcome"] == "abandoned"
+
+
+async def test_an_agent_leg_gone_while_ringing_is_journalled_as_a_missed_offer(
+    tmp_path: Path,
+) -> None:
+    agents = (
+        Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),
+        Agent(8, "Per", "agent2", frozenset({1}), logged_in=True),
+    )
+    h = Harness(tmp_path, agents)
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    first = next(r for r in h.ari.requests if r[0] == "originate")
+    await h.send(event("ChannelDestroyed", 15, channel={"id": first[2]}, cause=19))
+    assert (1, "offer_missed") in h.store.events
+    second = [r for r in h.ari.requests if r[0] == "originate"][1]
+    assert second[2] == "c1-a2" and second[1] != first[1]  # the next agent rings
+    # The agent who answers and then hangs up ends the call with the agent's cause.
+    await h.send(event("StasisStart", 17, channel={"id": "c1-a2"}, args=["agent", "c1"]))
+    await h.send(
+        event("ChannelDestroyed", 40, channel={"id": "c1-a2"}, cause=16, cause_txt="Normal")
+    )
+    record = h.store.calls[1]
+    assert record["outcome"] == "answered"
+    assert (record["hangup_cause"], record["hangup_cause_text"]) == (16, "Normal")
+    assert ("hangup", "c1") in h.ari.requests
+    assert [t for _, t in h.store.events].count("offer_missed") == 1
+
+
+async def test_a_caller_gone_while_recording_ends_with_the_recording(tmp_path: Path) -> None:
+    h = Harness(tmp_path, ())
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    await h.send(
+        event("PlaybackFinished", 6, playback={"id": "prompt-c1", "target_uri": "channel:c1"})
+    )
+    assert h.service.view().calls[0].state.value == "recording"
+    await h.send(event("ChannelDestroyed", 7, channel={"id": "c1"}, cause=16))
+    assert "outcome" not in h.store.calls[1]  # the recording is still to end
+    name = next(r for r in h.ari.requests if r[0] == "record")[2]
+    h.write_wav(name, 0.5)
+    await h.send(
+        event("RecordingFinished", 7.1, recording={"name": name, "target_uri": "channel:c1"})
+    )
+    assert h.store.calls[1]["outcome"] == "no_message"
+    assert h.store.calls[1]["ended_at"] == T0 + timedelta(seconds=7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from televikar_pbx.ari.adapter import AriEvent, EventDispatcher, parse_ari_time
+from televikar_pbx.calls.events import AriEvent, EventDispatcher, parse_ari_time
 
 
 def ev(kind: str, channel: str | None, n: int) -> AriEvent:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from televikar_pbx.ari.adapter import AriEvent
+from televikar_pbx.calls.events import AriEvent
 from televikar_pbx.calls.recovery import Adoption, reconcile
 from televikar_pbx.db.records import CallEventRecord, CallRecord
 from televikar_pbx.domain.acd import CallState

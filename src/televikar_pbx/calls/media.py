@@ -18,8 +18,8 @@ from pathlib import Path
 
 import structlog
 
-from televikar_pbx.ari.adapter import AriEvent
 from televikar_pbx.calls import naming
+from televikar_pbx.calls.events import AriEvent
 from televikar_pbx.calls.ports import CallStore, Telephony
 from televikar_pbx.calls.state import ActiveCall
 from televikar_pbx.domain.acd import MIN_MESSAGE_S

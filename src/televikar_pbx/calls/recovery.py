@@ -47,9 +47,9 @@ from typing import Any
 
 import structlog
 
-from televikar_pbx.ari.adapter import AriEvent
 from televikar_pbx.calls import naming
 from televikar_pbx.calls.cdr import channel_ends
+from televikar_pbx.calls.events import AriEvent
 from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.media import keep_private, wav_seconds
 from televikar_pbx.calls.ports import CallStore, Telephony
