@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
@@ -209,6 +210,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def _safe_url(url: str) -> str:
     """A database URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
