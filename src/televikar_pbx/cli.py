@@ -38,7 +38,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(settings, stop, args.clock)
 
     asyncio.run(main())
     return 0

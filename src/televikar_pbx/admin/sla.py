@@ -11,6 +11,7 @@ it goes. "Now" is the command line's clock (``TELEVIKAR_NOW``, ``clock.py``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from typing import Any
@@ -156,7 +157,7 @@ def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
     clock: Clock = args.clock
     now = clock.now()
 
-    async def work(repo: DirectoryRepository) -> tuple[list[tuple[Customer, list[Any]]], bool]:
+    async def work(repo: DirectoryRepository) -> tuple[list[tuple[Customer, list[dt.date]]], bool]:
         return await store_nightly(repo, now, only)
 
     stored, reports_wanted = session.run(settings, work)
