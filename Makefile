@@ -20,7 +20,7 @@ help:
 	@echo "make run            set up everything and run the service (embedded defaults)"
 	@echo "make test           set up everything and run all tests (unit, DB, real Asterisk)"
 	@echo "make test-fast      the inner-loop suite: no Asterisk, no PostgreSQL"
-	@echo "make check          ruff, ruff format --check, mypy --strict"
+	@echo "make check          ruff, ruff format --check, mypy --strict, import layers"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
 	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~10 min)"
@@ -75,6 +75,7 @@ check: venv
 	$(BIN)/ruff check src tests migrations benchmarks
 	$(BIN)/ruff format --check src tests migrations benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo  # the layer order ([tool.importlinter])
 
 fmt: venv
 	$(BIN)/ruff check --fix src tests migrations benchmarks

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
@@ -21,7 +22,7 @@ from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import reconcile
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.calls.spool import SpoolingStore
-from televikar_pbx.clock import clock_from_env
+from televikar_pbx.clock import Clock, clock_from_env
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -40,12 +41,13 @@ log = structlog.get_logger("televikar_pbx.app")
 FALLBACK_SCAN_S = 5.0
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the answering desk until ``stop`` is set."""
+async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = None) -> None:
+    """Run the answering desk until ``stop`` is set; ``clock``: the command line's, else
+    ``TELEVIKAR_NOW`` or the system clock."""
     engine = make_engine(settings.sqlalchemy_url)
     sessionmaker = make_sessionmaker(engine)
     directory = await load_directory(sessionmaker)
-    clock = clock_from_env()
+    clock = clock or clock_from_env()
     desk = Desk(directory, clock.now(), ring_timeout_s=settings.ring_timeout_s)
 
     ari = AriClient(
@@ -211,6 +213,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def _safe_url(url: str) -> str:
     """A database URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)

@@ -11,7 +11,10 @@ from typing import NoReturn
 
 from televikar_pbx import __version__, status_cli
 from televikar_pbx.admin import commands as admin_commands
-from televikar_pbx.errors import TelevikarError
+from televikar_pbx.clock import Clock, clock_from_env
+from televikar_pbx.db.demo import load_demo
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.errors import ConfigError, TelevikarError
 from televikar_pbx.logs import configure_logging
 from televikar_pbx.settings import Settings, load_settings
 
@@ -26,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here for start-up time only: the service's ARI, AMI and HTTP libraries
+    # are not needed by the operator's commands.
     from televikar_pbx.app import serve
 
     async def main() -> None:
@@ -33,13 +38,14 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(settings, stop, args.clock)
 
     asyncio.run(main())
     return 0
 
 
 def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here for start-up time only: alembic is needed by this command alone.
     from televikar_pbx.db.migrate import upgrade
 
     upgrade(settings.sqlalchemy_url)
@@ -48,9 +54,6 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_load(settings: Settings, args: argparse.Namespace) -> int:
-    from televikar_pbx.db.demo import load_demo
-    from televikar_pbx.db.engine import make_engine, make_sessionmaker
-
     async def main() -> bool:
         engine = make_engine(settings.sqlalchemy_url)
         try:
@@ -90,12 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run one command. Every command that asks "now" (and so "today", "yesterday")
+    reads ``args.clock``: ``clock``, else ``TELEVIKAR_NOW`` or the system clock
+    (``clock.clock_from_env``)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: exit code, no traceback
         return exc.code if isinstance(exc.code, int) else 1
     try:
+        if clock is None:
+            try:
+                clock = clock_from_env()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        args.clock = clock
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
         code: int = args.func(settings, args)

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from televikar_pbx.admin.calls import seconds
-from televikar_pbx.admin.csvout import neutralise
 from televikar_pbx.cli import main
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import CallStoreRepository
+from televikar_pbx.reports.call_log import seconds
+from televikar_pbx.reports.csvout import neutralise
 from tests.helpers import run_async
 from tests.integration.test_cli import Cli, free_port
 

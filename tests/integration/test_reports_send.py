@@ -9,7 +9,9 @@ Customers (Europe/Oslo):
     Tom AS          daily    (no addresses)        (never gets a report)
 
 Fjordbakst and Nordlys both have calls yesterday and in the last ISO week, at the same
-moments; each e-mail must hold only its own customer's calls.
+moments; each e-mail must hold only its own customer's calls. "Now" is ``NOW`` (the
+``now`` fixture), given to every command as ``TELEVIKAR_NOW``: yesterday and last week
+are computed from the same instant as the command's, whatever the real date.
 
 TLS: a test CA and a server certificate for IP 127.0.0.1 are made with the ``openssl``
 command; the client trusts the CA only through ``TELEVIKAR_SMTP_CA_FILE``.
@@ -36,6 +38,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pypdf import PdfReader
 
 from televikar_pbx.admin.reports import send_due_reports
+from televikar_pbx.clock import clock_from_env
 from televikar_pbx.db.delivery_repo import DeliveryRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.domain.delivery import ReportPeriod, latest_complete
@@ -52,6 +55,8 @@ NORDLYS_TO = ["post@nordlys.no"]
 SENDER = "Televikar rapport <rapport@televikar.test>"
 FJORD_CALLERS = ("4790000001", "4790000002", "4790000003")
 NORDLYS_CALLER = "4799999999"
+# A Wednesday morning: the commands' "now" (TELEVIKAR_NOW) unless a test names another.
+NOW = dt.datetime(2026, 12, 2, 7, 0, tzinfo=OSLO)
 
 
 # --- the SMTP server --------------------------------------------------------------------
@@ -176,16 +181,16 @@ def local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=OSLO).astimezone(dt.UTC)
 
 
-def today() -> dt.date:
-    return dt.datetime.now(OSLO).date()
+def today(now: dt.datetime = NOW) -> dt.date:
+    return now.astimezone(OSLO).date()
 
 
-def yesterday() -> ReportPeriod:
-    return latest_complete(ReportInterval.DAILY, today())
+def yesterday(now: dt.datetime = NOW) -> ReportPeriod:
+    return latest_complete(ReportInterval.DAILY, today(now))
 
 
-def last_week() -> ReportPeriod:
-    return latest_complete(ReportInterval.WEEKLY, today())
+def last_week(now: dt.datetime = NOW) -> ReportPeriod:
+    return latest_complete(ReportInterval.WEEKLY, today(now))
 
 
 def smtp_env(monkeypatch: pytest.MonkeyPatch, port: int, security: str = "none") -> None:
@@ -197,7 +202,17 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch, port: int, security: str = "none")
 
 
 @pytest.fixture
-def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> Cli:
+def now() -> dt.datetime:
+    """The instant the commands run at; a test overrides it with parametrize("now")."""
+    return NOW
+
+
+@pytest.fixture
+def cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any, now: dt.datetime
+) -> Cli:
+    # Every command starts its clock here (time runs on from it while the command runs).
+    monkeypatch.setenv("TELEVIKAR_NOW", now.isoformat())
     monkeypatch.setenv("TELEVIKAR_ENV_FILE", str(tmp_path / "no.env"))
     monkeypatch.setenv("TELEVIKAR_CONTROL_PORT", str(free_port()))  # nothing listens
     monkeypatch.setenv("TELEVIKAR_DATABASE_URL", db_url)
@@ -216,7 +231,7 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: An
                "--report-interval", interval, *addresses)  # fmt: skip
     cli.ok("agents", "add", "Kari", "--endpoint", "agent1", "--customer", "1", "--customer", "2",
            "--customer", "3", "--customer", "4", "--secret", "s3cret-s3cret-s3cret")  # fmt: skip
-    day, week = yesterday().first_day, last_week().first_day + dt.timedelta(days=2)
+    day, week = yesterday(now).first_day, last_week(now).first_day + dt.timedelta(days=2)
     answered = {"agent": 1, "answered": 4, "ended": 64, "outcome": "answered"}
     add_calls(db_url, [
         {"customer": FJORD, "arrived": local(day, 9), "caller": FJORD_CALLERS[0],
@@ -399,10 +414,9 @@ def test_catch_up_and_explicit_resend(
         engine = make_engine(cli.db_url)
         try:
             store = DeliveryRepository(make_sessionmaker(engine))
-            now = dt.datetime.now(dt.UTC)
-            claimed = await store.claim(FJORD, ReportInterval.DAILY, three_days_ago, FJORD_TO, now)
+            claimed = await store.claim(FJORD, ReportInterval.DAILY, three_days_ago, FJORD_TO, NOW)
             assert claimed is not None
-            await store.mark_sent(claimed.id, now)
+            await store.mark_sent(claimed.id, NOW)
         finally:
             await engine.dispose()
 
@@ -591,9 +605,9 @@ def test_send_due_reports_for_the_nightly_job(
     mailbox = Mailbox()
     smtp_env(monkeypatch, servers.start(mailbox))
     capsys.readouterr()
-    assert send_due_reports(load_settings()) == 0
+    assert send_due_reports(load_settings(), clock_from_env()) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2 and len(mailbox.received) == 2
-    assert send_due_reports(load_settings()) == 0
+    assert send_due_reports(load_settings(), clock_from_env()) == 0
     assert capsys.readouterr().out == "" and len(mailbox.received) == 2
 
 
@@ -617,3 +631,50 @@ def test_sla_nightly_stores_then_sends_what_is_due(
     # The next night (here: a re-run) sends nothing twice.
     assert "sent to" not in cli.ok("sla", "nightly").out
     assert len(mailbox.received) == 2
+
+
+# --- the command line's clock (TELEVIKAR_NOW) ---------------------------------------------
+
+
+@pytest.mark.parametrize("now", [dt.datetime(2026, 12, 2, 23, 59, 59, tzinfo=OSLO)])
+def test_due_just_before_local_midnight(
+    cli: Cli, servers: Servers, monkeypatch: pytest.MonkeyPatch, now: dt.datetime
+) -> None:
+    # One second before Thursday in Oslo it is still Wednesday: Tuesday is due, and
+    # Wednesday (not over) is not; the week due is the one before.
+    mailbox = Mailbox()
+    smtp_env(monkeypatch, servers.start(mailbox))
+    out = cli.ok("reports", "send", "--due").out.splitlines()
+    assert out == [
+        f"Fjordbakst AS {dt.date(2026, 12, 1)}: sent to {', '.join(FJORD_TO)}",
+        f"Nordlys AS {dt.date(2026, 11, 23)}..{dt.date(2026, 11, 29)}: sent to "
+        f"{', '.join(NORDLYS_TO)}",
+    ]
+    assert out[0].startswith(f"Fjordbakst AS {yesterday(now)}:")
+    cli.fails("reports", "send", "--customer", "1", "--from", "2026-12-02", "--to", "2026-12-02",
+              match="2026-12-02 is not over yet")  # fmt: skip
+
+
+@pytest.mark.parametrize("now", [dt.datetime(2027, 3, 29, 0, 5, tzinfo=OSLO)])
+def test_due_across_the_spring_dst_change(
+    cli: Cli, servers: Servers, monkeypatch: pytest.MonkeyPatch, now: dt.datetime
+) -> None:
+    # Just after midnight after the clocks went forward (2027-03-28, 23 hours): that day
+    # is due, by hour, and ISO week 12 (22-28 March) by day.
+    assert now.utcoffset() == dt.timedelta(hours=2)
+    mailbox = Mailbox()
+    smtp_env(monkeypatch, servers.start(mailbox))
+    day, week = yesterday(now), last_week(now)
+    assert (day.first_day, week.first_day) == (dt.date(2027, 3, 28), dt.date(2027, 3, 22))
+    assert cli.ok("reports", "send", "--due").out.splitlines() == [
+        f"Fjordbakst AS {day}: sent to {', '.join(FJORD_TO)}",
+        f"Nordlys AS {week}: sent to {', '.join(NORDLYS_TO)}",
+    ]
+    [fjord] = mailbox.to(FJORD_TO[0])
+    sla = attachments(fjord.message)[f"sla-fjordbakst-as-{day.first_day}.csv"][1]
+    rows = sla.decode("utf-8-sig").splitlines()
+    assert len(rows) == 1 + 23 + 1
+    assert [r.split(";")[0] for r in rows[2:5]] == [
+        "2027-03-28T01:00+01:00", "2027-03-28T03:00+02:00", "2027-03-28T04:00+02:00",
+    ]  # fmt: skip
+    assert rows[-1].startswith("Totalt;2;1;50,0;nei;")

@@ -18,6 +18,10 @@ Day: offered 6, answered 3, within 12 s 2, within 20 s 3, short abandons 1, lost
 messages 1; SL denominator 6 - 1 = 5: SL12 2/5 = 40 %, SL20 3/5 = 60 %, lost 1/6 =
 16.7 %; waits 5+15+8+30+45+12 = 115 s, average 19.2 s, longest 45 s; talk
 (120+60+30)/3 = 70 s. Nordlys AS has a call in the same hour, which must not count.
+
+Every command runs at ``NOW`` (``TELEVIKAR_NOW``), 00:15 in Oslo on the night after that
+Saturday, when the nightly job runs; a test that needs another instant sets it. What the
+tests expect is computed from the same instant, never from the real clock.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from televikar_pbx.admin.sla import CATCH_UP_DAYS, days_due
 from televikar_pbx.cli import main
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import SlaAggregateRecord, SlaRepository
+from televikar_pbx.reports.sla_figures import CATCH_UP_DAYS, days_due
 from tests.helpers import run_async
 from tests.integration.test_calls_list import add_calls, at
 from tests.integration.test_cli import Cli, free_port
 
 OSLO = ZoneInfo("Europe/Oslo")
+# The nightly job's usual time. Still 2026-11-28 in UTC: the previous local day is the
+# 28th, where a job reading the UTC date would take the 27th.
+NOW = dt.datetime(2026, 11, 29, 0, 15, tzinfo=OSLO)
 FJORD, NORDLYS = 1, 2
 DAY_CALLS: list[dict[str, Any]] = [
     {"customer": FJORD, "arrived": at("2026-11-28 08:00:00"), "caller": "4790000001",
@@ -68,6 +75,7 @@ CSV_HEADER = (
 
 @pytest.fixture
 def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: Any) -> Cli:
+    monkeypatch.setenv("TELEVIKAR_NOW", NOW.isoformat())
     monkeypatch.setenv("TELEVIKAR_ENV_FILE", str(tmp_path / "no.env"))
     monkeypatch.setenv("TELEVIKAR_CONTROL_PORT", str(free_port()))  # nothing listens
     monkeypatch.setenv("TELEVIKAR_DATABASE_URL", db_url)
@@ -107,8 +115,8 @@ def figures(records: list[SlaAggregateRecord]) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def oslo_yesterday() -> dt.date:
-    return dt.datetime.now(OSLO).date() - dt.timedelta(days=1)
+def oslo_yesterday(now: dt.datetime = NOW) -> dt.date:
+    return now.astimezone(OSLO).date() - dt.timedelta(days=1)
 
 
 # --- sla report --------------------------------------------------------------------------
@@ -214,7 +222,9 @@ def test_report_errors(cli: Cli) -> None:
 # --- sla nightly -------------------------------------------------------------------------
 
 
-def test_nightly_stores_the_day_and_is_idempotent(day: Cli) -> None:
+def test_nightly_stores_the_day_and_is_idempotent(
+    day: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = day.ok("sla", "nightly", "--date", "2026-11-28").out
     assert out == "Fjordbakst AS: stored 2026-11-28\nNordlys AS: stored 2026-11-28\n"
     one = dt.date(2026, 11, 28)
@@ -229,6 +239,8 @@ def test_nightly_stores_the_day_and_is_idempotent(day: Cli) -> None:
     assert days[0].period_start == dt.datetime(2026, 11, 27, 23, tzinfo=dt.UTC)
     assert stored(day.db_url, NORDLYS, "day", one, one)[0].figures["offered"] == 1
 
+    # Re-run an hour later (each command's clock starts at TELEVIKAR_NOW).
+    monkeypatch.setenv("TELEVIKAR_NOW", (NOW + dt.timedelta(hours=1)).isoformat())
     day.ok("sla", "nightly", "--date", "2026-11-28")
     again_days = stored(day.db_url, FJORD, "day", one, one)
     again_hours = stored(day.db_url, FJORD, "hour", one, one)
@@ -264,7 +276,7 @@ def test_nightly_catch_up_from_the_last_stored_day(cli: Cli) -> None:
     rows = stored(cli.db_url, FJORD, "day", start, yesterday)
     assert [r.local_date for r in rows] == [start + dt.timedelta(days=n) for n in range(4)]
     assert [r.figures["offered"] for r in rows] == [0, 1, 0, 0]
-    assert len(stored(cli.db_url, FJORD, "hour", start, yesterday)) in range(4 * 24 - 1, 4 * 24 + 2)
+    assert len(stored(cli.db_url, FJORD, "hour", start, yesterday)) == 4 * 24  # no DST change
     # Up to date: the previous day again (its calls may have ended late), nothing else.
     assert cli.ok("sla", "nightly").out.splitlines()[0] == f"Fjordbakst AS: stored {yesterday}"
 
@@ -277,6 +289,48 @@ def test_nightly_catch_up_is_capped(cli: Cli) -> None:
     assert out == f"Fjordbakst AS: stored {first}..{yesterday} ({CATCH_UP_DAYS} days)"
     rows = stored(cli.db_url, FJORD, "day", yesterday - dt.timedelta(days=99), yesterday)
     assert len(rows) == CATCH_UP_DAYS
+
+
+def test_nightly_just_before_and_at_local_midnight(
+    day: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One second before midnight the 28th is still going on: the 27th is closed.
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-11-28T23:59:59+01:00")
+    assert day.ok("sla", "nightly").out.splitlines()[0] == "Fjordbakst AS: stored 2026-11-27"
+    # At midnight the 28th is over, and is stored with its calls.
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-11-29T00:00:00+01:00")
+    assert day.ok("sla", "nightly").out.splitlines()[0] == "Fjordbakst AS: stored 2026-11-28"
+    one = dt.date(2026, 11, 28)
+    assert stored(day.db_url, FJORD, "day", one, one)[0].figures["offered"] == 6
+
+
+def test_nightly_across_the_dst_changes(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The night the clocks go back: at 00:15 (+02:00) it closes the 24-hour Saturday ...
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-10-25T00:15:00+02:00")
+    assert cli.ok("sla", "nightly").out.splitlines()[0] == "Fjordbakst AS: stored 2026-10-24"
+    # ... and the next night (+01:00 now) the 25-hour Sunday.
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-10-26T00:15:00+01:00")
+    assert cli.ok("sla", "nightly").out.splitlines()[0] == "Fjordbakst AS: stored 2026-10-25"
+    autumn = dt.date(2026, 10, 25)
+    hours = stored(cli.db_url, FJORD, "hour", autumn, autumn)
+    assert len(hours) == 25
+    assert [h.period for h in hours[2:4]] == ["2026-10-25T02:00+02:00", "2026-10-25T02:00+01:00"]
+    # After the spring change (+02:00 again), the 23-hour Sunday.
+    monkeypatch.setenv("TELEVIKAR_NOW", "2027-03-29T00:15:00+02:00")
+    cli.ok("sla", "nightly", "--no-send")
+    spring = dt.date(2027, 3, 28)
+    assert len(stored(cli.db_url, FJORD, "hour", spring, spring)) == 23
+
+
+def test_a_bad_now_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-11-29 00:15")
+    result = cli("sla", "nightly")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "televikar-pbx: TELEVIKAR_NOW needs a UTC offset, e.g. 2026-11-29 00:15+01:00\n"
+    )
+    monkeypatch.delenv("TELEVIKAR_NOW")
+    assert stored(cli.db_url, FJORD, "day", NOW.date() - dt.timedelta(days=99), NOW.date()) == []
 
 
 def test_days_due() -> None:

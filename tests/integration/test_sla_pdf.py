@@ -118,3 +118,13 @@ def test_pdf_option_errors(day: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "dir.pdf"
     day.fails(*PDF, "--output", str(missing), match=f"--output {missing}: No such file")
     assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "no").exists()
+
+
+def test_pdf_is_dated_by_the_command_lines_clock(
+    day: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Laget" is the instant the command starts (TELEVIKAR_NOW), in the customer's time.
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-11-29T07:30:00+01:00")
+    out = tmp_path / "dated.pdf"
+    day.ok(*PDF, "--output", str(out))
+    assert "Laget 2026-11-29 07:30" in "\n".join(text(out.read_bytes()))

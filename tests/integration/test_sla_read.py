@@ -1,6 +1,6 @@
 """The SLA figures' own read of the call log (``CallRepository.ended_calls_between`` and
-``admin.sla.facts_of``, a million rows a night) gives exactly the facts the call log's
-read gives (``calls_between`` and ``call_facts``), on SQLite and PostgreSQL: the same
+``domain.call_facts.facts_of``, a million rows a night) gives exactly the facts the call
+log's read gives (``calls_between`` and ``CallLogEntry.facts``), on SQLite and PostgreSQL: the same
 calls, instants aware in UTC to the microsecond, a message call's wait ending at message
 capture (else at its end), a stray answer time of an abandoned call ignored.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from televikar_pbx.admin.sla import call_facts, facts_of
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
+from televikar_pbx.domain.call_facts import facts_of
 from televikar_pbx.domain.sla import CallFacts
 from tests.helpers import run_async
 from tests.integration.test_calls_list import add_calls, at
@@ -64,7 +64,7 @@ def _both_reads(db_url: str, customer: int) -> tuple[list[CallFacts], list[CallF
                 times = await calls.ended_calls_between(customer, start, end)
         finally:
             await engine.dispose()
-        return [f for f in map(call_facts, log) if f is not None], list(map(facts_of, times))
+        return [f for f in (e.facts() for e in log) if f is not None], list(map(facts_of, times))
 
     return run_async(read)
 

@@ -13,13 +13,14 @@ import argparse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from televikar_pbx.admin import csvout, render, session
+from televikar_pbx.admin import render, session
 from televikar_pbx.admin.calls import write_bytes
 from televikar_pbx.admin.money import format_kroner
 from televikar_pbx.db.billing_repo import BilledCustomer, BillingRepository
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.billing import Invoice, InvoiceLine, LineKind, Month, invoice
 from televikar_pbx.errors import ConfigError
+from televikar_pbx.reports import csvout
 from televikar_pbx.settings import Settings
 
 FORMATS = ("table", "csv")

@@ -2,10 +2,12 @@
 ``billing``, ``reports``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
-Each command validates its input (``inputs``), runs in one database transaction
-(``session``), prints a table or JSON (``render``; CSV: ``csvout``) and exits 0; on
-error it raises a ``TelevikarError`` whose one-line message ``cli.main`` prints,
-exiting 1.
+Each command validates its input (``inputs``), runs its work in one database
+transaction (``session.run``; ``reports send`` and nightly's sending commit each record
+as it goes), prints a table or JSON (``render``; CSV: ``reports.csvout``) and exits 0;
+on error it raises a ``TelevikarError`` whose one-line message ``cli.main`` prints,
+exiting 1. What is shown to customers (Norwegian labels, formats) is in ``reports/``;
+"now" comes from the command line's clock (``args.clock``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ instants ISO 8601 with the customer's UTC offset. Secrets are never printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,25 +19,11 @@ from televikar_pbx.db.repositories import AgentCredentials
 from televikar_pbx.domain.calendar import Booking
 from televikar_pbx.domain.directory import Agent, Customer
 from televikar_pbx.domain.reporting import ReportSettings
+from televikar_pbx.reports.table import table as table  # re-exported: render.table
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], *, right: Collection[int] = ()
-) -> str:
-    """Aligned columns; those numbered in ``right`` (from 0) flush right, for amounts."""
-    lines = [list(headers), *(list(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        ).rstrip()
-        for line in lines
-    )
 
 
 # --- customers --------------------------------------------------------------------------

@@ -7,8 +7,10 @@ even if it was sent before. One line per report: sent ones on stdout, failed one
 stderr with the SMTP error; the exit status is 1 if any failed. ``list`` shows the
 records.
 
-Each record is written as it happens (``session.run(steps=True)``): a report is pending
-while its e-mail is on the way, then sent or failed.
+Not one transaction: each record is written as it happens (``session.run(steps=True)``),
+so a report is pending while its e-mail is on the way, then sent or failed, and an
+interrupted run leaves what it sent recorded. "Now" (which reports are due, the times
+recorded) is the command line's clock (``TELEVIKAR_NOW``, ``clock.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from televikar_pbx.admin import render, session
 from televikar_pbx.admin.calls import option_date
+from televikar_pbx.clock import Clock
 from televikar_pbx.db.delivery_repo import DeliveryRepository
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.delivery import Delivery, ReportPeriod
@@ -102,20 +105,20 @@ def _explicit_period(args: argparse.Namespace) -> ReportPeriod | None:
 def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     period = _explicit_period(args)
     SmtpConfig.from_settings(settings)  # before the database: nothing is recorded
-    now = dt.datetime.now(dt.UTC)
+    clock: Clock = args.clock
 
     async def work(repo: DirectoryRepository) -> tuple[list[DeliveryResult], list[str]]:
         if args.customer is None:
-            return await send_due(settings, repo.source, now), []
+            return await send_due(settings, repo.source, clock), []
         customer = await repo.find_customer(args.customer)
         if period is not None:
-            return [await send_period(settings, repo.source, now, customer, period)], []
+            return [await send_period(settings, repo.source, clock, customer, period)], []
         report = await repo.report_settings(customer.id)
         if report.interval is ReportInterval.NONE:
             return [], [f"{customer.name}: nothing due (report interval none)"]
         if not report.emails:
             return [], [f"{customer.name}: nothing due (no report addresses)"]
-        results = await send_due(settings, repo.source, now, customer=customer)
+        results = await send_due(settings, repo.source, clock, customer=customer)
         return results, [] if results else [f"{customer.name}: nothing due"]
 
     results, notes = session.run(settings, work, steps=True)
@@ -126,15 +129,14 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     return print_results(results)
 
 
-def send_due_reports(settings: Settings, now: dt.datetime | None = None) -> int:
+def send_due_reports(settings: Settings, clock: Clock) -> int:
     """``reports send --due`` as a function (for ``sla nightly``): send, print one line
     per report, return the exit status (1 if any failed). ConfigError when SMTP is not
     configured."""
     SmtpConfig.from_settings(settings)
-    when = now or dt.datetime.now(dt.UTC)
 
     async def work(repo: DirectoryRepository) -> list[DeliveryResult]:
-        return await send_due(settings, repo.source, when)
+        return await send_due(settings, repo.source, clock)
 
     return print_results(session.run(settings, work, steps=True))
 

@@ -27,10 +27,9 @@ from televikar_pbx.db import models
 from televikar_pbx.db.messages_repo import message_record
 from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord, MessageRecord
 from televikar_pbx.db.repo_base import CallNotFound, Conflict, Repository, require_aware
-
-# Journal events that take a call out of the queue without an agent: its wait ends there
-# (SLA definitions: "to hang-up/overflow"), not when the message or announcement ends.
-QUEUE_EXITS = ("message_capture", "announcement")
+from televikar_pbx.domain.call_facts import WAIT_ENDS_AT_QUEUE_EXIT, CallTimes, facts_of, wait_ends
+from televikar_pbx.domain.journal import QUEUE_EXITS
+from televikar_pbx.domain.sla import CallFacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +39,7 @@ class CallLogEntry:
     call: CallRecord
     # The name of ``call.agent_id``: the agent last offered the call, or who answered it.
     agent_name: str | None
-    # The first QUEUE_EXITS event (message capture, announcement); None: none happened.
+    # The first journal entry in domain.journal.QUEUE_EXITS; None: none happened.
     left_queue_at: dt.datetime | None
     message: MessageRecord | None
 
@@ -51,11 +50,29 @@ class CallLogEntry:
 
     @property
     def wait(self) -> dt.timedelta | None:
-        """Arrival to answer, else to leaving the queue, else to the end; None while the
-        call goes on (or was never closed)."""
+        """Arrival to where the wait ends (``domain.call_facts.wait_ends``); None while
+        the call goes on (or was never closed)."""
         call = self.call
-        until = call.answered_at or self.left_queue_at or call.ended_at
+        until = wait_ends(call.answered_at, self.left_queue_at, call.ended_at)
         return None if until is None else until - call.arrived_at
+
+    def facts(self) -> CallFacts | None:
+        """What the SLA figures need of this call (``domain.call_facts.facts_of``); None
+        while it has not ended."""
+        call = self.call
+        if call.ended_at is None or call.outcome is None:
+            return None
+        return facts_of(
+            (
+                call.id,
+                call.arrived_at,
+                call.answered_at,
+                call.ended_at,
+                call.outcome,
+                call.agent_id,
+                self.left_queue_at,
+            )
+        )
 
     @property
     def talk(self) -> dt.timedelta | None:
@@ -64,15 +81,6 @@ class CallLogEntry:
         if call.answered_at is None or call.ended_at is None:
             return None
         return call.ended_at - call.answered_at
-
-
-# An ended call as ``ended_calls_between`` reads it: (id, arrived_at, answered_at,
-# ended_at, outcome, agent_id, left_queue_at), left_queue_at being the first QUEUE_EXITS
-# event, looked up for message and no_message calls only. A plain tuple, not a NamedTuple:
-# a night may have a million, and the cyclic GC stops tracking tuples of plain values.
-CallTimes = tuple[
-    int, dt.datetime, dt.datetime | None, dt.datetime, str, int | None, dt.datetime | None
-]
 
 
 # ``ended_calls_between`` may read a million calls a night, so it keeps per-row Python work
@@ -86,7 +94,20 @@ CallTimes = tuple[
 #   collector would otherwise walk again and again (a quarter of the job's time).
 _INSTANT = DateTime(timezone=True)
 _PARTITION = 500
-_MESSAGE_OUTCOMES = (CallOutcome.MESSAGE.value, CallOutcome.NO_MESSAGE.value)
+# The journal entry types stored for a queue exit, in a fixed order for the SQL.
+_QUEUE_EXITS = sorted(entry.value for entry in QUEUE_EXITS)
+_WAIT_ENDS_AT_QUEUE_EXIT = [outcome.value for outcome in WAIT_ENDS_AT_QUEUE_EXIT]
+
+
+def _left_queue_at() -> SQLColumnExpression[dt.datetime]:
+    """The call's first queue exit in its journal (correlated to the calls row)."""
+    call, event = models.Call, models.CallEvent
+    return (
+        select(func.min(event.at))
+        .where(event.call_id == call.id, event.type.in_(_QUEUE_EXITS))
+        .correlate(call)
+        .scalar_subquery()
+    )
 
 
 class CallRepository(Repository):
@@ -231,15 +252,9 @@ class CallRepository(Repository):
         arrival, with the agent's name, when the queue was left, and the message."""
         require_aware("start", start)
         require_aware("end", end)
-        call, agent, message, event = models.Call, models.Agent, models.Message, models.CallEvent
-        left_queue = (
-            select(func.min(event.at))
-            .where(event.call_id == call.id, event.type.in_(QUEUE_EXITS))
-            .correlate(call)
-            .scalar_subquery()
-        )
+        call, agent, message = models.Call, models.Agent, models.Message
         query = (
-            select(call, agent.name, left_queue, message)
+            select(call, agent.name, _left_queue_at(), message)
             .outerjoin(agent, agent.id == call.agent_id)
             .outerjoin(message, message.call_id == call.id)
             .where(call.customer_id == customer_id, call.arrived_at >= start, call.arrived_at < end)
@@ -265,16 +280,9 @@ class CallRepository(Repository):
         order of arrival: just the columns the SLA figures read, without ORM objects."""
         require_aware("start", start)
         require_aware("end", end)
-        call, event = models.Call, models.CallEvent
-        left_queue = case(
-            (
-                call.outcome.in_(_MESSAGE_OUTCOMES),
-                select(func.min(event.at))
-                .where(event.call_id == call.id, event.type.in_(QUEUE_EXITS))
-                .correlate(call)
-                .scalar_subquery(),
-            )
-        )
+        call = models.Call
+        # Looked up only where facts_of reads it.
+        left_queue = case((call.outcome.in_(_WAIT_ENDS_AT_QUEUE_EXIT), _left_queue_at()))
         async with self._unit() as s:
             # Core, not the session's ORM execution: plain rows, no per-row entity work.
             conn = await s.connection()

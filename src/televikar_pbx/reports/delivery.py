@@ -31,10 +31,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from televikar_pbx.admin import calls as call_log
-from televikar_pbx.admin import csvout
-from televikar_pbx.admin import sla as sla_cli
-from televikar_pbx.db.calls_repo import CallLogEntry, CallRepository
+from televikar_pbx.clock import Clock
+from televikar_pbx.db.calls_repo import CallLogEntry
 from televikar_pbx.db.delivery_repo import DeliveryRepository, periods_by_status
 from televikar_pbx.db.directory_repo import DirectoryRepository
 from televikar_pbx.db.repo_base import SessionSource
@@ -43,7 +41,7 @@ from televikar_pbx.domain.directory import Customer
 from televikar_pbx.domain.reporting import ReportInterval, ReportSettings
 from televikar_pbx.domain.sla import PeriodFigures, SlaReport, sla_report
 from televikar_pbx.errors import ConfigError, MailError
-from televikar_pbx.reports import mail
+from televikar_pbx.reports import call_log, csvout, mail, sla_table
 from televikar_pbx.reports.labels import NB
 from televikar_pbx.settings import Settings
 
@@ -87,17 +85,19 @@ class ReportFiles:
 async def send_due(
     settings: Settings,
     source: SessionSource,
-    now: dt.datetime,
+    clock: Clock,
     *,
     customer: Customer | None = None,
 ) -> list[DeliveryResult]:
     """Send every due report (of one customer, or of all with an interval and addresses),
-    oldest period first. ConfigError, before anything is read, when SMTP is not
-    configured; a failed e-mail is recorded and reported in the result, not raised.
+    oldest period first; what is due follows the customer's local date at ``clock``'s
+    now. ConfigError, before anything is read, when SMTP is not configured; a failed
+    e-mail is recorded and reported in the result, not raised.
 
     Give ``source`` as an ``async_sessionmaker`` (see the module docstring).
     """
     config = mail.SmtpConfig.from_settings(settings)
+    now = clock.now()
     directory = DirectoryRepository(source)
     store = DeliveryRepository(source)
     reports = await directory.all_report_settings()
@@ -111,7 +111,7 @@ async def send_due(
         sent, unsent = periods_by_status(await store.deliveries(c.id))
         for period in periods_due(report_settings.interval, today, sent, unsent):
             result = await _deliver(
-                config, source, c, report_settings, period, now, interval=report_settings.interval
+                config, source, c, report_settings, period, clock, interval=report_settings.interval
             )
             if result is not None:
                 results.append(result)
@@ -121,7 +121,7 @@ async def send_due(
 async def send_period(
     settings: Settings,
     source: SessionSource,
-    now: dt.datetime,
+    clock: Clock,
     customer: Customer,
     period: ReportPeriod,
 ) -> DeliveryResult:
@@ -134,14 +134,14 @@ async def send_period(
         raise ConfigError(
             f"{customer.name} has no report addresses (customers edit --report-email)"
         )
-    today = now.astimezone(ZoneInfo(customer.timezone)).date()
+    today = clock.now().astimezone(ZoneInfo(customer.timezone)).date()
     if period.last_day >= today:
         raise ConfigError(
             f"{period.last_day} is not over yet in {customer.name}'s time zone "
             f"({customer.timezone}, today {today})"
         )
     result = await _deliver(
-        config, source, customer, report_settings, period, now, interval=period.shape, resend=True
+        config, source, customer, report_settings, period, clock, interval=period.shape, resend=True
     )
     if result is None:
         raise ConfigError(f"{customer.name} {period}: another run is sending it; try again later")
@@ -154,11 +154,12 @@ async def _deliver(
     customer: Customer,
     report_settings: ReportSettings,
     period: ReportPeriod,
-    now: dt.datetime,
+    clock: Clock,
     *,
     interval: ReportInterval,
     resend: bool = False,
 ) -> DeliveryResult | None:
+    now = clock.now()
     files = await report_files(source, customer, report_settings, period, now)
     message = build_message(config.sender, customer, report_settings, period, files, now)
     store = DeliveryRepository(source)
@@ -171,7 +172,7 @@ async def _deliver(
         refused = await mail.send(config, message)
     except MailError as exc:
         return DeliveryResult(customer, await store.mark_failed(claimed.id, str(exc)), str(exc))
-    sent = await store.mark_sent(claimed.id, dt.datetime.now(dt.UTC), refused)
+    sent = await store.mark_sent(claimed.id, clock.now(), refused)
     return DeliveryResult(customer, sent, refused)
 
 
@@ -189,18 +190,17 @@ async def report_files(
     CSV (of ``sla report --format csv``) of one customer's period: by hour for one day,
     else by day."""
     zone = ZoneInfo(customer.timezone)
-    start = dt.datetime.combine(period.first_day, dt.time(0), tzinfo=zone)
-    end = dt.datetime.combine(period.last_day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
-    entries = await CallRepository(source).calls_between(customer.id, start, end)
+    entries = await call_log.calls_of(source, customer, period.first_day, period.last_day)
     report = sla_report(
-        [f for f in map(sla_cli.call_facts, entries) if f is not None],
+        [f for f in (e.facts() for e in entries) if f is not None],
         first_day=period.first_day,
         last_day=period.last_day,
         by="hour" if period.first_day == period.last_day else "day",
         settings=report_settings,
         timezone=customer.timezone,
     )
-    # fpdf2 and matplotlib load only when a PDF is made: every CLI command imports this.
+    # Imported here for start-up time only: fpdf2 and matplotlib take a second to load,
+    # and every command imports this module (tests/unit/test_cli_startup.py).
     from televikar_pbx.reports.pdf import render_sla_pdf
 
     # Rendering (matplotlib's object API, fpdf2) takes a CPU second: not on the event loop.
@@ -211,7 +211,7 @@ async def report_files(
         report=report,
         pdf=pdf,
         calls_csv=calls_csv(entries, zone),
-        sla_csv=csvout.encode(sla_cli.CSV_HEADERS, sla_cli.csv_rows(report)),
+        sla_csv=csvout.encode(sla_table.CSV_HEADERS, sla_table.csv_rows(report)),
     )
 
 
@@ -285,7 +285,7 @@ def build_message(
 
 
 def _pct(value: float | None) -> str:
-    return DASH if value is None else f"{sla_cli.decimal(value)} %"
+    return DASH if value is None else f"{sla_table.decimal(value)} %"
 
 
 def _target(value: float) -> str:
@@ -323,8 +323,8 @@ def body_text(customer: Customer, period: ReportPeriod, report: SlaReport) -> st
             f"{NB.lost}: {_pct(total.lost_pct)} (mål høyst "
             f"{_target(report.lost_target)}: {_judged(total.lost_met)})",
             f"{NB.messages}: {total.messages}",
-            f"{NB.avg_wait}: {_seconds(sla_cli.decimal(total.avg_wait_s))}, "
-            f"{NB.longest_wait.lower()}: {_seconds(sla_cli.longest(total.longest_wait_s))}",
+            f"{NB.avg_wait}: {_seconds(sla_table.decimal(total.avg_wait_s))}, "
+            f"{NB.longest_wait.lower()}: {_seconds(sla_table.longest(total.longest_wait_s))}",
         ]
     lines += [
         "",

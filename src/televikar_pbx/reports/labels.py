@@ -1,8 +1,8 @@
 """The words of the PDF report in Norwegian bokmål (``nb``, the default) and English.
 
 The Norwegian call log headers, outcome labels and "skjult nummer" are those of
-``calls list`` (``admin/calls.py``), and the period table's headers those of
-``sla report`` (``admin/sla.py``), so the PDF, the table and the CSV say the same.
+``calls list`` (``reports/call_log.py``), and the period table's headers those of
+``sla report`` (``reports/sla_table.py``), so the PDF, the table and the CSV say the same.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from televikar_pbx.admin import calls as call_log
-from televikar_pbx.admin import sla as sla_cli
 from televikar_pbx.domain.outcomes import Outcome
+from televikar_pbx.reports import call_log, sla_table
 
 LANGUAGES = ("nb", "en")
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -121,9 +120,9 @@ NB = Texts(
     chart_target="Mål {name}",
     chart_note="Perioder uten tilbudte anrop er tomme i grafen.",
     table=("Time for time", "Dag for dag"),
-    table_headers=sla_cli.HEADERS,
+    table_headers=sla_table.HEADERS,
     table_note="✓ mål oppfylt, ✗ mål ikke oppfylt, \u2013 ingen tilbudte anrop.",
-    total=sla_cli.TOTAL,
+    total=sla_table.TOTAL,
     call_log="Anropslogg",
     call_log_note="{count} anrop. Tider i lokal tid ({zone}); sekunder rundet opp til tidel.",
     call_headers=call_log.HEADERS,

@@ -11,12 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from televikar_pbx.admin.calls import caller_number, cells, local_time, outcome_label
-from televikar_pbx.admin.sla import decimal, longest
 from televikar_pbx.db.calls_repo import CallLogEntry
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.sla import PeriodFigures, SlaReport
+from televikar_pbx.reports.call_log import caller_number, cells, local_time, outcome_label
 from televikar_pbx.reports.labels import Texts
+from televikar_pbx.reports.sla_table import decimal, longest
 
 EMPTY = "\N{EN DASH}"
 INK = (30, 30, 30)

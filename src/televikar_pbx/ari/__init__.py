@@ -1,0 +1,1 @@
+"""The ARI adapter (``ari.adapter``): aioari behind one module, for the call shell."""
