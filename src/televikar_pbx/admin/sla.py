@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from televikar_pbx.admin import csvout, render, session
 from televikar_pbx.admin.calls import option_date, seconds, write_bytes
+from televikar_pbx.clock import clock_from_env
 from televikar_pbx.db.calls_repo import CallLogEntry, CallRepository, CallTimes
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.db.sla_repo import SlaRepository
@@ -356,7 +357,7 @@ def days_due(
 
 def cmd_nightly(settings: Settings, args: argparse.Namespace) -> int:
     only = None if args.date is None else option_date("--date", args.date)
-    now = dt.datetime.now(dt.UTC)
+    now = clock_from_env().now()  # TELEVIKAR_NOW: re-run as of another instant
 
     async def work(repo: DirectoryRepository) -> tuple[list[tuple[Customer, list[dt.date]]], bool]:
         store = SlaRepository(repo.source)
