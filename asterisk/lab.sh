@@ -18,6 +18,9 @@ readonly CREDENTIALS="$LAB_DIR/credentials"
 readonly ENV_FILE="$LAB_DIR/televikar.env"
 readonly PID_FILE="$LAB_DIR/asterisk.pid"
 readonly OUT_FILE="$LAB_DIR/asterisk.out"
+# The modules.conf (and pid) Asterisk was started with: 'core reload' loads no module
+# that a changed modules.conf adds, so a change means a restart (cmd_start).
+readonly MODULES_STARTED="$LAB_DIR/modules.conf.started"
 readonly DEBOOTSTRAP_LOG="$LAB_DIR/debootstrap.log"
 readonly APT_LOG="$LAB_DIR/apt-host.log"
 # Inside the root: the app's prompts (sound:televikar/NAME, made by prompts.sh)
@@ -430,8 +433,10 @@ start_asterisk() {
     check_ports_free
     mount_root
     : >"$OUT_FILE"
-    # fd 9 (the lab lock) must not leak into Asterisk, or the lock lives as long as it.
-    setsid nohup chroot "$ROOT" /usr/sbin/asterisk -f </dev/null >>"$OUT_FILE" 2>&1 9>&- &
+    # fd 9 (the lab lock) must not leak into Asterisk, or the lock lives as long as it;
+    # nor fd 8, the lock /work/bin/lab-tests holds while it runs this script (seen: an
+    # Asterisk started from lab-tests kept every later lab-tests waiting).
+    setsid nohup chroot "$ROOT" /usr/sbin/asterisk -f </dev/null >>"$OUT_FILE" 2>&1 8>&- 9>&- &
     local pid=$!
     echo "$pid" >"$PID_FILE"
     local deadline=$((SECONDS + START_TIMEOUT))
@@ -454,6 +459,14 @@ start_asterisk() {
     # setsid execs in place unless it is a process group leader; make sure the
     # pid file names Asterisk itself.
     [[ $(readlink "/proc/$pid/root" 2>/dev/null) == "$ROOT" ]] || asterisk_pid >"$PID_FILE"
+    cp "$ROOT/etc/asterisk/modules.conf" "$MODULES_STARTED"
+    cp "$PID_FILE" "$MODULES_STARTED.pid"
+}
+
+# True when the running Asterisk was started (by this script) with today's modules.conf.
+modules_unchanged() {
+    cmp -s "$ROOT/etc/asterisk/modules.conf" "$MODULES_STARTED" &&
+        [[ $(cat "$MODULES_STARTED.pid" 2>/dev/null) == "$(asterisk_pid)" ]]
 }
 
 reload_asterisk() {
@@ -482,11 +495,12 @@ cmd_start() {
     local pid
     pid=$(asterisk_pid)
     if [[ -n $pid ]]; then
-        if ari_ok; then
+        if ari_ok && modules_unchanged; then
             reload_asterisk
             echo "lab: already running (pid $pid), configuration reloaded"
             return 0
         fi
+        ari_ok && echo "lab: modules.conf is not the one Asterisk started with: restarting"
         # Running but not answering (hung, or half started): start over.
         stop_asterisk
     fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -30,6 +31,30 @@ async def client(lab: Lab) -> AsyncIterator[AriClient]:
     )
     yield ari
     await ari.close()
+
+
+def _our_ports() -> list[str]:
+    """The local ports of this process's TCP connections to ARI."""
+    listing = subprocess.run(
+        ["ss", "-tnpH", "state", "established", "dst", "127.0.0.1:8088"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    mine = f"pid={os.getpid()},"
+    return [line.split()[2].rsplit(":", 1)[1] for line in listing.splitlines() if mine in line]
+
+
+def _kill_server_side(ports: list[str]) -> list[str]:
+    """Destroy Asterisk's end of each connection; returns the sockets ``ss`` reports
+    destroyed (it prints nothing when the kernel cannot destroy sockets)."""
+    killed: list[str] = []
+    for port in ports:
+        done = subprocess.run(
+            ["ss", "-KtnH", "state", "established", "src", "127.0.0.1:8088",
+             "dst", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        killed += done.stdout.splitlines()
+    return killed
 
 
 async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
@@ -71,8 +96,14 @@ async def test_events_flow_and_the_connection_comes_back_after_a_drop(
         with pytest.raises(AriNotFound):
             await client.hangup("no-such-channel")
 
-        await client.drop_connection()
+        # Asterisk's side drops the connection: its end of each of our sockets to ARI is
+        # destroyed (ss -K), as a crash or a network fault on that side would.
+        ours = await asyncio.to_thread(_our_ports)
+        killed = await asyncio.to_thread(_kill_server_side, ours)
+        assert killed, f"ss -K destroyed nothing (our ports {ours})"
+        assert all(line.split()[2] == "127.0.0.1:8088" for line in killed), killed
         await wait_for(lambda: connections == 2, 10, "the reconnection")
+        assert not set(await asyncio.to_thread(_our_ports)) & set(ours)  # new sockets
         assert lab.ari("GET", f"applications/{APP}")["name"] == APP
     finally:
         await client.close()

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -319,10 +320,31 @@ def test_chart_ticks() -> None:
     assert ticks[24 + 25] == "00\n26.10."
 
 
-def test_chart_is_a_png_with_gaps() -> None:
+def test_chart_is_a_png_with_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.figure import Figure
+
+    drawn: list[Figure] = []
+    savefig = Figure.savefig
+
+    def keep(self: Figure, *args: Any, **kwargs: Any) -> None:
+        drawn.append(self)
+        savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
     png = chart.sl_chart_png(report_of(CALLS), NB, width_mm=180, height_mm=78)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     assert png == chart.sl_chart_png(report_of(CALLS), NB, width_mm=180, height_mm=78)
+
+    # The lines drawn: hours without calls are gaps (NaN, where matplotlib breaks the
+    # line), not zeros; 10:00, whose callers all missed the level, is a real zero.
+    lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
+    for name, values in (
+        ("SL12", {9: 50.0, 10: 0.0, 11: 100.0}),
+        ("SL20", {9: 100.0, 10: 0.0, 11: 100.0}),
+    ):
+        ys = [float(y) for y in cast(Any, lines[name].get_ydata())]
+        assert len(ys) == 24
+        assert {h: y for h, y in enumerate(ys) if not math.isnan(y)} == values, name
 
 
 def test_matplotlib_gets_a_private_directory(monkeypatch: pytest.MonkeyPatch) -> None:
