@@ -30,7 +30,7 @@ class OutboxRepository(Repository):
         )
         async with self._unit() as s:
             stmt = select(o).where(due).order_by(o.due_at, o.id).limit(limit)
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
             until = now + dt.timedelta(seconds=lease_s)
@@ -39,15 +39,18 @@ class OutboxRepository(Repository):
                 row.attempts += 1
             return [
                 OutboxJob(
-                    r.id, r.message_id, r.channel, r.address, r.message_key, r.attempts,
+                    r.id,
+                    r.message_id,
+                    r.channel,
+                    r.address,
+                    r.message_key,
+                    r.attempts,
                     r.generation,
-                )  # fmt: skip
+                )
                 for r in rows
             ]
 
-    async def sent(
-        self, job: OutboxJob, now: dt.datetime, provider_ref: str | None = None
-    ) -> None:
+    async def sent(self, job: OutboxJob, now: dt.datetime, provider_ref: str | None = None) -> None:
         o = models.OutboxItem
         async with self._unit() as s:
             await s.execute(
@@ -61,7 +64,9 @@ class OutboxRepository(Repository):
             )  # fmt: skip
             await set_status(s, job.message_id, "sent")
 
-    async def retry(self, job: OutboxJob, now: dt.datetime, error: str, due_at: dt.datetime) -> None:
+    async def retry(
+        self, job: OutboxJob, now: dt.datetime, error: str, due_at: dt.datetime
+    ) -> None:
         o = models.OutboxItem
         async with self._unit() as s:
             await s.execute(

@@ -127,7 +127,9 @@ class DeliveryWorker:
         again = None if permanent else next_attempt(job.attempts, now)
         if again is None:
             await self._outbox.failed(job, now, reason)
-            log.error("delivery.failed", message_id=job.message_id, key=job.message_key, reason=reason)
+            log.error(
+                "delivery.failed", message_id=job.message_id, key=job.message_key, reason=reason
+            )
         else:
             await self._outbox.retry(job, now, reason, again)
             log.warning(
