@@ -115,7 +115,7 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def _rows(customer: Customer, message: Message, form: Form | None) -> list[tuple[str, str]]:
+def message_rows(customer: Customer, message: Message, form: Form | None) -> list[tuple[str, str]]:
     """(label, value) in the order the body shows them."""
     rows: list[tuple[str, str]] = []
     if message.kind is MessageKind.VOICE:
@@ -143,7 +143,7 @@ def _rows(customer: Customer, message: Message, form: Form | None) -> list[tuple
 def body_text(customer: Customer, message: Message, form: Form | None) -> str:
     title = f"{KIND_NAMES[message.kind]} til {customer.display_name}"
     lines = [("HASTER: " if message.urgent else "") + title, ""]
-    for label, value in _rows(customer, message, form):
+    for label, value in message_rows(customer, message, form):
         if "\n" in value:
             lines.append(f"{label}:")
             lines.extend(f"  {line}" for line in value.splitlines())
@@ -162,7 +162,7 @@ def body_html(customer: Customer, message: Message, form: Form | None) -> str:
     rows = "".join(
         f'<tr><th style="text-align:left;vertical-align:top;padding-right:1em">{e(label)}</th>'
         f"<td>{e(value).replace(chr(10), '<br>')}</td></tr>"
-        for label, value in _rows(customer, message, form)
+        for label, value in message_rows(customer, message, form)
     )
     note = "<p>Opptaket er vedlagt (WAV).</p>" if message.kind is MessageKind.VOICE else ""
     return (
