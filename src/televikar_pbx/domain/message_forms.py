@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -89,7 +89,7 @@ class FormField:
 class Form:
     kind: FormKind
     version: int
-    fields: tuple[FormField, ...] = field(default=())
+    fields: tuple[FormField, ...]
 
     def __post_init__(self) -> None:
         if self.version < 1:
