@@ -121,7 +121,7 @@ async def test_reports_are_retried_until_the_webhook_takes_them(
     assert report.delivered and [status for _, status in gateway.reports] == [503, 503, 200]
 
 
-async def test_refusals_are_permanent_and_outages_are_not(
+async def test_refused_numbers_are_permanent_and_outages_are_not(
     standin: tuple[SveveStandIn, str], session: aiohttp.ClientSession
 ) -> None:
     gateway, base_url = standin
@@ -131,7 +131,7 @@ async def test_refusals_are_permanent_and_outages_are_not(
     assert info.value.permanent
     with pytest.raises(SmsError, match="brukernavn") as info:
         await _adapter(session, base_url, user="someone-else").send("+4799887766", "Hei", "r")
-    assert info.value.permanent
+    assert not info.value.permanent  # the account's problem: retried until someone fixes it
     gateway.outage = 1
     with pytest.raises(SmsError, match="HTTP 503") as info:
         await _adapter(session, base_url).send("+4799887766", "Hei", "r")

@@ -1,8 +1,9 @@
 """Our small SMS port: what the outbox needs from any SMS gateway.
 
 SmsError (a TelevikarError) is what an adapter raises; ``permanent`` tells the outbox
-not to retry (a number the gateway refuses, wrong credentials) as opposed to an outage
-(connection refused, 5xx, timeout), which the retry schedule handles.
+not to retry (a number the gateway refuses, a request it will never take) as opposed
+to an outage or an account problem (connection refused, 5xx, timeout, wrong password, no
+credit), which the retry schedule handles.
 """
 
 from __future__ import annotations

@@ -113,8 +113,9 @@ def _receipt(payload: object, to: str) -> SmsReceipt:
     if not isinstance(data, Mapping):
         raise SmsError(f"Sveve answered something unexpected: {str(payload)[:200]}")
     if data.get("fatalError"):
-        # Credentials, credit, a sender it refuses: a person must act, retrying won't.
-        raise SmsError(f"Sveve refused: {data['fatalError']}", permanent=True)
+        # Credentials, credit, a sender it refuses: the account, not this SMS. Retried,
+        # so messages get through once someone fixes the account within the schedule.
+        raise SmsError(f"Sveve refused: {data['fatalError']}")
     errors = data.get("errors") or []
     if errors:
         first = errors[0] if isinstance(errors[0], Mapping) else {}
