@@ -146,6 +146,8 @@ def test_choice() -> None:
 
 def test_prefill_from_caller_id() -> None:
     assert prefill(DEFAULT_MESSAGE_FORM, "+4722334455") == {"phone": "+4722334455"}
+    assert prefill(DEFAULT_MESSAGE_FORM, "004722334455") == {"phone": "+4722334455"}
+    assert prefill(DEFAULT_MESSAGE_FORM, "1881") == {"phone": "1881"}  # the agent sees it
     for withheld in (None, "", "anonymous", "Unknown", "restricted"):
         assert caller_id_withheld(withheld)
         assert prefill(DEFAULT_ORDER_FORM, withheld) == {}
