@@ -15,8 +15,10 @@ from televikar_pbx.domain.message_delivery import (
     Recipient,
     Scope,
     When,
+    digest_message_id,
     message_id,
     next_attempt,
+    next_digest_at,
     parse_sms_reference,
     plan_deliveries,
     sms_reference,
@@ -111,3 +113,37 @@ def test_sms_reference() -> None:
     assert ref != sms_reference(42, KARI_SMS.key, generation=3)
     assert parse_sms_reference(ref) == (42, 3)
     assert parse_sms_reference("ABC123") is None
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # Summer (UTC+2): 16:00 in Oslo is 14:00 UTC.
+        (dt.datetime(2026, 10, 24, 13, 59, tzinfo=dt.UTC), dt.datetime(2026, 10, 24, 14, 0)),
+        (dt.datetime(2026, 10, 24, 14, 0, tzinfo=dt.UTC), dt.datetime(2026, 10, 25, 15, 0)),
+        # The night clocks go back: the next day's 16:00 is in winter time (UTC+1).
+        (T0, dt.datetime(2026, 10, 25, 15, 0)),
+        # Spring forward (2027-03-28): 16:00 CEST is 14:00 UTC.
+        (dt.datetime(2027, 3, 27, 23, 0, tzinfo=dt.UTC), dt.datetime(2027, 3, 28, 14, 0)),
+    ],
+)
+def test_next_digest_at(after: dt.datetime, expected: dt.datetime) -> None:
+    assert next_digest_at(after, "Europe/Oslo") == expected.replace(tzinfo=dt.UTC)
+
+
+def test_next_digest_in_the_spring_gap_and_naive_times() -> None:
+    # 02:30 does not exist in Oslo on 2027-03-28; read with the winter offset: 01:30 UTC.
+    after = dt.datetime(2027, 3, 28, 0, 0, tzinfo=dt.UTC)
+    at = next_digest_at(after, "Europe/Oslo", dt.time(2, 30))
+    assert at == dt.datetime(2027, 3, 28, 1, 30, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="aware"):
+        next_digest_at(dt.datetime(2027, 1, 1), "Europe/Oslo")
+
+
+def test_digest_message_id() -> None:
+    day = dt.date(2026, 10, 25)
+    a = digest_message_id(7, BOOKS.key, day, "televikar.example")
+    assert a == digest_message_id(7, BOOKS.key, day, "televikar.example")
+    assert a.startswith("<digest7.20261025.")
+    assert a != digest_message_id(7, BOOKS.key, day + dt.timedelta(days=1), "televikar.example")
+    assert a != digest_message_id(7, KARI_MAIL.key, day, "televikar.example")

@@ -104,6 +104,8 @@ def _one(ftype: FieldType, raw: object, **kw: object) -> object:
         (FieldType.NUMBER, "12", 12),
         (FieldType.NUMBER, "12,50", 12.5),
         (FieldType.NUMBER, "1 000", 1000),
+        (FieldType.NUMBER, "-2 500 000,25", -2500000.25),
+        (FieldType.NUMBER, "999999999999", 999999999999),
         (FieldType.NUMBER, 3, 3),
         (FieldType.YES_NO, "Nei", False),
         (FieldType.YES_NO, True, True),
@@ -122,6 +124,8 @@ def test_values(ftype: FieldType, raw: object, value: object) -> None:
         (FieldType.DATE, "32.01.2027", "er ikke en dato"),
         (FieldType.NUMBER, "NaN", "er ikke et tall"),
         (FieldType.NUMBER, True, "et tall var ventet"),
+        (FieldType.NUMBER, "1e999999", "er for stort"),
+        (FieldType.NUMBER, "1 2", "er ikke et tall"),
         (FieldType.TEXT, "to\nlinjer", "én linje"),
         (FieldType.TEXT, "x" * 201, "for lang"),
         (FieldType.LONG_TEXT, "bjelle\x07", "kontrolltegn"),
@@ -142,6 +146,8 @@ def test_choice() -> None:
 
 def test_prefill_from_caller_id() -> None:
     assert prefill(DEFAULT_MESSAGE_FORM, "+4722334455") == {"phone": "+4722334455"}
+    assert prefill(DEFAULT_MESSAGE_FORM, "004722334455") == {"phone": "+4722334455"}
+    assert prefill(DEFAULT_MESSAGE_FORM, "1881") == {"phone": "1881"}  # the agent sees it
     for withheld in (None, "", "anonymous", "Unknown", "restricted"):
         assert caller_id_withheld(withheld)
         assert prefill(DEFAULT_ORDER_FORM, withheld) == {}

@@ -73,5 +73,9 @@ def test_truncate() -> None:
     assert len(cut) > 290  # as much as fits, not a crude cut
     cut = truncate("ş" * 200, 1)
     assert cut == "ş" * 69 + "…" and split(cut).segments == 1
+    cut = truncate("ord " * 100, 1, suffix=" Melding nr. 42")
+    assert cut.endswith("... Melding nr. 42") and split(cut).units == (160,)
     with pytest.raises(ValueError):
         truncate("x", 0)
+    with pytest.raises(ValueError, match="alone"):
+        truncate("x" * 200, 1, suffix="y" * 200)

@@ -26,6 +26,12 @@ An attempt that fails is tried again after :data:`RETRY_DELAYS` (10 s, 30 s, 1, 
 seconds and a long one still gets through the same working day; after the last delay
 the delivery is ``failed`` with the last error.
 
+Digest (:func:`next_digest_at`)
+-------------------------------
+A digest goes once a day at :data:`DIGEST_AT` (16:00) on the customer's local calendar,
+with the messages planned ``digest`` since the last one; its Message-ID is stable per
+customer, recipient and local day (:func:`digest_message_id`).
+
 Message-ID (:func:`message_id`)
 -------------------------------
 Derived from the message, the recipient and the *generation* (0, then 1, 2, ... for each
@@ -42,8 +48,9 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from televikar_pbx.domain.message_validation import normalise_email, normalise_phone
 
@@ -190,3 +197,32 @@ def parse_sms_reference(ref: str) -> tuple[int, int] | None:
     reference up before it believes it)."""
     m = _REFERENCE.fullmatch(ref.strip())
     return None if m is None else (int(m.group(1)), int(m.group(2)))
+
+
+DIGEST_AT = time(16, 0)
+"""When a customer's daily digest goes, local time (the end of an office day)."""
+
+
+def next_digest_at(after: datetime, timezone: str, at: time = DIGEST_AT) -> datetime:
+    """The first digest time strictly after ``after`` (aware), as aware UTC: ``at`` on
+    the customer's local calendar, so it stays 16:00 across DST changes. A local time
+    that does not exist that day (the spring gap) is read with the offset before it."""
+    if after.tzinfo is None:
+        raise ValueError("after must be timezone-aware")
+    zone = ZoneInfo(timezone)
+    day = after.astimezone(zone).date()
+    while True:
+        candidate = datetime.combine(day, at, tzinfo=zone)
+        if candidate > after:
+            return candidate.astimezone(UTC)
+        day += timedelta(days=1)
+
+
+def digest_message_id(customer_id: int, recipient_key: str, day: date, domain: str) -> str:
+    """The Message-ID of one recipient's digest for the local ``day``: stable, like
+    :func:`message_id`, so a digest sent twice after a crash is recognisable."""
+    if not domain or any(c in domain for c in "<>@ \r\n"):
+        raise ValueError(f"not a domain for a Message-ID: {domain!r}")
+    text = f"digest|{customer_id}|{recipient_key}|{day.isoformat()}".encode()
+    digest = hashlib.sha256(text).hexdigest()[:20]
+    return f"<digest{customer_id}.{day:%Y%m%d}.{digest}@{domain}>"

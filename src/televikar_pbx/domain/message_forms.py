@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -89,7 +89,7 @@ class FormField:
 class Form:
     kind: FormKind
     version: int
-    fields: tuple[FormField, ...] = field(default=())
+    fields: tuple[FormField, ...]
 
     def __post_init__(self) -> None:
         if self.version < 1:
@@ -194,7 +194,14 @@ def prefill(form: Form, caller_id: str | None) -> dict[str, str]:
     if caller_id_withheld(caller_id):
         return {}
     assert caller_id is not None
-    return {f.key: caller_id.strip() for f in form.fields if f.prefill is Prefill.CALLER_ID}
+    number = caller_id.strip()
+    try:  # as E.164 when it is a valid number (a trunk may send 0047...), else as it came
+        parsed = phonenumbers.parse(number, "NO")
+        if phonenumbers.is_valid_number(parsed):
+            number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    return {f.key: number for f in form.fields if f.prefill is Prefill.CALLER_ID}
 
 
 class FormDefinitionError(ValueError):

@@ -16,7 +16,8 @@ Per type (empty means missing, after trimming spaces):
 - ``email``: syntax checked by ``email-validator`` (no DNS look-up: no network at save
   time), stored in its normalised form;
 - ``date``: ``31.12.2026``, ``1.2.2026`` or ``2026-12-31``; stored ISO;
-- ``number``: decimal comma or point, spaces between thousands; ``int`` when whole;
+- ``number``: decimal comma or point, spaces between thousands, at most 12 digits
+  before the point; ``int`` when whole;
 - ``choice``: one of the choices (letter case ignored), stored as the form spells it;
 - ``yes_no``: ja/nei (j/n, yes/no, true/false, 1/0), stored as ``bool``.
 
@@ -43,6 +44,8 @@ PHONE_REGION = "NO"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _DATE_NO = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
+_DATE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_NUMBER_DIGITS = 12  # before the decimal point: an order of a trillion is a typo
 _YES = {"ja", "j", "yes", "y", "true", "1"}
 _NO = {"nei", "n", "no", "false", "0"}
 
@@ -159,13 +162,11 @@ def _date(text: str) -> dt.date:
         if m := _DATE_NO.fullmatch(text):
             day, month, year = (int(g) for g in m.groups())
             return dt.date(year, month, day)
-        return dt.date.fromisoformat(text) if len(text) == 10 else _no_date(text)
+        if _DATE_ISO.fullmatch(text):
+            return dt.date.fromisoformat(text)
     except ValueError:
-        raise InvalidValue(f"«{text}» er ikke en dato (dd.mm.åååå)") from None
-
-
-def _no_date(text: str) -> dt.date:
-    raise ValueError(text)
+        pass
+    raise InvalidValue(f"«{text}» er ikke en dato (dd.mm.åååå)")
 
 
 def _number(value: str | bool | int | float) -> int | float:
@@ -179,6 +180,8 @@ def _number(value: str | bool | int | float) -> int | float:
         raise InvalidValue(f"«{text}» er ikke et tall") from None
     if not number.is_finite():
         raise InvalidValue(f"«{text}» er ikke et tall")
+    if number.adjusted() >= MAX_NUMBER_DIGITS:
+        raise InvalidValue(f"«{text}» er for stort")
     return int(number) if number == number.to_integral_value() else float(number)
 
 

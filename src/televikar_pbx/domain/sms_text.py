@@ -92,21 +92,23 @@ def split(text: str) -> SmsSplit:
     return SmsSplit(encoding, tuple(parts), tuple(units))
 
 
-def truncate(text: str, max_segments: int, ellipsis: str = "…") -> str:
-    """``text`` if it fits in ``max_segments``, else its longest beginning that fits
-    with ``ellipsis`` added (which may itself force UCS-2: "…" is not GSM-7, so the
-    default keeps a GSM-7 text GSM-7 by falling back to "...")."""
+def truncate(text: str, max_segments: int, ellipsis: str = "…", suffix: str = "") -> str:
+    """``text + suffix`` if it fits in ``max_segments``, else the longest beginning of
+    ``text`` that fits with ``ellipsis`` and ``suffix`` after it. "…" is not GSM-7: for
+    a GSM-7 text it becomes "..." rather than make the whole SMS UCS-2."""
     if max_segments < 1:
         raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-    if split(text).segments <= max_segments:
-        return text
-    if is_gsm7(text) and not is_gsm7(ellipsis):
+    if split(text + suffix).segments <= max_segments:
+        return text + suffix
+    if is_gsm7(text + suffix) and not is_gsm7(ellipsis):
         ellipsis = "..."
+    if split(ellipsis + suffix).segments > max_segments:
+        raise ValueError(f"{suffix!r} alone does not fit in {max_segments} segments")
     low, high = 0, len(text)
     while low < high:  # the longest prefix that fits, by bisection
         mid = (low + high + 1) // 2
-        if split(text[:mid].rstrip() + ellipsis).segments <= max_segments:
+        if split(text[:mid].rstrip() + ellipsis + suffix).segments <= max_segments:
             low = mid
         else:
             high = mid - 1
-    return text[:low].rstrip() + ellipsis
+    return text[:low].rstrip() + ellipsis + suffix
