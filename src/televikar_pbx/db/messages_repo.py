@@ -376,8 +376,8 @@ async def set_status(s: AsyncSession, message_id: int, status: str) -> None:
     """Move the message's status forward (never back: an e-mail sent after the SMS was
     reported delivered leaves it delivered)."""
     behind = [k for k, v in _PROGRESS.items() if v < _PROGRESS[status] or k == "failed"]
-    if status == "failed":
-        behind = ["new"]
+    if status == "failed":  # the last retry, or the gateway's "undeliverable"
+        behind = ["new", "sent"]
     await s.execute(
         update(models.Message)
         .where(models.Message.id == message_id, models.Message.status.in_(behind))

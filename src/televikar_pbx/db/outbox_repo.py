@@ -118,12 +118,34 @@ class OutboxRepository(Repository):
             await set_status(s, row.message_id, "delivered")
             return True
 
+    async def undeliverable(self, provider_ref: str, now: dt.datetime, result: str) -> bool:
+        """The gateway reported that it could not deliver ``provider_ref``: that delivery
+        failed (the message too, unless another delivery of it went out)."""
+        o = models.OutboxItem
+        async with self._unit() as s:
+            row = await s.scalar(select(o).where(o.provider_ref == provider_ref))
+            if row is None:
+                return False
+            row.state, row.last_error = "failed", result
+            await _log(
+                s, row.message_id, now, "failed", "gateway",
+                channel=row.channel, recipient=row.address, result=result,
+            )  # fmt: skip
+            went_out = await s.scalar(
+                select(func.count())
+                .select_from(o)
+                .where(o.message_id == row.message_id, o.state.in_(("sent", "delivered")))
+            )
+            if not went_out:
+                await set_status(s, row.message_id, "failed")
+            return True
+
     async def counts(self) -> dict[str, int]:
         """Deliveries by state, for ``status``."""
         o = models.OutboxItem
         async with self._unit() as s:
             rows = await s.execute(select(o.state, func.count()).group_by(o.state))
-            return {state: n for state, n in rows.tuples()}
+            return {str(state): int(n) for state, n in rows}
 
     async def next_due(self) -> dt.datetime | None:
         o = models.OutboxItem
