@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     smtp_ca_file: Path | None = None
 
+    # Messages to customers (docs/messages.md): the delivery worker in `serve` looks at
+    # the outbox this often (it is also woken when the service saves a message).
+    delivery_poll_s: float = Field(default=2.0, gt=0)
+    # SMS through Sveve's HTTP API; unset user = SMS recipients' deliveries wait (and
+    # end `failed` after the retries) with "SMS is not configured".
+    sms_user: str | None = None
+    sms_password: SecretStr = SecretStr("")
+    sms_sender: str = "Televikar"
+    sms_base_url: str | None = None  # another endpoint (a test stand-in)
+    # The gateway's delivery reports come to http://HOST:PORT/sms/report?token=TOKEN
+    # (put it behind the TLS proxy of docs/security.md); no token = reports refused.
+    sms_webhook_host: str = "127.0.0.1"
+    sms_webhook_port: int = Field(default=8766, gt=0, lt=65536)
+    sms_webhook_token: SecretStr = SecretStr("")
+
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"

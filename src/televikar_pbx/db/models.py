@@ -135,6 +135,11 @@ class Customer(Base):
     call_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
     message_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
     booking_day_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
+    # Per order an agent took (messages and voice messages: message_price_ore).
+    order_price_ore: Mapped[int] = mapped_column(server_default=text("0"))
+    # Voice messages by e-mail: the recording attached, or a link to the agent desk's
+    # player (docs/messages.md; the link needs the web desk).
+    voice_delivery: Mapped[Choice] = mapped_column(server_default="attachment")
 
 
 class CustomerReportEmail(Base):
@@ -311,19 +316,123 @@ class Booking(Base):
 
 
 class Message(Base):
-    """A message a caller left; one per call at most. Part of the call log, like
-    ``calls``: not deleted with the customer."""
+    """A message for a customer: a caller's voice message, or a message or order an agent
+    took (``kind``). Part of the customer's record, like ``calls``: not deleted with the
+    customer. ``fields`` holds what was filled in, by the form's keys, as taken with form
+    ``form_version`` (a changed form never changes old messages). ``status`` is the latest
+    step of ``message_log``; its vocabulary lives in ``domain/messages.py``.
+
+    A call leaves at most one voice message (the partial unique index); an agent may take
+    several messages or orders from one call.
+    """
 
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint("duration_s >= 0", name="duration"),)
+    __table_args__ = (
+        CheckConstraint("duration_s >= 0", name="duration"),
+        Index(
+            "uq_messages_voice_call_id",
+            "call_id",
+            unique=True,
+            sqlite_where=text("kind = 'voice'"),
+            postgresql_where=text("kind = 'voice'"),
+        ),
+        Index(None, "customer_id", "taken_at"),
+    )
 
     id: Mapped[IntPK]
-    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[Choice] = mapped_column(server_default="voice")
     caller_number: Mapped[str | None] = mapped_column(String(64))
-    # Where the recording is (a path as Asterisk wrote it).
-    file: Mapped[str] = mapped_column(String(1024))
-    duration_s: Mapped[Seconds]
+    # Voice messages: where the recording is kept, and its length.
+    file: Mapped[str | None] = mapped_column(String(1024))
+    duration_s: Mapped[float | None] = mapped_column(Double())
+    form_version: Mapped[int | None]
+    fields: Mapped[JSONObject] = mapped_column(server_default=text("'{}'"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    urgent: Mapped[bool] = mapped_column(server_default=false())
+    status: Mapped[Choice] = mapped_column(server_default="new")
+    taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[CreatedAt]
+
+
+class MessageLogEntry(Base):
+    """Append-only history of a message: every status change and delivery attempt
+    (who or what did it, when, over which channel, to whom, with what result)."""
+
+    __tablename__ = "message_log"
+
+    id: Mapped[IntPK]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    at: Mapped[UTCTimestamp]
+    status: Mapped[Choice]
+    actor: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[str | None] = mapped_column(Text())
+
+
+class MessageForm(Base):
+    """One version of a customer's message or order form; the highest version is current.
+    ``fields`` is the list of field definitions (``domain/messages.py``)."""
+
+    __tablename__ = "message_forms"
+    __table_args__ = (UniqueConstraint("customer_id", "kind", "version"),)
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[Choice]
+    version: Mapped[int]
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON())
+    created_at: Mapped[CreatedAt]
+
+
+class MessageRecipient(Base):
+    """Who gets a customer's messages: an e-mail address or a mobile number, every
+    message or only urgent ones, each at once or in a daily digest. ``position`` orders
+    the list (escalation goes down it)."""
+
+    __tablename__ = "message_recipients"
+    __table_args__ = (UniqueConstraint("customer_id", "channel", "address"),)
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel: Mapped[Choice]
+    address: Mapped[str] = mapped_column(String(255))
+    urgent_only: Mapped[bool] = mapped_column(server_default=false())
+    digest: Mapped[bool] = mapped_column(server_default=false())
+    position: Mapped[int] = mapped_column(server_default=text("0"))
+    name: Mapped[str | None] = mapped_column(String(128))
+
+
+class OutboxItem(Base):
+    """One delivery to make: written in the same transaction as its message, so nothing
+    is lost across a crash, and claimed by the running service's delivery worker.
+    ``message_key`` is the stable Message-ID (or SMS reference) of this delivery: a
+    resend after a crash carries the same one, so a duplicate is recognisable."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'sending', 'sent', 'delivered', 'failed')", name="state"
+        ),
+        Index(None, "state", "due_at"),
+    )
+
+    id: Mapped[IntPK]
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    channel: Mapped[Choice]
+    address: Mapped[str] = mapped_column(String(255))
+    message_key: Mapped[str] = mapped_column(String(255), unique=True)
+    # 0, then one more for each ``messages resend`` (part of the Message-ID).
+    generation: Mapped[int] = mapped_column(server_default=text("0"))
+    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    due_at: Mapped[UTCTimestamp]
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text())
+    provider_ref: Mapped[str | None] = mapped_column(String(128), index=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[CreatedAt]
 
 

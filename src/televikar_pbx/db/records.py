@@ -47,10 +47,52 @@ class CallEventRecord:
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
     id: int
-    call_id: int
+    call_id: int | None
     customer_id: int
     caller_number: str | None
-    # Where the recording is, as Asterisk wrote it.
-    file: str
-    duration_s: float
+    # Voice messages: where the recording is kept, and its length.
+    file: str | None
+    duration_s: float | None
     created_at: dt.datetime
+    kind: str = "voice"
+    fields: dict[str, Any] = field(default_factory=dict)
+    form_version: int | None = None
+    agent_id: int | None = None
+    urgent: bool = False
+    status: str = "new"
+    taken_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLogRecord:
+    at: dt.datetime
+    status: str
+    actor: str
+    channel: str | None = None
+    recipient: str | None = None
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRecord:
+    id: int
+    customer_id: int
+    channel: str  # email | sms
+    address: str
+    urgent_only: bool = False
+    digest: bool = False
+    position: int = 0
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxJob:
+    """One claimed delivery: what to send, to whom, and its stable key."""
+
+    id: int
+    message_id: int
+    channel: str
+    address: str
+    message_key: str
+    attempts: int
+    generation: int = 0

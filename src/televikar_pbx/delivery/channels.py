@@ -1,0 +1,145 @@
+"""The delivery channels the worker hands outbox rows to: e-mail over our SMTP adapter,
+SMS over the gateway port. Each reads what it needs (the customer, the form version the
+message was taken with, the recording) and turns every failure into ``DeliveryFailed``.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from televikar_pbx.clock import Clock
+from televikar_pbx.db.agents_repo import AgentRepository
+from televikar_pbx.db.directory_repo import DirectoryRepository
+from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.records import MessageRecord, OutboxJob
+from televikar_pbx.delivery.email_message import RecordingError, compose, load_recording
+from televikar_pbx.delivery.sms import SmsError, SmsGateway
+from televikar_pbx.delivery.sms_message import compose_sms
+from televikar_pbx.delivery.worker import DeliveryFailed
+from televikar_pbx.domain.directory import Customer
+from televikar_pbx.domain.message_delivery import message_id
+from televikar_pbx.domain.message_forms import Form, FormKind
+from televikar_pbx.domain.messages import Message, MessageKind, MessageStatus
+from televikar_pbx.errors import MailError
+from televikar_pbx.messages.services import form_version
+from televikar_pbx.reports.mail import SmtpConfig, send
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    customer: Customer
+    message: Message
+    form: Form | None
+
+
+# Loads the customer and the form version of a message (messages/services.py).
+LoadContext = Callable[[MessageRecord], Awaitable[Context]]
+
+
+def domain_message(record: MessageRecord, agent: str | None = None) -> Message:
+    """The core's view of a stored message."""
+    return Message(
+        id=record.id,
+        customer_id=record.customer_id,
+        kind=MessageKind(record.kind),
+        taken_at=record.taken_at or record.created_at,
+        caller_number=record.caller_number,
+        urgent=record.urgent,
+        call_id=record.call_id,
+        agent=agent,
+        form_version=record.form_version,
+        values=dict(record.fields),
+        recording=record.file,
+        duration_s=record.duration_s,
+        status=MessageStatus(record.status),
+    )
+
+
+class EmailChannel:
+    def __init__(self, smtp: SmtpConfig, load: LoadContext, clock: Clock) -> None:
+        self._smtp = smtp
+        self._load = load
+        self._clock = clock
+        # Message-IDs name our sending domain: the part after @ of the sender address.
+        self._domain = smtp.sender.rsplit("@", 1)[-1].strip(" >") or "televikar-pbx"
+
+    async def deliver(self, job: OutboxJob, message: MessageRecord) -> str | None:
+        ctx = await self._load(message)
+        recording = None
+        if message.kind == "voice":
+            try:
+                recording = await load_recording(Path(message.file or ""))
+            except RecordingError as exc:
+                raise DeliveryFailed(f"recording: {exc}") from exc
+        mid = message_id(message.id, f"email:{job.address}", self._domain, job.generation)
+        mail = compose(
+            sender=self._smtp.sender,
+            to=job.address,
+            customer=ctx.customer,
+            message=ctx.message,
+            form=ctx.form,
+            message_id=mid,
+            now=self._clock.now(),
+            recording=recording,
+        )
+        try:
+            refused = await send(self._smtp, mail)
+        except MailError as exc:
+            raise DeliveryFailed(str(exc), permanent=_refused_for_good(exc)) from exc
+        if refused:
+            raise DeliveryFailed(refused, permanent=True)
+        return mid
+
+
+def _refused_for_good(exc: MailError) -> bool:
+    """The server refused the recipient with a 5xx: retrying will not help."""
+    cause = exc.__cause__
+    if isinstance(cause, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in cause.recipients.values())
+    return False
+
+
+class SmsChannel:
+    def __init__(self, gateway: SmsGateway, load: LoadContext) -> None:
+        self._gateway = gateway
+        self._load = load
+
+    async def deliver(self, job: OutboxJob, message: MessageRecord) -> str | None:
+        ctx = await self._load(message)
+        text = compose_sms(ctx.customer, ctx.message, ctx.form)
+        try:
+            receipt = await self._gateway.send(job.address, text, job.message_key)
+        except SmsError as exc:
+            raise DeliveryFailed(str(exc), permanent=exc.permanent) from exc
+        del receipt  # the gateway's reports name our reference (job.message_key)
+        return job.message_key
+
+
+def form_kind(record: MessageRecord) -> FormKind | None:
+    return None if record.kind == "voice" else FormKind(record.kind)
+
+
+def context_loader(sessions: async_sessionmaker[AsyncSession]) -> LoadContext:
+    """Read a message's customer, agent and form version, each time (the operator may
+    have changed the customer's name since the service started)."""
+
+    async def load(record: MessageRecord) -> Context:
+        async with sessions() as session:
+            customer = await DirectoryRepository(session).get_customer(record.customer_id)
+            agent = None
+            if record.agent_id is not None:
+                agent = (await AgentRepository(session).get_agent(record.agent_id)).name
+            form = None
+            kind = form_kind(record)
+            if kind is not None and record.form_version is not None:
+                form = await form_version(
+                    MessageRepository(session), record.customer_id, kind, record.form_version
+                )
+        return Context(customer, domain_message(record, agent), form)
+
+    return load

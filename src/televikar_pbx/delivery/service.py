@@ -1,0 +1,128 @@
+"""Message delivery inside ``televikar-pbx serve``: the worker over the outbox, its
+channels as configured, and the SMS gateway's delivery-report webhook.
+
+E-mail needs the ``TELEVIKAR_SMTP_*`` settings, SMS the ``TELEVIKAR_SMS_*`` ones; a
+channel that is not configured is still in the table, so its deliveries are retried and
+then ``failed`` with the reason, visible in ``status`` and ``messages show``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from televikar_pbx.clock import Clock
+from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.outbox_repo import OutboxRepository
+from televikar_pbx.db.records import MessageRecord, OutboxJob
+from televikar_pbx.delivery.channels import EmailChannel, SmsChannel, context_loader
+from televikar_pbx.delivery.sveve import DEFAULT_BASE_URL, SveveConfig, SveveGateway, read_report
+from televikar_pbx.delivery.worker import Channel, DeliveryFailed, DeliveryWorker, WorkerSettings
+from televikar_pbx.errors import ConfigError
+from televikar_pbx.reports.mail import SmtpConfig
+from televikar_pbx.settings import Settings
+
+log = structlog.get_logger("televikar_pbx.delivery")
+
+
+class Unconfigured:
+    """A channel without settings: every delivery fails with the reason."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def deliver(self, job: OutboxJob, message: MessageRecord) -> str | None:
+        raise DeliveryFailed(self._reason)
+
+
+@dataclass(slots=True)
+class Delivery:
+    worker: DeliveryWorker
+    _task: asyncio.Task[None]
+    _stop: asyncio.Event
+    _http: aiohttp.ClientSession
+    _webhook: web.AppRunner | None
+
+    async def close(self) -> None:
+        self._stop.set()
+        await asyncio.gather(self._task, return_exceptions=True)
+        if self._webhook is not None:
+            await self._webhook.cleanup()
+        await self._http.close()
+
+
+def channels(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    http: aiohttp.ClientSession,
+) -> dict[str, Channel]:
+    load = context_loader(sessions)
+    table: dict[str, Channel] = {}
+    try:
+        table["email"] = EmailChannel(SmtpConfig.from_settings(settings), load, clock)
+    except ConfigError as exc:
+        table["email"] = Unconfigured(str(exc))
+    if settings.sms_user:
+        config = SveveConfig(
+            user=settings.sms_user,
+            password=settings.sms_password.get_secret_value(),
+            sender=settings.sms_sender,
+            base_url=settings.sms_base_url or DEFAULT_BASE_URL,
+        )
+        table["sms"] = SmsChannel(SveveGateway(http, config), load)
+    else:
+        table["sms"] = Unconfigured("SMS is not configured (TELEVIKAR_SMS_USER)")
+    return table
+
+
+async def start_delivery(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> Delivery:
+    http = aiohttp.ClientSession()
+    outbox = OutboxRepository(sessions)
+    worker = DeliveryWorker(
+        outbox,
+        MessageRepository(sessions),
+        channels(settings, sessions, clock, http),
+        clock,
+        WorkerSettings(poll_s=settings.delivery_poll_s),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop), name="delivery")
+    webhook = None
+    token = settings.sms_webhook_token.get_secret_value()
+    if settings.sms_user:
+        webhook = await _start_webhook(outbox, clock, token, settings)
+    return Delivery(worker, task, stop, http, webhook)
+
+
+async def _start_webhook(
+    outbox: OutboxRepository, clock: Clock, token: str, settings: Settings
+) -> web.AppRunner:
+    async def report(request: web.Request) -> web.Response:
+        found = await read_report(request, token)
+        result = "delivered" if found.delivered else f"not delivered: {found.error or '?'}"
+        if found.reference is None:  # an SMS not sent by us (or without our reference)
+            log.warning("delivery.report_unknown", gateway_id=found.gateway_id, result=result)
+            return web.Response(text="ok\n")
+        if found.delivered:
+            known = await outbox.delivered(found.reference, clock.now(), result)
+        else:
+            known = await outbox.undeliverable(found.reference, clock.now(), result)
+        log.info("delivery.report", reference=found.reference, result=result, known=known)
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/sms/report", report)
+    app.router.add_post("/sms/report", report)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.sms_webhook_host, settings.sms_webhook_port).start()
+    log.info("delivery.webhook", host=settings.sms_webhook_host, port=settings.sms_webhook_port)
+    return runner

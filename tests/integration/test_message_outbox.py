@@ -1,0 +1,310 @@
+"""Messages reach their customers: saved with their outbox rows in one transaction, sent
+by the delivery worker over a real SMTP server (aiosmtpd) and the SMS gateway's stand-in,
+whose delivery reports reach our webhook; retries across an SMTP outage; the same
+Message-ID after a crash between sending and recording. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from televikar_pbx.clock import ShiftedClock
+from televikar_pbx.db import migrate, models
+from televikar_pbx.db.engine import make_engine
+from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.outbox_repo import OutboxRepository
+from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
+from televikar_pbx.delivery.service import Delivery, channels, start_delivery
+from televikar_pbx.delivery.sveve_standin import SveveStandIn
+from televikar_pbx.delivery.worker import DeliveryWorker
+from televikar_pbx.domain.message_delivery import MAX_ATTEMPTS, Channel
+from televikar_pbx.domain.message_forms import FormKind
+from televikar_pbx.domain.message_validation import ValidationFailed
+from televikar_pbx.messages.services import add_recipient, take_message
+from televikar_pbx.settings import Settings
+from tests.mailserver import Mailbox, Servers, free_port
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+T0 = dt.datetime(2026, 12, 3, 9, 15, tzinfo=dt.UTC)
+SENDER = "Televikar <meldinger@televikar.example>"
+ORDER = {
+    "name": "Per Hansen",
+    "phone": "912 34 567",
+    "product": "Kransekake",
+    "quantity": "2",
+    "call_back": "ja",
+}
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    started = Servers()
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SveveStandIn]:
+    gateway = SveveStandIn()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+def settings(smtp_port: int, **more: object) -> Settings:
+    return Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_security="none",
+        smtp_from=SENDER,
+        smtp_timeout_s=5,
+        delivery_poll_s=0.05,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+async def customers(sm: Sessionmaker) -> tuple[int, int]:
+    async with sm.begin() as s:
+        repo = DirectoryRepository(s)
+        a = await repo.add_customer("Fjordbakst AS", "Fjordbakst", ["4721000001"])
+        b = await repo.add_customer("Nordlys Regnskap AS", "Nordlys", ["4721000002"])
+        messages = MessageRepository(s)
+        await add_recipient(messages, a.id, Channel.EMAIL, "post@fjordbakst.example")
+        await add_recipient(messages, a.id, Channel.SMS, "+47 912 00 001", urgent_only=True)
+        await add_recipient(messages, b.id, Channel.EMAIL, "post@nordlys.example")
+    return a.id, b.id
+
+
+async def take(sm: Sessionmaker, customer_id: int, kind: FormKind, **raw: str) -> int:
+    async with sm.begin() as s:
+        return await take_message(
+            MessageRepository(s),
+            customer_id=customer_id,
+            kind=kind,
+            raw=raw,
+            taken_at=T0,
+            urgent=raw.pop("urgent", "") == "yes",
+        )
+
+
+async def count(sm: Sessionmaker, table: type[models.Base]) -> int:
+    async with sm() as s:
+        return int(await s.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def until(condition: object, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not reached within the deadline")
+
+
+async def test_an_order_missing_a_required_field_leaves_nothing(
+    sessionmaker: Sessionmaker,
+) -> None:
+    a, _ = await customers(sessionmaker)
+    wrong = {k: v for k, v in ORDER.items() if k != "product"} | {"phone": "12"}
+    with pytest.raises(ValidationFailed) as caught:
+        await take(sessionmaker, a, FormKind.ORDER, **wrong)
+    problems = {e.label: e.problem for e in caught.value.errors}
+    assert set(problems) == {"Vare eller tjeneste", "Telefon"}
+    assert problems["Vare eller tjeneste"] == "må fylles ut"
+    for table in (models.Message, models.MessageLogEntry, models.OutboxItem, models.MessageForm):
+        assert await count(sessionmaker, table) == 0, table.__tablename__
+
+
+async def test_messages_reach_only_their_own_customer_by_email_and_sms(
+    sessionmaker: Sessionmaker, servers: Servers, standin: SveveStandIn, tmp_path: Path
+) -> None:
+    a, b = await customers(sessionmaker)
+    inbox = Mailbox()
+    webhook = free_port()
+    standin.report_url = f"http://127.0.0.1:{webhook}/sms/report?token=hemmelig"
+    gateway = await standin.start()
+    config = settings(
+        servers.start(inbox),
+        sms_user=standin.user,
+        sms_password=standin.password,
+        sms_base_url=gateway,
+        sms_webhook_port=webhook,
+        sms_webhook_token="hemmelig",
+    )
+    order = await take(sessionmaker, a, FormKind.ORDER, urgent="yes", **ORDER)
+    note = await take(
+        sessionmaker, b, FormKind.MESSAGE,
+        name="Kari Nordmann", phone="22 33 44 55", subject="Faktura 1234", call_back="nei",
+    )  # fmt: skip
+    delivery: Delivery = await start_delivery(config, sessionmaker, ShiftedClock(T0))
+    try:
+        await until(lambda: len(inbox.received) == 2 and len(standin.sent) == 1)
+        await standin.reports_done()
+        messages = MessageRepository(sessionmaker)
+        for _ in range(100):  # the report reached our webhook; its write may lag a little
+            if (await messages.get_message(order)).status == "delivered":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await delivery.close()
+
+    [to_a] = inbox.to("post@fjordbakst.example")
+    [to_b] = inbox.to("post@nordlys.example")
+    body_a = to_a.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    body_b = to_b.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Fjordbakst" in to_a.message["Subject"] and "Kransekake" in body_a
+    assert "Nordlys" not in body_a and "Faktura" not in body_a
+    assert "Nordlys" in to_b.message["Subject"] and "Faktura 1234" in body_b
+    assert "Fjordbakst" not in body_b and "Kransekake" not in body_b
+    [sms] = standin.sent
+    assert sms.to.endswith("91200001") and "Kransekake" in sms.text
+    assert (await messages.get_message(order)).status == "delivered"
+    assert (await messages.get_message(note)).status == "sent"
+    steps = [(e.status, e.channel) for e in await messages.message_log(order)]
+    assert steps[0] == ("new", None)
+    assert ("sent", "email") in steps and ("sent", "sms") in steps
+    assert steps[-1] == ("delivered", "sms")
+
+
+async def test_smtp_down_then_back_delivers_once(
+    sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    a, _ = await customers(sessionmaker)
+    port = free_port()  # nothing listens yet: the SMTP server is down
+    clock = ShiftedClock(T0)
+    worker = worker_for(sessionmaker, settings(port), clock)
+    message = await take(sessionmaker, a, FormKind.ORDER, **ORDER)
+    assert await worker.run_once() == 1
+    log = await MessageRepository(sessionmaker).message_log(message)
+    assert log[-1].status == "retry" and "127.0.0.1" in (log[-1].result or "")
+    assert await worker.run_once() == 0  # not due before its retry delay
+    inbox = Mailbox()
+    servers.start(inbox, port)
+    later = worker_for(sessionmaker, settings(port), ShiftedClock(T0 + dt.timedelta(minutes=1)))
+    assert await later.run_once() == 1
+    assert await later.run_once() == 0
+    assert len(inbox.to("post@fjordbakst.example")) == 1
+    assert (await MessageRepository(sessionmaker).get_message(message)).status == "sent"
+
+
+async def test_a_crash_between_sending_and_recording_resends_the_same_message_id(
+    sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    a, _ = await customers(sessionmaker)
+    inbox = Mailbox()
+    config = settings(servers.start(inbox))
+    clock = ShiftedClock(T0)
+    message = await take(sessionmaker, a, FormKind.ORDER, **ORDER)
+    outbox = OutboxRepository(sessionmaker)
+    [job] = await outbox.claim_due(clock.now(), 10, lease_s=120)
+    record = await MessageRepository(sessionmaker).get_message(message)
+    email = channels(config, sessionmaker, clock, None)["email"]  # type: ignore[arg-type]
+    await email.deliver(job, record)  # ... and the process dies before recording it
+    assert await outbox.claim_due(clock.now(), 10, lease_s=120) == []  # leased
+    after_lease = worker_for(sessionmaker, config, ShiftedClock(T0 + dt.timedelta(minutes=3)))
+    assert await after_lease.run_once() == 1
+    first, second = inbox.to("post@fjordbakst.example")
+    assert first.message["Message-ID"] == second.message["Message-ID"]
+    assert (await MessageRepository(sessionmaker).get_message(message)).status == "sent"
+
+
+async def test_after_the_last_retry_a_delivery_is_failed_with_its_reason(
+    sessionmaker: Sessionmaker,
+) -> None:
+    a, _ = await customers(sessionmaker)
+    port = free_port()
+    message = await take(sessionmaker, a, FormKind.ORDER, **ORDER)
+    at = T0
+    for _ in range(MAX_ATTEMPTS):
+        assert await worker_for(sessionmaker, settings(port), ShiftedClock(at)).run_once() == 1
+        at += dt.timedelta(hours=2)
+    assert await worker_for(sessionmaker, settings(port), ShiftedClock(at)).run_once() == 0
+    record = await MessageRepository(sessionmaker).get_message(message)
+    assert record.status == "failed"
+    last = (await MessageRepository(sessionmaker).message_log(message))[-1]
+    assert last.status == "failed" and f"after {MAX_ATTEMPTS} attempts" in (last.result or "")
+    assert (await OutboxRepository(sessionmaker).counts()) == {"failed": 1}
+
+
+async def test_a_voice_message_goes_out_with_its_recording(
+    sessionmaker: Sessionmaker, servers: Servers, tmp_path: Path
+) -> None:
+    a, _ = await customers(sessionmaker)
+    inbox = Mailbox()
+    worker = worker_for(sessionmaker, settings(servers.start(inbox)), ShiftedClock(T0))
+    wav = tmp_path / "m.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\1\0" * 8000 * 3)
+    async with sessionmaker.begin() as s:
+        call = await CallRepository(s).create_call(
+            "v.1", "v.1", a, "4721000001", "4791234567", "Per", T0
+        )
+    await MessageRepository(sessionmaker).add_message(call, a, "4791234567", str(wav), 3.0, T0)
+    assert await worker.run_once() == 1
+    [mail] = inbox.to("post@fjordbakst.example")
+    [attachment] = list(mail.message.iter_attachments())
+    assert attachment.get_content_type() == "audio/wav"
+    assert attachment.get_content() == wav.read_bytes()
+
+
+def worker_for(sm: Sessionmaker, config: Settings, clock: ShiftedClock) -> DeliveryWorker:
+    return DeliveryWorker(
+        OutboxRepository(sm),
+        MessageRepository(sm),
+        channels(config, sm, clock, None),  # type: ignore[arg-type]
+        clock,
+    )
+
+
+def _sql(url: str, *statements: str) -> list[object]:
+    async def run() -> list[object]:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                results = [await conn.execute(text(x)) for x in statements]
+                return [r.all() if r.returns_rows else None for r in results]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+async def test_migration_0006_keeps_voice_messages_as_new_undelivered(empty_db_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_db_url, "0005")
+    await asyncio.to_thread(
+        _sql,
+        empty_db_url,
+        "INSERT INTO customers (name, display_name) VALUES ('A AS', 'A')",
+        "INSERT INTO calls (channel_id, linkedid, customer_id, dialled_number, arrived_at)"
+        " VALUES ('c.1', 'c.1', 1, '4721000001', CURRENT_TIMESTAMP)",
+        "INSERT INTO messages (call_id, customer_id, file, duration_s)"
+        " VALUES (1, 1, '/var/lib/televikar-pbx/messages/c.1.wav', 4.5)",
+    )
+    await asyncio.to_thread(migrate.upgrade, empty_db_url)
+    rows = await asyncio.to_thread(
+        _sql,
+        empty_db_url,
+        "SELECT kind, status, file, duration_s, taken_at IS NOT NULL FROM messages",
+        "SELECT status, actor FROM message_log",
+    )
+    assert [tuple(r) for r in rows[0]] == [
+        ("voice", "new", "/var/lib/televikar-pbx/messages/c.1.wav", 4.5, True)
+    ]
+    assert [tuple(r) for r in rows[1]] == [("new", "migration 0006")]
+    await asyncio.to_thread(migrate.downgrade, empty_db_url, "0005")
+    await asyncio.to_thread(migrate.upgrade, empty_db_url)
+    await asyncio.to_thread(migrate.check, empty_db_url)
