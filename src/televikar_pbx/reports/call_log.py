@@ -117,7 +117,7 @@ def cells(entry: CallLogEntry, zone: ZoneInfo) -> Sequence[str | None]:
         outcome_label(entry),
         entry.answered_by,
         seconds(entry.talk),
-        PurePath(message.file).name if message else None,
+        PurePath(message.file).name if message and message.file else None,
     )
 
 
