@@ -12,7 +12,7 @@ LAB_ENV = $(shell bash $(LAB) env-file)
 # Debian packages the service and its tests use on the host (Asterisk itself lives in
 # the lab's own Debian sid root, see asterisk/README.md).
 HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
-	sip-tester espeak-ng sox postgresql systemd faketime
+	sip-tester espeak-ng sox postgresql systemd
 
 .PHONY: help host-deps venv asterisk asterisk-stop db run test test-fast test-unit check fmt clean
 

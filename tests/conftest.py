@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+import time_machine
 
 ASTERISK_SUITE = Path(__file__).parent / "asterisk"
+# tests/setup/shifted-clock.sh runs the fast suite again with the clock moved here (an
+# ISO 8601 instant with its offset): every wall-clock read of this process (datetime,
+# date.today, time.time) starts there and runs on; monotonic clocks stay real.
+SHIFT_ENV = "TELEVIKAR_TEST_CLOCK"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    target = os.environ.get(SHIFT_ENV)
+    if target:
+        traveller = time_machine.travel(dt.datetime.fromisoformat(target), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    target = os.environ.get(SHIFT_ENV)
+    return f"clock shifted to {target} ({SHIFT_ENV})" if target else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

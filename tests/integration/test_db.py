@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text, type_coerce
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -114,14 +114,24 @@ async def test_timestamps_round_trip_as_aware_utc(sessionmaker: Sessionmaker) ->
     assert found == call_id
 
 
+async def _db_now(sm: Sessionmaker) -> dt.datetime:
+    """The database's own clock (what a server default reads), not this process's: the
+    two are different clocks (PostgreSQL is another process; the suite may run with this
+    process's clock moved, tests/setup/shifted-clock.sh)."""
+    async with sm() as session:
+        now = await session.scalar(select(type_coerce(func.now(), models.UTCDateTime())))
+    assert now is not None
+    return now
+
+
 async def test_server_default_timestamp_is_aware_utc(sessionmaker: Sessionmaker) -> None:
-    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    before = (await _db_now(sessionmaker)).replace(microsecond=0)
     async with sessionmaker.begin() as session:
         await DirectoryRepository(session).add_customer("A AS", "A", ["4721000001"])
     async with sessionmaker() as session:
         created = await session.scalar(select(models.Customer.created_at))
     assert created is not None and created.utcoffset() == dt.timedelta(0)
-    assert before - dt.timedelta(seconds=1) <= created <= dt.datetime.now(dt.UTC)
+    assert before - dt.timedelta(seconds=1) <= created <= await _db_now(sessionmaker)
 
 
 async def test_naive_datetime_is_refused(sessionmaker: Sessionmaker) -> None:
@@ -405,7 +415,7 @@ async def test_message_round_trip(sessionmaker: Sessionmaker) -> None:
         customer = await DirectoryRepository(session).add_customer("A AS", "A", ["4721000001"])
     call_id = await _new_call(sessionmaker, "m.1", customer.id)
     other_call = await _new_call(sessionmaker, "m.2", customer.id)
-    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    before = (await _db_now(sessionmaker)).replace(microsecond=0)
     messages = MessageRepository(sessionmaker)
     message_id = await messages.add_message(
         call_id, customer.id, "4790000000", "/var/spool/televikar/messages/m.1.wav", 12.5
@@ -416,7 +426,7 @@ async def test_message_round_trip(sessionmaker: Sessionmaker) -> None:
     assert (message.caller_number, message.duration_s) == ("4790000000", 12.5)
     assert message.file == "/var/spool/televikar/messages/m.1.wav"
     assert message.created_at.utcoffset() == dt.timedelta(0)
-    assert before - dt.timedelta(seconds=1) <= message.created_at <= dt.datetime.now(dt.UTC)
+    assert before - dt.timedelta(seconds=1) <= message.created_at <= await _db_now(sessionmaker)
     assert await messages.message_for_call(other_call) is None
     with pytest.raises(MessageNotFound):
         await messages.get_message(message_id + 1)
