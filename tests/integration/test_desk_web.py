@@ -281,3 +281,26 @@ async def test_login_rehashes_with_new_parameters(
     assert (await _login(client)).status == 303
     found = await users.credentials("kari")
     assert found is not None and "$m=1024,t=1,p=1$" in found[1]
+
+
+async def test_a_new_login_replaces_the_browsers_session_and_cleans_up(
+    sessionmaker: Sessionmaker,
+) -> None:
+    # A browser with a live session is sent from /login to /, so this is what a
+    # planted or forgotten cookie meets: DeskAuth.login(replacing=...) directly.
+    passwords = Passwords(TEST_PARAMS)
+    users = UserRepository(sessionmaker)
+    kari = await users.add_user("kari", passwords.hash(PASSWORD), Role.AGENT, now=T0)
+    auth = DeskAuth(sessionmaker, passwords)
+    await users.add_failures(["user:someone"], T0)  # old enough to forget by T0+9h
+    await users.create_session("c" * 64, kari.id, b"x" * 32, T0)  # idle since T0
+    now = T0 + dt.timedelta(hours=9)
+    first = await auth.login("kari", PASSWORD, "::1", now)
+    assert first.token is not None and await auth.authenticate(first.token, now)
+    second = await auth.login("kari", PASSWORD, "::1", now, replacing=first.token)
+    assert second.token is not None and second.token != first.token
+    assert await auth.authenticate(first.token, now) is None  # ended by the second
+    assert await auth.authenticate(second.token, now) is not None
+    assert await users.session_by_token("c" * 64) is None  # idle-expired: deleted
+    left = await users.failures_since(["user:someone"], T0 - dt.timedelta(days=1))
+    assert left == {"user:someone": []}

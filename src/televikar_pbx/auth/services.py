@@ -92,8 +92,17 @@ class DeskAuth:
         self.policy = policy or AuthPolicy()
 
     async def login(
-        self, username: str, password: str, address: str | None, now: dt.datetime
+        self,
+        username: str,
+        password: str,
+        address: str | None,
+        now: dt.datetime,
+        *,
+        replacing: str | None = None,
     ) -> LoginResult:
+        """Check a log-in and, when it succeeds, open a session. ``replacing``: the
+        browser's previous session token, ended on success (never two sessions for one
+        cookie; a planted session cannot survive a log-in)."""
         typed = username.strip()[:MAX_TYPED]
         address = address[:MAX_TYPED] if address else None
         user_key = f"user:{username_key(typed)}"
@@ -126,6 +135,11 @@ class DeskAuth:
                 await repo.rehash_password(user.id, stored, verdict.new_hash)
             await repo.clear_failures(user_key)
             await repo.record_login(user.id, now)
+            # Housekeeping, on success only (an attacker's failures do not buy work).
+            await repo.forget_failures_before(since)
+            await repo.delete_sessions_seen_before(now - p.sessions.idle)
+            if replacing and len(replacing) <= MAX_TOKEN:
+                await repo.delete_session_by_token(token_digest(replacing))
             token = secrets.token_urlsafe(32)
             await repo.create_session(
                 token_digest(token), user.id, secrets.token_bytes(32), now, address

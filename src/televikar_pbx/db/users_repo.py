@@ -229,6 +229,18 @@ class UserRepository(Repository):
                 found[key].append(at)
         return found
 
+    async def forget_failures_before(self, cutoff: dt.datetime) -> None:
+        """Forget every key's failures older than ``cutoff`` (housekeeping)."""
+        require_aware("cutoff", cutoff)
+        async with self._unit() as s:
+            await s.execute(delete(models.LoginFailure).where(models.LoginFailure.at < cutoff))
+
+    async def delete_session_by_token(self, token_hash: str) -> None:
+        async with self._unit() as s:
+            await s.execute(
+                delete(models.WebSession).where(models.WebSession.token_hash == token_hash)
+            )
+
     async def clear_failures(self, key: str) -> None:
         async with self._unit() as s:
             await s.execute(delete(models.LoginFailure).where(models.LoginFailure.key == key))

@@ -221,7 +221,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not isinstance(username, str) or not isinstance(password, str):
         raise web.HTTPBadRequest(text="Ugyldig skjema.")
     now = request.app[CLOCK].now()
-    result = await request.app[AUTH].login(username, password, client_address(request), now)
+    result = await request.app[AUTH].login(
+        username,
+        password,
+        client_address(request),
+        now,
+        replacing=request.cookies.get(config.session_cookie),
+    )
     if result.outcome is LoginOutcome.OK:
         assert result.token is not None
         response = web.HTTPSeeOther("/")
