@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,7 +21,13 @@ from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.db.users_repo import UserRepository
 from televikar_pbx.domain.audit import AuditAction
 from televikar_pbx.domain.auth import Role
-from televikar_pbx.web.app import WebConfig, make_app
+from televikar_pbx.web.app import (
+    WebConfig,
+    make_app,
+    require_customer,
+    require_role,
+    require_user,
+)
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -304,3 +310,39 @@ async def test_a_new_login_replaces_the_browsers_session_and_cleans_up(
     assert await users.session_by_token("c" * 64) is None  # idle-expired: deleted
     left = await users.failures_since(["user:someone"], T0 - dt.timedelta(days=1))
     assert left == {"user:someone": []}
+
+
+async def test_role_and_customer_guards(sessionmaker: Sessionmaker, clock: MovableClock) -> None:
+    directory = DirectoryRepository(sessionmaker)
+    fjord = await directory.add_customer("Fjordbakst AS", "Fjordbakst", ["4721000001"])
+    nordlys = await directory.add_customer("Nordlys AS", "Nordlys", ["4721000002"])
+    agent = await directory.add_agent("Kari", "agent1", [fjord.id])
+    hashed = Passwords(TEST_PARAMS).hash(PASSWORD)
+    users = UserRepository(sessionmaker)
+    await users.add_user("kari", hashed, Role.AGENT, agent_id=agent.id, now=T0)
+    await users.add_user("sara", hashed, Role.SUPERVISOR, now=T0)
+
+    async def customer_page(request: web.Request) -> web.Response:
+        who = await require_user(request)
+        await require_customer(request, who, int(request.match_info["id"]))
+        return web.Response(text="ok")
+
+    async def wallboard(request: web.Request) -> web.Response:
+        require_role(await require_user(request), Role.SUPERVISOR, Role.ADMIN)
+        return web.Response(text="ok")
+
+    auth = DeskAuth(sessionmaker, Passwords(TEST_PARAMS))
+    for username, allowed, wall in (
+        ("kari", {fjord.id}, 403),
+        ("sara", {fjord.id, nordlys.id}, 200),
+    ):
+        app = make_app(auth, WebConfig(SECRET), clock)
+        app.router.add_get("/customers/{id}", customer_page)
+        app.router.add_get("/wallboard", wallboard)
+        async with TestClient(TestServer(app)) as client:
+            assert (await _login(client, username)).status == 303
+            # (Whether customer 999 exists is the page's own look-up: 404 there too.)
+            for customer in (fjord.id, nordlys.id):
+                got = await client.get(f"/customers/{customer}")
+                assert got.status == (200 if customer in allowed else 404), (username, customer)
+            assert (await client.get("/wallboard")).status == wall

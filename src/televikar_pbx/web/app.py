@@ -24,6 +24,7 @@ from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.auth.services import Authenticated, AuthPolicy, DeskAuth, LoginOutcome
 from televikar_pbx.clock import Clock
 from televikar_pbx.domain.auth import (
+    Role,
     SessionPolicy,
     ThrottlePolicy,
     csrf_ok,
@@ -173,6 +174,20 @@ async def require_csrf(request: web.Request, who: Authenticated) -> None:
         given = value if isinstance(value, str) else None
     if not csrf_ok(who.session.csrf_secret, given):
         raise web.HTTPForbidden(text="Ugyldig skjema (CSRF). Last siden på nytt.")
+
+
+def require_role(who: Authenticated, *roles: Role) -> None:
+    """403 unless the user has one of ``roles``."""
+    if who.user.role not in roles:
+        raise web.HTTPForbidden(text="Ingen tilgang.")
+
+
+async def require_customer(request: web.Request, who: Authenticated, customer_id: int) -> None:
+    """404 unless the user may see ``customer_id``: another customer's page, message or
+    recording must look as if it did not exist (issue 14, "Confidentiality")."""
+    visible = await request.app[AUTH].customers_of(who.user)
+    if visible is not None and customer_id not in visible:
+        raise web.HTTPNotFound(text="Finnes ikke.")
 
 
 def _set_cookie(response: web.StreamResponse, config: WebConfig, name: str, value: str) -> None:
