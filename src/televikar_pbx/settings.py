@@ -92,6 +92,26 @@ class Settings(BaseSettings):
     sms_webhook_port: int = Field(default=8766, gt=0, lt=65536)
     sms_webhook_token: SecretStr = SecretStr("")
 
+    # The agent desk's web pages (docs/desk-web.md), on loopback by default; put them
+    # behind the TLS proxy of docs/security.md and set web_secure_cookies. web_secret
+    # (at least 32 characters, generated per installation, in the env file) signs the
+    # log-in form's token and the acknowledgement links: changing it voids both.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8780, gt=0, lt=65536)
+    web_secret: SecretStr = SecretStr("")
+    web_secure_cookies: bool = False
+    # Behind a proxy every client has the proxy's address: take the client's from the
+    # last X-Forwarded-For entry instead (only when the proxy sets it; else it is forged).
+    web_trust_forwarded_for: bool = False
+    web_session_idle_s: float = Field(default=8 * 3600, gt=0)
+    web_session_absolute_s: float = Field(default=12 * 3600, gt=0)
+    # Throttling: this many failed log-ins within the window lock the username (the
+    # address: web_login_address_max_failures) for the lockout.
+    web_login_max_failures: int = Field(default=5, gt=0)
+    web_login_address_max_failures: int = Field(default=20, gt=0)
+    web_login_window_s: float = Field(default=900, gt=0)
+    web_login_lockout_s: float = Field(default=900, ge=0)
+
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"

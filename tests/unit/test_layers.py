@@ -99,11 +99,11 @@ def test_a_package_outside_the_layer_order_fails_the_check(tmp_path: Path) -> No
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     copy = tmp_path / "src" / "televikar_pbx"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "web").mkdir()
-    (copy / "web" / "__init__.py").write_text('"""Not placed in the layers yet."""\n')
+    (copy / "kb").mkdir()
+    (copy / "kb" / "__init__.py").write_text('"""Not placed in the layers yet."""\n')
     done = lint_imports(tmp_path, tmp_path / "src")
     assert done.returncode == 1
-    assert "televikar_pbx.web" in done.stdout + done.stderr
+    assert "televikar_pbx.kb" in done.stdout + done.stderr
 
 
 def test_no_import_of_our_modules_inside_a_function() -> None:

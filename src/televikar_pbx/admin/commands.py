@@ -1,5 +1,5 @@
 """The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
-``billing``, ``reports``),
+``billing``, ``reports``, ``users``, ``audit``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs its work in one database
@@ -15,7 +15,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import agents, billing, bookings, calls, customers, reports, sla
+from televikar_pbx.admin import (
+    agents,
+    audit,
+    billing,
+    bookings,
+    calls,
+    customers,
+    reports,
+    sla,
+    users,
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -26,3 +36,5 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     sla.register(sub)
     billing.register(sub)
     reports.register(sub)
+    users.register(sub)
+    audit.register(sub)

@@ -487,3 +487,84 @@ class ReportDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text())
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- the agent desk's users, sessions and audit log (migration 0007) ----------------
+
+
+class User(Base):
+    """Someone who logs in to the agent desk (``televikar-pbx users``). ``username_key``
+    is the username case-folded: it is what is unique and what log-ins look up."""
+
+    __tablename__ = "users"
+
+    id: Mapped[IntPK]
+    username: Mapped[str] = mapped_column(String(64))
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # argon2id in PHC form ("$argon2id$v=19$m=...,t=...,p=...$salt$hash"). Never logged.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Choice]
+    agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    disabled: Mapped[bool] = mapped_column(server_default=false())
+    created_at: Mapped[CreatedAt]
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class UserCustomer(Base):
+    """The customers an account manager manages (other roles: see docs/desk-web.md)."""
+
+    __tablename__ = "user_customers"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class WebSession(Base):
+    """A logged-in browser. Only the SHA-256 of its cookie's token is kept."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[IntPK]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The session's CSRF secret (hex of 32 random bytes; domain.auth.csrf_token).
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[UTCTimestamp]
+    last_seen_at: Mapped[UTCTimestamp]
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginFailure(Base):
+    """A failed log-in, once per throttled key ("user:<username key>", "addr:<address>")."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[IntPK]
+    key: Mapped[str] = mapped_column(String(128))
+    at: Mapped[UTCTimestamp]
+
+
+class AuditEntry(Base):
+    """Who did what to which customer's object, when. ``username`` is kept as it was,
+    so the entry still reads right after the user is renamed or deleted."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "user_id", "at"), Index(None, "customer_id", "at"))
+
+    id: Mapped[IntPK]
+    at: Mapped[UTCTimestamp] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[Choice]
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text())
