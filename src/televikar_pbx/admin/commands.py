@@ -1,5 +1,5 @@
 """The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
-``billing``, ``reports``),
+``billing``, ``reports``, ``messages``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs in one database transaction
@@ -13,7 +13,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import agents, billing, bookings, calls, customers, reports, sla
+from televikar_pbx.admin import (
+    agents,
+    billing,
+    bookings,
+    calls,
+    customers,
+    messages,
+    reports,
+    sla,
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -24,3 +33,4 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     sla.register(sub)
     billing.register(sub)
     reports.register(sub)
+    messages.register(sub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import control, render, session
+from televikar_pbx.admin import control, message_setup, render, session
 from televikar_pbx.admin.inputs import RULE_FIELDS, CustomerInput
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import ClosedAction, Customer, HoldStyle, OutsidePolicy
@@ -117,6 +117,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _options(edit, required=set())
     edit.add_argument("--clear", action="append", choices=sorted(CLEARABLE), metavar="WHAT")
     edit.set_defaults(func=cmd_edit)
+
+    message_setup.register(actions)  # customers form|recipients
 
 
 def _options(parser: argparse.ArgumentParser, required: set[str]) -> None:
