@@ -14,12 +14,12 @@ from pathlib import PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from televikar_pbx.admin.calls import WITHHELD, local_time
+from televikar_pbx.admin.calls import MESSAGE_KINDS, WITHHELD, local_time
 from televikar_pbx.db.records import MessageLogRecord, MessageRecord
 from televikar_pbx.domain.directory import Customer
 from televikar_pbx.domain.message_forms import Form, display_value
 
-KINDS = {"voice": "Talebeskjed", "message": "Beskjed", "order": "Bestilling"}
+KINDS = MESSAGE_KINDS
 STATUSES = {
     "new": "Ny",
     "sent": "Sendt",

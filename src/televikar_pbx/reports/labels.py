@@ -63,6 +63,7 @@ class Texts:
     outcomes: Mapping[Outcome, str]
     not_ended: str
     weekdays: tuple[str, ...]
+    message_kinds: Mapping[str, str]  # a message or order in the call log: "Bestilling 13"
 
     def number(self, text: str) -> str:
         """A number as ``admin`` formats it (decimal comma), in this language."""
@@ -132,6 +133,7 @@ NB = Texts(
     outcomes=call_log.OUTCOMES,
     not_ended=call_log.NOT_ENDED,
     weekdays=("man", "tir", "ons", "tor", "fre", "lør", "søn"),
+    message_kinds=call_log.MESSAGE_KINDS,
 )
 
 EN = Texts(
@@ -213,6 +215,7 @@ EN = Texts(
     },
     not_ended="Not ended",
     weekdays=("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    message_kinds={"voice": "Voice message", "message": "Message", "order": "Order"},
 )
 
 
