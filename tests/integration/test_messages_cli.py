@@ -263,3 +263,20 @@ def test_recipients_add_list_remove(cli: Cli) -> None:
     assert removed.out == "customer 1 'Fjordbakst AS': removed sms +4791200001\n"
     assert len(cli.ok("customers", "recipients", "list", "1", "--json").json()) == 1
     assert main(["customers", "recipients", "add", "1"]) == 2  # --email or --sms
+
+
+def test_voice_delivery_choice_on_customers_add_and_edit(cli: Cli) -> None:
+    assert cli.ok("customers", "show", "1", "--json").json()["voice_delivery"] == "attachment"
+    cli.ok("customers", "edit", "1", "--voice-delivery", "link")
+    assert cli.ok("customers", "show", "1", "--json").json()["voice_delivery"] == "link"
+    assert "voice messages:    link (e-mail)" in cli.ok("customers", "show", "1").out
+    cli.ok("customers", "add", "Tom AS", "--display-name", "Tom", "--number", "4721000003",
+           "--voice-delivery", "link")  # fmt: skip
+    cli.ok("customers", "edit", "1", "--voice-delivery", "attachment", "--display-name", "F")
+    listed = cli.ok("customers", "list", "--json").json()
+    assert [(c["name"], c["display_name"], c["voice_delivery"]) for c in listed] == [
+        ("Fjordbakst AS", "F", "attachment"),
+        ("Nordlys AS", "Nordlys", "attachment"),
+        ("Tom AS", "Tom", "link"),
+    ]
+    assert main(["customers", "edit", "1", "--voice-delivery", "fax"]) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 
 from televikar_pbx.admin import render, session
 from televikar_pbx.admin.messages import Refused, report_refused
-from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.messages_repo import VOICE_DELIVERIES, MessageRepository
 from televikar_pbx.db.records import RecipientRecord
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import Customer
@@ -30,6 +31,38 @@ from televikar_pbx.messages import services
 from televikar_pbx.settings import Settings
 
 MAX_FORM_FILE = 1_000_000  # bytes: a form is a few kilobytes
+
+
+# --- customers add|edit --voice-delivery --------------------------------------------------
+
+
+def voice_delivery_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--voice-delivery",
+        choices=VOICE_DELIVERIES,
+        help="a voice message's recording attached to the e-mail (default), or a link to "
+        "it on the web desk (next issue: until then the recording is attached)",
+    )
+
+
+async def voice_deliveries(repo: DirectoryRepository) -> dict[int, str]:
+    return await MessageRepository(repo.source).voice_deliveries()
+
+
+def with_voice_delivery(
+    work: Callable[[DirectoryRepository], Awaitable[Customer]], args: argparse.Namespace
+) -> Callable[[DirectoryRepository], Awaitable[Customer]]:
+    """``work`` (customers add or edit), then ``--voice-delivery`` in its transaction."""
+
+    async def both(repo: DirectoryRepository) -> Customer:
+        customer = await work(repo)
+        if args.voice_delivery is not None:
+            await MessageRepository(repo.source).set_voice_delivery(
+                customer.id, args.voice_delivery
+            )
+        return customer
+
+    return both
 
 
 def register(actions: argparse._SubParsersAction[Any]) -> None:

@@ -249,8 +249,10 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
         data["log"] = [message_output.log_json(entry, zone) for entry in shown.log]
         print(render.dumps(data))
     else:
-        print(message_output.message_text(shown.customer, shown.message, shown.form, shown.log,
-                                          shown.agents))  # fmt: skip
+        text = message_output.message_text(
+            shown.customer, shown.message, shown.form, shown.log, shown.agents
+        )
+        print(text)
     return 0
 
 
