@@ -15,11 +15,15 @@ import yaml
 from sqlalchemy import func, select
 
 from televikar_pbx.cli import main
+from televikar_pbx.clock import ShiftedClock
 from televikar_pbx.db import models
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.repositories import CallRepository
 from tests.helpers import run_async
 from tests.integration.test_cli import Cli, free_port
+from tests.integration.test_message_outbox import settings as smtp_settings
+from tests.integration.test_message_outbox import worker_for
+from tests.mailserver import Mailbox, Servers
 
 NOW = "2026-12-03T10:15:00+01:00"
 ORDER = ("--field", "name=Per Hansen", "--field", "phone=912 34 567",
@@ -280,3 +284,38 @@ def test_voice_delivery_choice_on_customers_add_and_edit(cli: Cli) -> None:
         ("Tom AS", "Tom", "link"),
     ]
     assert main(["customers", "edit", "1", "--voice-delivery", "fax"]) == 2
+
+
+def test_a_message_taken_and_resent_on_the_command_line_reaches_the_inbox(cli: Cli) -> None:
+    """The rows `messages take` and `resend` write are what the delivery worker sends:
+    over a real SMTP server (aiosmtpd), two e-mails with different Message-IDs."""
+    cli.ok("customers", "recipients", "add", "1", "--email", "post@fjordbakst.example")
+    cli.ok("customers", "recipients", "add", "2", "--email", "post@nordlys.example")
+    cli.ok("messages", "take", "--customer", "1", "--kind", "order", *ORDER)
+    cli.ok("messages", "resend", "1")
+    inbox, servers = Mailbox(), Servers()
+    try:
+        port = servers.start(inbox)
+        clock = ShiftedClock(dt.datetime.fromisoformat(NOW) + dt.timedelta(minutes=1))
+
+        async def deliver() -> int:
+            engine = make_engine(cli.db_url)
+            try:
+                worker = worker_for(make_sessionmaker(engine), smtp_settings(port), clock)
+                return await worker.run_once()
+            finally:
+                await engine.dispose()
+
+        assert run_async(deliver) == 2
+        assert run_async(deliver) == 0
+    finally:
+        servers.stop_all()
+    mails = inbox.to("post@fjordbakst.example")
+    assert len(mails) == 2 and inbox.to("post@nordlys.example") == []
+    assert len({m.message["Message-ID"] for m in mails}) == 2
+    assert all("Fjordbakst" in m.message["Subject"] for m in mails)
+    body = mails[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Vare eller tjeneste" in body and "Kransekake" in body
+    shown = cli.ok("messages", "show", "1", "--json").json()
+    assert shown["status"] == "sent"
+    assert [e["status"] for e in shown["log"]].count("sent") == 2
