@@ -319,3 +319,39 @@ def test_a_message_taken_and_resent_on_the_command_line_reaches_the_inbox(cli: C
     shown = cli.ok("messages", "show", "1", "--json").json()
     assert shown["status"] == "sent"
     assert [e["status"] for e in shown["log"]].count("sent") == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["messages", "take"], ["messages", "list"], ["messages", "show"], ["messages", "resend"],
+        ["customers", "form", "show"], ["customers", "form", "edit"],
+        ["customers", "recipients", "add"], ["customers", "recipients", "remove"],
+        ["customers", "recipients", "list"],
+    ],
+    ids=" ".join,
+)  # fmt: skip
+def test_every_new_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: televikar-pbx {' '.join(command)}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["messages", "take", "--customer", "1"], "required: --kind"),
+        (["messages", "take", "--customer", "1", "--kind", "note"], "invalid choice: 'note'"),
+        (["messages", "list", "--customer", "1", "--from", "2026-12-01", "--to", "2026-12-02",
+          "--status", "lost"], "invalid choice: 'lost'"),
+        (["messages", "show", "one"], "invalid int value"),
+        (["customers", "form", "edit", "1", "--kind", "order"], "required: --file"),
+        (["customers", "recipients", "add", "1", "--email", "a@b.no", "--sms", "91200001"],
+         "not allowed with argument"),
+    ],
+)  # fmt: skip
+def test_new_usage_errors_are_one_line(
+    argv: list[str], match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and match in captured.err
