@@ -1,4 +1,5 @@
-"""``televikar-pbx status [--json]``: the live desk, read from the running service."""
+"""``televikar-pbx status [--json]``: the live desk, read from the running service, and
+the delivery outbox, read from the database (``outbox_status``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import urllib.request
 from typing import Any
 
 from televikar_pbx.errors import TelevikarError
+from televikar_pbx.outbox_status import read_outbox, render_outbox
 from televikar_pbx.settings import Settings
 
 
@@ -40,16 +42,19 @@ def render(status: dict[str, Any]) -> str:
             f"  {agent['name'] or agent['id']:<16} {agent['endpoint'] or '':<12} "
             f"{agent['state']}{call}"
         )
+    if "outbox" in status:
+        lines.extend(render_outbox(status["outbox"]))
     return "\n".join(lines)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     status = fetch_status(settings)
+    status["outbox"] = read_outbox(settings)
     print(json.dumps(status, indent=2) if args.json else render(status))
     return 0
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("status", help="live view of waiting callers and agents")
+    parser = sub.add_parser("status", help="waiting callers, agents and the outbox")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=cmd_status)

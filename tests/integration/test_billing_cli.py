@@ -265,18 +265,19 @@ ADD = ("customers", "add", "Fjordbakst AS", "--display-name", "F", "--number", "
 
 def test_prices_add_show_edit(cli: Cli) -> None:
     cli.ok(*ADD, "--monthly-fee", "1500", "--call-price", "12,50", "--message-price", "8.5",
-           "--booking-day-price", "1 000")  # fmt: skip
+           "--booking-day-price", "1 000", "--order-price", "25")  # fmt: skip
     shown = cli.ok("customers", "show", "1", "--json").json()
     assert shown["prices"] == {
         "monthly_fee_ore": 150_000,
         "call_price_ore": 1_250,
         "message_price_ore": 850,
         "booking_day_price_ore": 100_000,
+        "order_price_ore": 2_500,
     }
     text = cli.ok("customers", "show", "1").out
     assert (
         "prices:            monthly fee 1 500,00 kr, call 12,50 kr, message 8,50 kr,"
-        " booked day 1 000,00 kr\n"
+        " order 25,00 kr, booked day 1 000,00 kr\n"
     ) in text
     # One price changes; the others stay, also when something else is edited.
     cli.ok("customers", "edit", "1", "--call-price", "0,29")
@@ -308,3 +309,51 @@ def test_prices_refused(cli: Cli, extra: list[str], match: str) -> None:
     cli.fails(*ADD, *extra, match=match)
     cli.ok(*ADD)
     cli.fails("customers", "edit", "1", *extra, match=match)
+
+
+# --- messages and orders agents take ------------------------------------------------------
+
+TAKE = {
+    "message": ("--field", "name=Per", "--field", "phone=22334455", "--field", "subject=Hei",
+                "--field", "call_back=ja"),
+    "order": ("--field", "name=Per", "--field", "phone=22334455", "--field", "product=Kake",
+              "--field", "quantity=1", "--field", "call_back=nei"),
+}  # fmt: skip
+
+
+def test_messages_taken_by_agents_at_the_message_price_orders_at_the_order_price(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fjordbakst (8,00 kr a message, 25,00 kr an order) in local March 2026: one voice
+    message, two messages and two orders taken by agents (one of them at 23:30 on
+    31 March, UTC+2); an order at 00:00:30 on 1 April and Nordlys's message are not
+    its March. Beskjeder 3 x 8,00 = 24,00; Bestillinger 2 x 25,00 = 50,00."""
+    cli.ok("customers", "add", "Fjordbakst AS", "--display-name", "Fjordbakst", "--number",
+           "4721000001", "--message-price", "8", "--order-price", "25")  # fmt: skip
+    cli.ok("customers", "add", "Nordlys AS", "--display-name", "Nordlys", "--number",
+           "4721000002", "--message-price", "5")  # fmt: skip
+    add_calls(cli.db_url, [message(FJORD, "2026-03-12 10:00:00")])
+    for now, customer, kind in [
+        ("2026-03-01T00:00:00+01:00", "1", "message"),
+        ("2026-03-15T12:00:00+01:00", "1", "message"),
+        ("2026-03-15T12:00:00+01:00", "1", "order"),
+        ("2026-03-31T23:30:00+02:00", "1", "order"),
+        ("2026-04-01T00:00:30+02:00", "1", "order"),
+        ("2026-02-28T23:59:00+01:00", "1", "order"),
+        ("2026-03-15T12:00:00+01:00", "2", "message"),
+    ]:
+        monkeypatch.setenv("TELEVIKAR_NOW", now)
+        cli.ok("messages", "take", "--customer", customer, "--kind", kind, *TAKE[kind])
+    out = cli.ok("billing", "month", "2026-03", "--format", "csv").out
+    rows = list(csv.reader(io.StringIO(out.removeprefix("\ufeff"), newline=""), delimiter=";"))
+    assert rows[1:] == [
+        ["1", "Fjordbakst AS", "Beskjeder", "3", "8,00", "24,00", "800", "2400"],
+        ["1", "Fjordbakst AS", "Bestillinger", "2", "25,00", "50,00", "2500", "5000"],
+        ["1", "Fjordbakst AS", "Sum", "", "", "74,00", "", "7400"],
+        ["2", "Nordlys AS", "Beskjeder", "1", "5,00", "5,00", "500", "500"],
+        ["2", "Nordlys AS", "Sum", "", "", "5,00", "", "500"],
+        ["", "Totalt", "Sum alle kunder", "", "", "79,00", "", "7900"],
+    ]
+    table = cli.ok("billing", "month", "2026-04", "--customer", "1").out
+    assert table.splitlines()[3].split() == ["Fjordbakst", "AS", "Bestillinger", "1", "25,00",
+                                             "25,00"]  # fmt: skip

@@ -224,6 +224,7 @@ def test_json(calls: Cli) -> None:
         "ended_at": "2026-11-28T00:32:13.750000+01:00",
         "talk_s": 125.5,
         "message": None,
+        "messages": [],
     }
     withheld, message, injected = entries[1], entries[2], entries[3]
     assert (withheld["caller_number"], withheld["caller_name"]) == (None, None)
@@ -231,6 +232,9 @@ def test_json(calls: Cli) -> None:
     assert withheld["agent_id"] is None and withheld["wait_s"] == 12.0
     assert message["caller_withheld"] and message["wait_s"] == 45.0
     assert message["message"] == {"id": 1, "file": MESSAGE_FILE, "duration_s": 29.0}
+    assert message["messages"] == [
+        {"id": 1, "kind": "voice", "status": "new", "file": MESSAGE_FILE}
+    ]
     assert (injected["caller_number"], injected["caller_name"]) == (HYPERLINK, "@SUM(A1:A9)")
     assert injected["wait_s"] == pytest.approx(12.01)
     going_on = entries[-1]
@@ -363,3 +367,30 @@ def test_neutralise(cell: str, shown: str) -> None:
 def test_seconds_round_up_to_the_tenth(micros: int, shown: str) -> None:
     assert seconds(dt.timedelta(microseconds=micros)) == shown
     assert json.dumps(seconds(None)) == "null"
+
+
+def test_messages_and_orders_taken_on_a_call(calls: Cli) -> None:
+    """Kari took a message and an order on the answered 00:30 call (call 2): the call log
+    names both by kind and id, next to the voice message's file name on call 4."""
+    for kind, fields in (
+        ("message", ("name=Ola", "subject=Faktura", "call_back=ja")),
+        ("order", ("name=Ola", "product=Kake", "quantity=1", "call_back=nei")),
+    ):
+        argv = [f for field in fields for f in ("--field", field)]
+        calls.ok("messages", "take", "--customer", "1", "--kind", kind, "--call", "2",
+                 "--agent", "agent1", *argv)  # fmt: skip
+    lines = calls.ok("calls", "list", "--customer", "1", *DAY).out.splitlines()
+    assert lines[1].split()[-5:] == ["125,5", "Beskjed", "3,", "Bestilling", "4"]
+    assert lines[3].endswith("msg-4-1764320400.4.wav")
+    assert len(lines) == 1 + len(ROWS)  # one row per call, however many messages
+
+    out = calls.ok("calls", "list", "--customer", "1", *DAY, "--format", "csv").out
+    rows = list(csv.reader(io.StringIO(out.removeprefix("\ufeff"), newline=""), delimiter=";"))
+    assert rows[1][-1] == "Beskjed 3, Bestilling 4" and rows[3][-1] == "msg-4-1764320400.4.wav"
+
+    entries = calls.ok("calls", "list", "--customer", "1", *DAY, "--format", "json").json()
+    assert entries[0]["message"] is None
+    assert entries[0]["messages"] == [
+        {"id": 3, "kind": "message", "status": "new", "file": None},
+        {"id": 4, "kind": "order", "status": "new", "file": None},
+    ]

@@ -196,6 +196,7 @@ def test_customers_add_show_list(cli: Cli) -> None:
             "call_price_ore": 0,
             "message_price_ore": 0,
             "booking_day_price_ore": 0,
+            "order_price_ore": 0,
         },
         "report": {
             "sl12_target": 80.0,
@@ -205,6 +206,7 @@ def test_customers_add_show_list(cli: Cli) -> None:
             "emails": ["ops@fjordbakst.no", "sjef@fjordbakst.no"],
         },
         "agents": [],
+        "voice_delivery": "attachment",
     }
     # By id and ignoring case; the text view prints hours as --hours takes them.
     assert cli.ok("customers", "show", "1", "--json").json() == shown

@@ -128,3 +128,21 @@ def test_pdf_is_dated_by_the_command_lines_clock(
     out = tmp_path / "dated.pdf"
     day.ok(*PDF, "--output", str(out))
     assert "Laget 2026-11-29 07:30" in "\n".join(text(out.read_bytes()))
+
+
+def test_pdf_call_log_names_messages_and_orders(day: Cli, tmp_path: Path) -> None:
+    # An order taken on the first call (answered at 09:00, call 1).
+    day.ok("messages", "take", "--customer", "1", "--kind", "order", "--call", "1",
+           "--field", "name=Ola", "--field", "product=Kake", "--field", "quantity=1",
+           "--field", "call_back=nei")  # fmt: skip
+    taken = day.ok("messages", "list", "--customer", "1", "--from", "2000-01-01", "--to",
+                   "2100-01-01", "--format", "json").json()  # fmt: skip
+    (order_id,) = [m["id"] for m in taken if m["kind"] == "order"]
+    out = tmp_path / "r.pdf"
+    day.ok(*PDF, "--output", str(out))
+    lines = "\n".join(text(out.read_bytes())).splitlines()
+    assert f"{ROWS[0]} Bestilling {order_id}" in lines
+    assert ROWS[4] in lines  # the voice message keeps its file name
+    day.ok(*PDF, "--language", "en", "--output", str(out))
+    english = "\n".join(text(out.read_bytes())).splitlines()
+    assert any(line.endswith(f"Answered Kari 120.0 Order {order_id}") for line in english)

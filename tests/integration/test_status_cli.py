@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
 from televikar_pbx.cli import main
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.outbox_repo import OutboxRepository
+from tests.helpers import run_async
 
 STATUS = {
     "at": "2026-11-27T09:00:00+00:00",
@@ -52,7 +57,9 @@ def test_status_table_and_json(control_port: int, capsys: pytest.CaptureFixture[
     assert "skjult nummer" in table  # withheld caller number
     assert "Kari" in table and "on_call" in table
     assert main(["status", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == STATUS
+    shown = json.loads(capsys.readouterr().out)
+    assert "outbox" in shown  # read from the database (tests below)
+    assert {k: v for k, v in shown.items() if k != "outbox"} == STATUS
 
 
 def test_status_without_a_running_service_is_one_clear_line(
@@ -69,3 +76,85 @@ def test_status_without_a_running_service_is_one_clear_line(
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert "is `televikar-pbx serve` running?" in err
+
+
+# --- the outbox, read from the database by the command line -------------------------------
+
+
+def test_status_shows_the_outbox_from_the_database(
+    control_port: int,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TELEVIKAR_ENV_FILE", str(tmp_path / "no.env"))
+    monkeypatch.setenv("TELEVIKAR_DATABASE_URL", db_url)
+    monkeypatch.setenv("TELEVIKAR_NOW", "2026-12-03T10:15:00+01:00")
+    assert main(["status", "--json"]) == 0
+    empty = json.loads(capsys.readouterr().out)["outbox"]
+    assert empty == {"pending": 0, "sending": 0, "sent": 0, "delivered": 0, "failed": 0,
+                     "last_failure": None}  # fmt: skip
+    for argv in (
+        ["customers", "add", "Fjordbakst AS", "--display-name", "F", "--number", "4721000001"],
+        ["customers", "recipients", "add", "1", "--email", "post@fjordbakst.example"],
+        ["customers", "recipients", "add", "1", "--sms", "91200001"],
+        ["messages", "take", "--customer", "1", "--kind", "message", "--field", "name=Per",
+         "--field", "phone=22334455", "--field", "subject=Hei", "--field", "call_back=ja"],
+    ):  # fmt: skip
+        assert main(argv) == 0
+    give_up_on_the_sms(db_url)
+    capsys.readouterr()
+
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in status.items() if k != "outbox"} == STATUS
+    outbox = status["outbox"]
+    assert {k: outbox[k] for k in ("pending", "sending", "failed")} == {
+        "pending": 1, "sending": 0, "failed": 1,
+    }  # fmt: skip
+    assert outbox["last_failure"] == {
+        "message_id": 1,
+        "at": "2026-12-03T09:20:00+00:00",
+        "final": True,
+        "channel": "sms",
+        "recipient": "+4791200001",
+        "reason": "gave up after 1 attempts: gateway refused the number",
+    }
+    assert main(["status"]) == 0
+    table = capsys.readouterr().out
+    assert "Outbox (message deliveries)\n  1 pending, 0 sending, 1 failed" in table
+    assert "message 1 sms +4791200001 (gave up): gave up after 1 attempts" in table
+
+
+def give_up_on_the_sms(db_url: str) -> None:
+    async def work() -> None:
+        engine = make_engine(db_url)
+        try:
+            repo = OutboxRepository(make_sessionmaker(engine))
+            at = dt.datetime(2026, 12, 3, 9, 20, tzinfo=dt.UTC)
+            jobs = await repo.claim_due(at, 10, 60)
+            (sms,) = [job for job in jobs if job.channel == "sms"]
+            for job in jobs:
+                if job is not sms:
+                    await repo.retry(job, at, "SMTP down", at + dt.timedelta(seconds=10))
+            await repo.failed(sms, at, "gateway refused the number")
+        finally:
+            await engine.dispose()
+
+    run_async(work)
+
+
+def test_status_without_a_database_still_shows_the_desk(
+    control_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "none.sqlite3"
+    monkeypatch.setenv("TELEVIKAR_ENV_FILE", str(tmp_path / "no.env"))
+    monkeypatch.setenv("TELEVIKAR_DATABASE_URL", f"sqlite+aiosqlite:///{missing}")
+    assert main(["status", "--json"]) == 0
+    outbox = json.loads(capsys.readouterr().out)["outbox"]
+    assert outbox == {"error": f"no database file {missing} (run: televikar-pbx db upgrade)"}
+    assert not missing.exists()

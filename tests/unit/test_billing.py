@@ -171,6 +171,18 @@ def test_calls_and_messages() -> None:
     assert result.total_ore == 5_350
 
 
+def test_orders_at_the_order_price_after_messages() -> None:
+    prices = Prices(call_price_ore=1_250, message_price_ore=800, order_price_ore=2_500)
+    result = invoice(CustomerMonth(MARCH, "Europe/Oslo", prices, messages=2, orders=3))
+    assert result.lines == (
+        InvoiceLine(LineKind.MESSAGES, 2, 800, 1_600),
+        InvoiceLine(LineKind.ORDERS, 3, 2_500, 7_500),
+    )
+    assert result.total_ore == 9_100
+    with pytest.raises(ValueError, match="orders must be at least 0"):
+        CustomerMonth(MARCH, "Europe/Oslo", prices, orders=-1)
+
+
 def test_no_activity_no_lines() -> None:
     assert bill() == Invoice(MARCH, ())
     assert bill().total_ore == 0

@@ -32,6 +32,7 @@ LABELS = {
     LineKind.FIXED_FEE: "Fast månedspris",
     LineKind.ANSWERED_CALLS: "Besvarte samtaler",
     LineKind.MESSAGES: "Beskjeder",
+    LineKind.ORDERS: "Bestillinger",
     LineKind.BOOKED_DAYS: "Bookede dager",
 }
 NO_LINES = "(ingen linjer)"
@@ -60,7 +61,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "month",
         help="each customer's invoice lines and total for one month",
         description="Per customer: the fixed fee (prorated by the agreement's days in "
-        "the month), answered calls, messages and booked days outside the agreement, "
+        "the month), answered calls, messages (voice and taken by agents), orders and "
+        "booked days outside the agreement, "
         "each with its price, and the customer's total; then the total of all. The month "
         "is each customer's local calendar month (docs/billing.md).",
     )

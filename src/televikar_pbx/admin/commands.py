@@ -1,5 +1,5 @@
 """The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
-``billing``, ``reports``, ``users``, ``audit``),
+``billing``, ``reports``, ``messages``, ``users``, ``audit``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs its work in one database
@@ -22,6 +22,7 @@ from televikar_pbx.admin import (
     bookings,
     calls,
     customers,
+    messages,
     reports,
     sla,
     users,
@@ -36,5 +37,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     sla.register(sub)
     billing.register(sub)
     reports.register(sub)
+    messages.register(sub)
     users.register(sub)
     audit.register(sub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import control, render, session
+from televikar_pbx.admin import control, message_setup, render, session
 from televikar_pbx.admin.inputs import RULE_FIELDS, CustomerInput
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import ClosedAction, Customer, HoldStyle, OutsidePolicy
@@ -68,7 +68,11 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     # Prices in kroner ('1500', '1500,50'), stored in whole øre (docs/billing.md).
     "monthly_fee": ("--monthly-fee", {"metavar": "KR", "help": "fixed fee per month (default 0)"}),
     "call_price": ("--call-price", {"metavar": "KR", "help": "per answered call (default 0)"}),
-    "message_price": ("--message-price", {"metavar": "KR", "help": "per message (default 0)"}),
+    "message_price": (
+        "--message-price",
+        {"metavar": "KR", "help": "per message, voice or taken by an agent (default 0)"},
+    ),
+    "order_price": ("--order-price", {"metavar": "KR", "help": "per order taken (default 0)"}),
     "booking_day_price": (
         "--booking-day-price",
         {"metavar": "KR", "help": "per booked day outside the agreement (default 0)"},
@@ -95,6 +99,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add = actions.add_parser("add", help="add a customer")
     add.add_argument("name", metavar="NAME", help="the customer's name (unique)")
     _options(add, required={"display_name", "numbers"})
+    message_setup.voice_delivery_option(add)
     add.set_defaults(func=cmd_add)
 
     listing = actions.add_parser("list", help="all customers")
@@ -115,8 +120,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     edit.add_argument("customer", metavar="NAME_OR_ID")
     edit.add_argument("--name", help="rename the customer")
     _options(edit, required=set())
+    message_setup.voice_delivery_option(edit)
     edit.add_argument("--clear", action="append", choices=sorted(CLEARABLE), metavar="WHAT")
     edit.set_defaults(func=cmd_edit)
+
+    message_setup.register(actions)  # customers form|recipients
 
 
 def _options(parser: argparse.ArgumentParser, required: set[str]) -> None:
@@ -148,7 +156,7 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
             prices=spec.prices(),
         )
 
-    customer = session.run(settings, work)
+    customer = session.run(settings, message_setup.with_voice_delivery(work, args))
     print(f"added customer {customer.id} {customer.name!r} ({', '.join(customer.numbers)})")
     control.reload_after_change(settings.control_port)
     return 0
@@ -160,7 +168,10 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
         if not args.json:
             return render.customers_table(customers)
         reports, agents = await repo.all_report_settings(), await repo.list_agents()
-        return render.dumps([render.customer_json(c, reports[c.id], agents) for c in customers])
+        voice = await message_setup.voice_deliveries(repo)
+        return render.dumps(
+            [render.customer_json(c, reports[c.id], agents, voice[c.id]) for c in customers]
+        )
 
     print(session.run(settings, work))
     return 0
@@ -170,9 +181,10 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
     async def work(repo: DirectoryRepository) -> str:
         customer = await repo.find_customer(args.customer)
         report, agents = await repo.report_settings(customer.id), await repo.list_agents()
+        voice = (await message_setup.voice_deliveries(repo))[customer.id]
         if args.json:
-            return render.dumps(render.customer_json(customer, report, agents))
-        return render.customer_text(customer, report, agents)
+            return render.dumps(render.customer_json(customer, report, agents, voice))
+        return render.customer_text(customer, report, agents, voice)
 
     print(session.run(settings, work))
     return 0
@@ -188,11 +200,13 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
     both = sorted(cleared.keys() & given.keys())
     if both:
         raise ConfigError(f"--clear and {OPTIONS[both[0]][0]} together: give one of them")
-    if not given and not cleared:
+    if not given and not cleared and args.voice_delivery is None:
         raise ConfigError("nothing to change (see televikar-pbx customers edit --help)")
 
     async def work(repo: DirectoryRepository) -> Customer:
         customer = await repo.find_customer(args.customer)
+        if not given and not cleared:  # only --voice-delivery
+            return customer
         current = CustomerInput.current(customer, await repo.report_settings(customer.id))
         spec = session.checked(CustomerInput, current | cleared | given)
         return await repo.update_customer(
@@ -210,7 +224,7 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
             prices=spec.prices(),
         )
 
-    customer = session.run(settings, work)
+    customer = session.run(settings, message_setup.with_voice_delivery(work, args))
     print(f"updated customer {customer.id} {customer.name!r}")
     control.reload_after_change(settings.control_port)
     return 0

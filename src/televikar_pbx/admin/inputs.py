@@ -126,6 +126,7 @@ PRICE_OPTIONS = {
     "call_price": "call_price_ore",
     "message_price": "message_price_ore",
     "booking_day_price": "booking_day_price_ore",
+    "order_price": "order_price_ore",
 }
 
 
@@ -163,6 +164,7 @@ class CustomerInput(_Input):
     call_price: Ore = 0
     message_price: Ore = 0
     booking_day_price: Ore = 0
+    order_price: Ore = 0
 
     @field_validator("hours", mode="before")
     @classmethod

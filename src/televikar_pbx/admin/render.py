@@ -37,7 +37,10 @@ def _agreement(customer: Customer) -> str:
 
 
 def customer_json(
-    customer: Customer, report: ReportSettings, agents: Iterable[Agent]
+    customer: Customer,
+    report: ReportSettings,
+    agents: Iterable[Agent],
+    voice_delivery: str = "attachment",
 ) -> dict[str, Any]:
     rules, calendar = customer.rules, customer.calendar
     agreement = calendar.agreement
@@ -89,6 +92,7 @@ def customer_json(
             "call_price_ore": customer.prices.call_price_ore,
             "message_price_ore": customer.prices.message_price_ore,
             "booking_day_price_ore": customer.prices.booking_day_price_ore,
+            "order_price_ore": customer.prices.order_price_ore,
         },
         "report": {
             "sl12_target": report.sl12_target,
@@ -107,10 +111,16 @@ def customer_json(
             for a in agents
             if a.serves(customer.id)
         ],
+        "voice_delivery": voice_delivery,
     }
 
 
-def customer_text(customer: Customer, report: ReportSettings, agents: Iterable[Agent]) -> str:
+def customer_text(
+    customer: Customer,
+    report: ReportSettings,
+    agents: Iterable[Agent],
+    voice_delivery: str = "attachment",
+) -> str:
     rules, calendar = customer.rules, customer.calendar
     served = [
         f"{a.name} ({a.endpoint}, priority {a.priority(customer.id)})"
@@ -140,6 +150,7 @@ def customer_text(customer: Customer, report: ReportSettings, agents: Iterable[A
         ("reports", f"{report.interval.value} to {', '.join(report.emails) or 'nobody'}"),
         ("prices", _prices(customer)),
         ("agents", ", ".join(served) or "none"),
+        ("voice messages", f"{voice_delivery} (e-mail)"),
     ]
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in rows)
@@ -151,6 +162,7 @@ def _prices(customer: Customer) -> str:
         f"monthly fee {format_kroner(prices.monthly_fee_ore)} kr,"
         f" call {format_kroner(prices.call_price_ore)} kr,"
         f" message {format_kroner(prices.message_price_ore)} kr,"
+        f" order {format_kroner(prices.order_price_ore)} kr,"
         f" booked day {format_kroner(prices.booking_day_price_ore)} kr"
     )
 

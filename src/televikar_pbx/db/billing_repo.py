@@ -1,6 +1,8 @@
 """What billing reads: each customer's prices, agreement and time zone, its answered
-calls and messages counted in the database (``COUNT .. GROUP BY``, no call rows loaded),
-and its bookings that overlap the month. The rules are ``domain.billing``.
+calls and voice messages (by the calls' outcome) and the messages and orders agents
+took (by the messages' kind and when they were taken), counted in the database
+(``COUNT .. GROUP BY``, no rows loaded), and its bookings that overlap the month.
+The rules are ``domain.billing``.
 
 A customer's month is its local calendar month, so customers in different time zones
 have different UTC bounds: the counts run once per time zone among the customers.
@@ -30,6 +32,17 @@ BILLED_OUTCOMES = {Outcome.ANSWERED: "answered", Outcome.MESSAGE: "messages"}
 class CallCounts:
     answered: int = 0
     messages: int = 0
+
+
+# The kinds of message agents take, and the CallCounts field each one adds to. (A voice
+# message is counted by its call's outcome, ``message``, as before messages had kinds.)
+BILLED_KINDS = {"message": "taken_messages", "order": "orders"}
+
+
+@dataclass(frozen=True, slots=True)
+class TakenCounts:
+    taken_messages: int = 0
+    orders: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,31 @@ class BillingRepository(Repository):
                 counts[customer_id][BILLED_OUTCOMES[Outcome(outcome)]] = count
         return {customer_id: CallCounts(**values) for customer_id, values in counts.items()}
 
+    async def taken_counts(
+        self, customer_ids: Collection[int], start: dt.datetime, end: dt.datetime
+    ) -> dict[int, TakenCounts]:
+        """Messages and orders agents took for ``customer_ids`` in ``[start, end)``."""
+        require_aware("start", start)
+        require_aware("end", end)
+        if not customer_ids:
+            return {}
+        m = models.Message
+        query = (
+            select(m.customer_id, m.kind, func.count())
+            .where(
+                m.customer_id.in_(customer_ids),
+                m.taken_at >= start,
+                m.taken_at < end,
+                m.kind.in_(list(BILLED_KINDS)),
+            )
+            .group_by(m.customer_id, m.kind)
+        )
+        counts: defaultdict[int, dict[str, int]] = defaultdict(dict)
+        async with self._unit() as s:
+            for customer_id, kind, count in await s.execute(query):
+                counts[customer_id][BILLED_KINDS[kind]] = count
+        return {customer_id: TakenCounts(**values) for customer_id, values in counts.items()}
+
     async def bookings_between(
         self, customer_ids: Collection[int], start: dt.datetime, end: dt.datetime
     ) -> dict[int, list[Booking]]:
@@ -108,10 +146,12 @@ class BillingRepository(Repository):
         for row in rows:
             by_zone[row.timezone].append(row.id)
         counts: dict[int, CallCounts] = {}
+        taken: dict[int, TakenCounts] = {}
         bookings: dict[int, list[Booking]] = {}
         for timezone, ids in by_zone.items():
             start, end = month.bounds(timezone)
             counts |= await self.call_counts(ids, start, end)
+            taken |= await self.taken_counts(ids, start, end)
             bookings |= await self.bookings_between(ids, start, end)
         return [
             BilledCustomer(
@@ -128,7 +168,9 @@ class BillingRepository(Repository):
                     ),
                     bookings=tuple(bookings.get(row.id, ())),
                     answered_calls=counts.get(row.id, CallCounts()).answered,
-                    messages=counts.get(row.id, CallCounts()).messages,
+                    messages=counts.get(row.id, CallCounts()).messages
+                    + taken.get(row.id, TakenCounts()).taken_messages,
+                    orders=taken.get(row.id, TakenCounts()).orders,
                 ),
             )
             for row in rows

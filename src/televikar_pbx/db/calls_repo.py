@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from televikar_pbx.db import models
-from televikar_pbx.db.messages_repo import message_record
+from televikar_pbx.db.messages_repo import MessageRepository, message_record
 from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord, MessageRecord
 from televikar_pbx.db.repo_base import CallNotFound, Conflict, Repository, require_aware
 from televikar_pbx.domain.call_facts import WAIT_ENDS_AT_QUEUE_EXIT, CallTimes, facts_of, wait_ends
@@ -41,7 +41,10 @@ class CallLogEntry:
     agent_name: str | None
     # The first journal entry in domain.journal.QUEUE_EXITS; None: none happened.
     left_queue_at: dt.datetime | None
+    # The caller's voice message, if it left one.
     message: MessageRecord | None
+    # Every message the call produced (voice, and messages or orders agents took on it).
+    messages: tuple[MessageRecord, ...] = ()
 
     @property
     def answered_by(self) -> str | None:
@@ -249,29 +252,37 @@ class CallRepository(Repository):
         self, customer_id: int, start: dt.datetime, end: dt.datetime
     ) -> list[CallLogEntry]:
         """The calls of ``customer_id`` (only) that arrived in ``[start, end)``, in order of
-        arrival, with the agent's name, when the queue was left, and the message."""
+        arrival, with the agent's name, when the queue was left, the voice message and
+        every message taken on the call."""
         require_aware("start", start)
         require_aware("end", end)
         call, agent, message = models.Call, models.Agent, models.Message
         query = (
             select(call, agent.name, _left_queue_at(), message)
             .outerjoin(agent, agent.id == call.agent_id)
-            .outerjoin(message, message.call_id == call.id)
+            # One voice message per call at most (a partial unique index); the messages
+            # agents took come apart, so a call stays one row.
+            .outerjoin(message, (message.call_id == call.id) & (message.kind == "voice"))
             .where(call.customer_id == customer_id, call.arrived_at >= start, call.arrived_at < end)
             .order_by(call.arrived_at, call.id)
             .execution_options(populate_existing=True)
         )
         async with self._unit() as s:
-            rows = await s.execute(query)
-            return [
-                CallLogEntry(
-                    call=_record(row),
-                    agent_name=agent_name,
-                    left_queue_at=left_at,
-                    message=None if msg is None else message_record(msg),
-                )
-                for row, agent_name, left_at, msg in rows
+            rows = [
+                (_record(row), agent_name, left_at, None if msg is None else message_record(msg))
+                for row, agent_name, left_at, msg in await s.execute(query)
             ]
+        taken = await MessageRepository(self.source).messages_of_calls([r[0].id for r in rows])
+        return [
+            CallLogEntry(
+                call=record,
+                agent_name=agent_name,
+                left_queue_at=left_at,
+                message=msg,
+                messages=tuple(taken.get(record.id, ())),
+            )
+            for record, agent_name, left_at, msg in rows
+        ]
 
     async def ended_calls_between(
         self, customer_id: int, start: dt.datetime, end: dt.datetime

@@ -31,6 +31,9 @@ from televikar_pbx.domain.message_delivery import (
 
 KINDS = ("voice", "message", "order")
 CHANNELS = ("email", "sms")
+# A voice message's recording in the e-mail, or a link to it on the web desk (next
+# issue; until it exists the recording is attached either way, docs/messages.md).
+VOICE_DELIVERIES = ("attachment", "link")
 # How far a message's status has come: a late report never moves it back.
 _PROGRESS = {"new": 0, "failed": 0, "sent": 1, "delivered": 2, "acknowledged": 3}
 
@@ -280,6 +283,24 @@ class MessageRepository(Repository):
     async def recipients(self, customer_id: int) -> list[RecipientRecord]:
         async with self._unit() as s:
             return await _recipients(s, customer_id)
+
+    # --- how voice messages reach the customer ------------------------------------------
+
+    async def voice_deliveries(self) -> dict[int, str]:
+        """Each customer's choice for voice messages: ``attachment`` or ``link``."""
+        c = models.Customer
+        async with self._unit() as s:
+            return {cid: str(v) for cid, v in await s.execute(select(c.id, c.voice_delivery))}
+
+    async def set_voice_delivery(self, customer_id: int, choice: str) -> None:
+        if choice not in VOICE_DELIVERIES:
+            raise ValueError(f"voice delivery must be attachment or link, got {choice!r}")
+        async with self._unit() as s:
+            await s.execute(
+                update(models.Customer)
+                .where(models.Customer.id == customer_id)
+                .values(voice_delivery=choice)
+            )
 
     # --- forms ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from televikar_pbx.db import models
 from televikar_pbx.db.messages_repo import _log, set_status
-from televikar_pbx.db.records import OutboxJob
+from televikar_pbx.db.records import MessageLogRecord, OutboxJob
 from televikar_pbx.db.repo_base import Repository, require_aware
 
 
@@ -146,6 +146,23 @@ class OutboxRepository(Repository):
         async with self._unit() as s:
             rows = await s.execute(select(o.state, func.count()).group_by(o.state))
             return {str(state): int(n) for state, n in rows}
+
+    async def last_failure(self) -> MessageLogRecord | None:
+        """The newest failed attempt (a retry to come, or given up), for ``status``."""
+        e = models.MessageLogEntry
+        async with self._unit() as s:
+            row = await s.scalar(
+                select(e)
+                .where(e.status.in_(("retry", "failed")))
+                .order_by(e.at.desc(), e.id.desc())
+                .limit(1)
+            )
+            if row is None:
+                return None
+            return MessageLogRecord(
+                row.at, row.status, row.actor, row.channel, row.recipient, row.result,
+                message_id=row.message_id,
+            )  # fmt: skip
 
     async def next_due(self) -> dt.datetime | None:
         o = models.OutboxItem

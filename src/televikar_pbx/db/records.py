@@ -71,6 +71,7 @@ class MessageLogRecord:
     channel: str | None = None
     recipient: str | None = None
     result: str | None = None
+    message_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 The caller hands over one customer-month as :class:`CustomerMonth`: the month, the
 customer's time zone and :class:`Prices`, its agreement (if any), its bookings (aware
-instants; any that overlap the month) and how many answered calls and messages arrived
-in the month. :func:`invoice` returns the :class:`Invoice`: one :class:`InvoiceLine`
+instants; any that overlap the month) and how many answered calls, messages and orders
+the month had. :func:`invoice` returns the :class:`Invoice`: one :class:`InvoiceLine`
 per kind of charge that has a quantity, and their total. No clock, no I/O.
 
 Money is whole øre (``int``) everywhere; nothing here ever holds a float.
@@ -16,8 +16,10 @@ Money is whole øre (``int``) everywhere; nothing here ever holds a float.
   days, in integer arithmetic, rounded half up to whole øre (``(2*f*d + n) // 2n``:
   1 500,00 kr * 17/31 = 822,580… kr → 822,58 kr; 0,01 kr * 15/30 = 0,005 kr → 0,01 kr).
   No agreement, or none in the month: no fee line.
-* **Answered calls** and **messages** (a caller's recorded message, outcome
-  ``message``): the counts times their unit prices.
+* **Answered calls**, **messages** (a caller's recorded message, outcome ``message``,
+  and a message an agent took, kind ``message``) and **orders** (kind ``order``, taken
+  by an agent): the counts times their unit prices (the message price for both kinds of
+  message, the order price for orders).
 * **Booked days**: the distinct local dates in the month that any booking touches
   (``[starts_at, ends_at)``: a booking 22:00-02:00 touches two dates, one ending at
   midnight only the first), except the dates the agreement covers, which the fixed
@@ -44,7 +46,13 @@ MAX_PRICE_ORE = 100_000_000
 _US = timedelta(microseconds=1)
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 # The fields of Prices, which are also the names of the customers table's columns.
-PRICE_FIELDS = ("monthly_fee_ore", "call_price_ore", "message_price_ore", "booking_day_price_ore")
+PRICE_FIELDS = (
+    "monthly_fee_ore",
+    "call_price_ore",
+    "message_price_ore",
+    "booking_day_price_ore",
+    "order_price_ore",
+)
 
 
 class LineKind(StrEnum):
@@ -53,6 +61,7 @@ class LineKind(StrEnum):
     FIXED_FEE = "fixed_fee"
     ANSWERED_CALLS = "answered_calls"
     MESSAGES = "messages"
+    ORDERS = "orders"
     BOOKED_DAYS = "booked_days"
 
 
@@ -119,6 +128,7 @@ class Prices:
     call_price_ore: int = 0
     message_price_ore: int = 0
     booking_day_price_ore: int = 0
+    order_price_ore: int = 0
 
     def __post_init__(self) -> None:
         for name in PRICE_FIELDS:
@@ -135,11 +145,13 @@ class CustomerMonth:
     agreement: Agreement | None = None
     bookings: tuple[Booking, ...] = ()
     answered_calls: int = 0
-    messages: int = 0
+    messages: int = 0  # voice messages and messages agents took
+    orders: int = 0  # orders agents took
 
     def __post_init__(self) -> None:
         _check_count("answered_calls", self.answered_calls)
         _check_count("messages", self.messages)
+        _check_count("orders", self.orders)
         ZoneInfo(self.timezone)  # an unknown zone fails here, not halfway through
 
 
@@ -210,6 +222,7 @@ def invoice(inputs: CustomerMonth) -> Invoice:
     for kind, quantity, unit in (
         (LineKind.ANSWERED_CALLS, inputs.answered_calls, prices.call_price_ore),
         (LineKind.MESSAGES, inputs.messages, prices.message_price_ore),
+        (LineKind.ORDERS, inputs.orders, prices.order_price_ore),
     ):
         if quantity:
             lines.append(InvoiceLine(kind, quantity, unit, quantity * unit))

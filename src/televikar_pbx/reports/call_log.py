@@ -11,7 +11,7 @@ the stored outcome values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +47,9 @@ OUTCOMES = {
     Outcome.FAILED: "Feil",
 }
 NOT_ENDED = "Ikke avsluttet"
+# What a call produced, in the "Beskjed" column: a voice message by its file name (as
+# before), a message or order an agent took by its kind and id ("Bestilling 13").
+MESSAGE_KINDS = {"voice": "Talebeskjed", "message": "Beskjed", "order": "Bestilling"}
 
 
 def local_days(timezone: str, first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -105,10 +108,21 @@ def outcome_label(entry: CallLogEntry) -> str:
         return outcome
 
 
+def message_cell(entry: CallLogEntry, kinds: Mapping[str, str] = MESSAGE_KINDS) -> str | None:
+    """The messages a call produced, in one cell; None: none."""
+    taken = entry.messages or ((entry.message,) if entry.message is not None else ())
+    parts = [
+        PurePath(m.file).name
+        if m.kind == "voice" and m.file
+        else f"{kinds.get(m.kind, m.kind)} {m.id}"
+        for m in taken
+    ]
+    return ", ".join(parts) or None
+
+
 def cells(entry: CallLogEntry, zone: ZoneInfo) -> Sequence[str | None]:
     """One row of the table and the CSV, in the order of HEADERS; None is empty."""
     number = caller_number(entry)
-    message = entry.message
     return (
         *local_time(entry.call.arrived_at, zone),
         number or WITHHELD,
@@ -117,7 +131,7 @@ def cells(entry: CallLogEntry, zone: ZoneInfo) -> Sequence[str | None]:
         outcome_label(entry),
         entry.answered_by,
         seconds(entry.talk),
-        PurePath(message.file).name if message and message.file else None,
+        message_cell(entry),
     )
 
 
@@ -154,4 +168,8 @@ def call_json(customer: Customer, entry: CallLogEntry, zone: ZoneInfo) -> dict[s
             if message is None
             else {"id": message.id, "file": message.file, "duration_s": message.duration_s}
         ),
+        # Every message the call produced, the voice message included.
+        "messages": [
+            {"id": m.id, "kind": m.kind, "status": m.status, "file": m.file} for m in entry.messages
+        ],
     }

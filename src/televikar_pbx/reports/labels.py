@@ -62,6 +62,7 @@ class Texts:
     outcomes: Mapping[Outcome, str]
     not_ended: str
     weekdays: tuple[str, ...]
+    message_kinds: Mapping[str, str]  # a message or order in the call log: "Bestilling 13"
 
     def number(self, text: str) -> str:
         """A number as ``admin`` formats it (decimal comma), in this language."""
@@ -131,6 +132,7 @@ NB = Texts(
     outcomes=call_log.OUTCOMES,
     not_ended=call_log.NOT_ENDED,
     weekdays=("man", "tir", "ons", "tor", "fre", "lør", "søn"),
+    message_kinds=call_log.MESSAGE_KINDS,
 )
 
 EN = Texts(
@@ -212,6 +214,7 @@ EN = Texts(
     },
     not_ended="Not ended",
     weekdays=("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    message_kinds={"voice": "Voice message", "message": "Message", "order": "Order"},
 )
 
 

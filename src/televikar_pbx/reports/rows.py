@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 from televikar_pbx.db.calls_repo import CallLogEntry
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.sla import PeriodFigures, SlaReport
-from televikar_pbx.reports.call_log import caller_number, cells, local_time, outcome_label
+from televikar_pbx.reports.call_log import (
+    caller_number,
+    cells,
+    local_time,
+    message_cell,
+    outcome_label,
+)
 from televikar_pbx.reports.labels import Texts
 from televikar_pbx.reports.sla_table import decimal, longest
 
@@ -157,4 +163,6 @@ def call_row(entry: CallLogEntry, zone: ZoneInfo, words: Texts) -> list[Cell]:
     else:  # a value newer than the labels: shown as stored
         row[5] = outcome_label(entry)
     row[4], row[7] = words.number(row[4]), words.number(row[7])
+    row[8] = message_cell(entry, words.message_kinds) or ""
+    row[8] = message_cell(entry, words.message_kinds) or ""
     return [(cell, PLAIN) for cell in row]
