@@ -85,6 +85,30 @@ def test_calls_while_the_service_is_down_leave_messages_imported_when_it_is_back
     assert service.ended_call(3).outcome == "answered"
 
 
+def test_fallback_message_follows_the_setting(start_service: StartService, tmp_path: Path) -> None:
+    # The service writes TELEVIKAR_MAX_MESSAGE_S as a dialplan global when it connects.
+    service: Service = start_service(seeder(), max_message_s="3")
+    poll(
+        lambda: "TELEVIKAR_MAX_MESSAGE_S=3" in service.lab.cli("dialplan show globals"),
+        5,
+        "the global from the setting",
+    )
+    service.stop()
+    # The caller would talk 8 s; the dialplan stops recording after 3 s and hangs up.
+    # (Talking from PROMPT_AND_BEEP_MS on: before the recording starts, and through it.)
+    long = sipp.carrier_message_call(
+        DIDS[0], workdir=tmp_path, wait_ms=PROMPT_AND_BEEP_MS, talk_ms=8000, name="long"
+    )
+    assert long.ok, long.describe()
+    assert sipp.count_requests(long.messages(), "BYE") >= 1  # the PBX hung up first
+    call_file = poll(lambda: list(_fallback_dir(service).glob("*.call")), 5, "the call file")
+    fields = dict(f.split("=", 1) for f in call_file[0].read_text().split())
+    assert fields["record_status"] == "TIMEOUT"  # Record()'s maximum, not the caller
+    with wave.open(str(call_file[0].with_suffix(".wav"))) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    assert abs(seconds - 3.0) <= 0.3
+
+
 def test_a_killed_service_takes_its_calls_back_when_it_restarts(
     start_service: StartService, tmp_path: Path
 ) -> None:
