@@ -133,7 +133,9 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
 
     async def on_connected() -> None:
         try:
-            await install_hints(settings.asterisk_conf_dir, calls.directory, ari)
+            await install_hints(
+                settings.asterisk_conf_dir, calls.directory, ari, settings.max_message_s
+            )
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         presence.resync()
@@ -180,7 +182,7 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         new = await load_directory(sessionmaker)
         await install_agent_phones()
         try:
-            await install_hints(settings.asterisk_conf_dir, new, ari)
+            await install_hints(settings.asterisk_conf_dir, new, ari, settings.max_message_s)
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         await calls.reload(new)

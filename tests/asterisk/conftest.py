@@ -33,6 +33,12 @@ from televikar_pbx.db.repositories import CallRepository, CallStoreRepository, D
 from tests.helpers import in_thread, run_async
 
 REPO = Path(__file__).resolve().parents[2]
+# Our call times and Asterisk's CDR (cdr_custom) come from the same clock (ARI event
+# timestamps are Asterisk's), but not from the same moment: a call arrives at StasisStart,
+# the CDR starts at the channel's creation, the dialplan up to Stasis() in between.
+# Measured: within 5 ms on a quiet machine, 0.099 s in a chaos run (3.3 calls/s on the
+# shared 2-core machine). So the promised 0.3 s, not tighter.
+CDR_TOLERANCE_S = 0.3
 APP = "televikar-pbx"
 
 

@@ -72,7 +72,9 @@ def test_missed_offer_goes_to_the_next_agent(start_service: StartService, tmp_pa
     call = service.ended_call(1)
     assert call.outcome == "answered"
     assert call.agent_id == service.ids["a2"]
-    assert abs(wait_s(call) - 6.0) <= 0.5, f"wait {wait_s(call):.2f} s"
+    # 5 s ringing agent1, then agent2 answers after 1 s (measured 6.09 s: originating
+    # the second leg takes a few tens of ms).
+    assert abs(wait_s(call) - 6.0) <= 0.3, f"wait {wait_s(call):.2f} s"
     events = service.events(call.id)
     missed = [e for e in events if e.type == "offer_missed"]
     assert [e.agent_id for e in missed] == [service.ids["a1"]]
@@ -125,7 +127,7 @@ def test_no_agent_logged_in_takes_a_message(start_service: StartService, tmp_pat
 
     message = service.ended_call(1)
     assert message.outcome == "message"
-    assert abs(message_wav_seconds(service, 1) - 5.0) <= 0.6
+    assert abs(message_wav_seconds(service, 1) - 5.0) <= 0.3
     assert service.ended_call(2).outcome == "no_message"
     assert service.message(2) is None
     reasons = [e.data.get("reason") for e in service.events(1) if e.type == "message_capture"]
@@ -135,7 +137,11 @@ def test_no_agent_logged_in_takes_a_message(start_service: StartService, tmp_pat
 def test_max_wait_and_closed_hours_go_to_message_capture(
     start_service: StartService, tmp_path: Path
 ) -> None:
+    # The service judges opening hours by Asterisk's clock (the call's arrival), which no
+    # test can set; closing the local day of the seeding and the next one keeps customer 1
+    # closed for a call placed on either side of local midnight.
     today = datetime.now(ZoneInfo("Europe/Oslo")).date()
+    closed_days = [DateException(today), DateException(today + timedelta(days=1))]
 
     async def seed(directory: DirectoryRepository) -> dict[str, int]:
         # Customer 0 lets callers wait at most 3 s; customer 1 is closed today (holiday).
@@ -145,7 +151,7 @@ def test_max_wait_and_closed_hours_go_to_message_capture(
         )  # fmt: skip
         closed = await directory.add_customer(
             "Stengt AS", "Stengt", [DIDS[1]], agreement=AGREEMENT,
-            exceptions=[DateException(today)],
+            exceptions=closed_days,
         )  # fmt: skip
         agent = await directory.add_agent(
             "Agent 1", "agent1", [waits.id, closed.id], logged_in=True
@@ -170,7 +176,7 @@ def test_max_wait_and_closed_hours_go_to_message_capture(
         for c in (first, second)
     }
     assert capture[1][0].data["reason"] == "max_wait"
-    assert abs((capture[1][0].at - first.arrived_at).total_seconds() - 3.0) <= 0.5
+    assert abs((capture[1][0].at - first.arrived_at).total_seconds() - 3.0) <= 0.3
     assert capture[2][0].data["reason"] == "closed"
 
 
@@ -360,6 +366,12 @@ def test_announcement_hold_style_plays_while_the_caller_waits(
     assert call.outcome == "answered"
     assert abs(wait_s(call) - 4.0) <= 0.3
     assert '"call.hold_failed"' not in service.log()
+    # The caller was answered at once, to hear the announcement (Asterisk's CDR), while
+    # the call counts as answered only when the agent took it.
+    cdr = service.lab.cdr_row(call.channel_id)
+    assert cdr is not None and cdr.answer is not None
+    assert (cdr.answer - call.arrived_at).total_seconds() < 0.5
+    assert call.answered_at is not None and (call.answered_at - cdr.answer).total_seconds() > 3
 
 
 def test_outside_agreement_with_reject_policy_hears_an_announcement(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from televikar_pbx.asterisk_conf import PhoneAccount, render_hints, render_pjsip
 from televikar_pbx.domain.directory import Agent, Customer, Directory
+from televikar_pbx.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_pjsip_has_endpoint_auth_and_aor_per_phone() -> None:
@@ -36,9 +41,24 @@ def test_hints_per_agent_and_queue() -> None:
     directory = Directory(
         (Customer(3, "C", "C"),), (Agent(1, "Kari", "kari"), Agent(2, "Ola", "ola"))
     )
-    assert render_hints(directory).splitlines()[1:] == [
+    assert render_hints(directory, max_message_s=45).splitlines()[1:] == [
+        "[globals](+)",
+        "TELEVIKAR_MAX_MESSAGE_S=45",
         "[televikar-states]",
         "exten => agent-kari,hint,Stasis:agent-kari",
         "exten => agent-ola,hint,Stasis:agent-ola",
         "exten => queue-3,hint,Stasis:queue-3",
     ]
+
+
+def test_the_fallback_dialplan_records_at_most_the_generated_maximum() -> None:
+    """[televikar-fallback] takes its limit from the global the service generates (the
+    lab test test_fallback_message_follows_the_setting checks Asterisk obeys it)."""
+    dialplan = (REPO / "asterisk" / "conf" / "extensions.conf").read_text()
+    fallback = dialplan.split("[televikar-fallback]", 1)[1].split("\n[", 1)[0]
+    records = [line for line in fallback.splitlines() if "Record(" in line]
+    assert records == [" same => n,Record(${FB}.wav,0,${FB_MAX},k)"]
+    assert "?120:${TELEVIKAR_MAX_MESSAGE_S})" in fallback  # the default: the setting's
+    assert Settings.model_fields["max_message_s"].default == 120
+    # The generated file adds to the [globals] that extensions.conf defines before it.
+    assert dialplan.index("[globals]") < dialplan.index("#tryinclude extensions_televikar.conf")

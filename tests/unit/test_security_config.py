@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from televikar_pbx.agi.server import FeatureServer
+from televikar_pbx.asterisk_conf import STATES_CONTEXT, render_hints
 from televikar_pbx.cli import build_parser
 from televikar_pbx.control import start_control
+from televikar_pbx.domain.directory import Agent, Customer, Directory
 from televikar_pbx.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -348,6 +350,21 @@ def test_no_guest_endpoint_accepts_unidentified_requests() -> None:
     order = last(effective(pjsip, "global"), "endpoint_identifier_order") or ""
     assert "anonymous" not in order
     assert not any(s.name == "anonymous" for s in pjsip)
+
+
+def test_only_agents_phones_subscribe_and_only_to_hints() -> None:
+    pjsip = conf("pjsip.conf")
+    assert last(effective(pjsip, "carrier", "endpoint"), "allow_subscribe") == "no"
+    for agent in ("agent1", "agent9"):
+        endpoint = effective(pjsip, agent, "endpoint")
+        assert last(endpoint, "allow_subscribe") == "yes"
+        assert last(endpoint, "subscribe_context") == STATES_CONTEXT
+    # That context is generated with hints only: a subscription can watch, never route.
+    hints = render_hints(Directory((Customer(3, "C", "C"),), (Agent(1, "Kari", "kari"),)))
+    context = hints.split(f"[{STATES_CONTEXT}]\n", 1)[1].splitlines()
+    assert context and all(re.fullmatch(r"exten => [\w-]+,hint,Stasis:[\w-]+", x) for x in context)
+    modules = effective(conf("modules.conf"), "modules")
+    assert ("noload", "res_pjsip_exten_state.so") not in modules
 
 
 def test_the_carrier_is_identified_by_its_address_only() -> None:
