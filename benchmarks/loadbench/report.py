@@ -152,12 +152,14 @@ def burst_lines(b: dict[str, Any]) -> list[str]:
         f"{q['routing_p50_ms']} / {q['routing_p99_ms']} / {q['routing_max_ms']} ms "
         f"({q['placed']} calls, {q['failed']} failed); with the burst "
         f"{w['routing_p50_ms']} / {w['routing_p99_ms']} / {w['routing_max_ms']} ms "
-        f"({w['placed']} calls, {w['failed']} failed).",
+        f"({w['placed']} calls, {w['failed']} failed). Our service's CPU: {q['ours_cpu_s']} "
+        f"and {w['ours_cpu_s']} s; other work on the machine: "
+        f"{q.get('other_load_cores', '?')} and {w.get('other_load_cores', '?')} cores.",
     ]
     if m.get("delivered_s") is not None:
         out.append(
-            f"The burst: {m['messages']} messages saved in {m['saved_s']} s, all accepted by "
-            f"the SMTP server {m['delivered_s']} s after the first was saved "
+            f"The burst: {m['messages']} messages saved in one transaction in {m['saved_s']} s, "
+            f"all accepted by the SMTP server {m['delivered_s']} s after their commit "
             f"({m['messages_per_s']} messages/s); outbox {m['outbox']}."
         )
     out += [f"WRONG: {p}" for p in m.get("problems", [])]
