@@ -40,6 +40,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` importable
 
 from benchmarks.loadbench import procs, profile, report, sipp  # noqa: E402
 from benchmarks.loadbench.asterisk import BENCH_DIR, BenchAsterisk, Layout, did  # noqa: E402
+from benchmarks.loadbench.burst import run_burst_phase  # noqa: E402
 from benchmarks.loadbench.probes import run_probes  # noqa: E402
 from benchmarks.loadbench.service import Seed, Service  # noqa: E402
 from benchmarks.loadbench.stats import (  # noqa: E402
@@ -82,6 +83,8 @@ class Config:
     waiting_rate: float
     log_level: str
     profile_rate: float | None
+    message_burst: int = 0
+    burst_rate: float = 10.0
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
@@ -106,6 +109,19 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
     p.add_argument("--profile-rate", type=float, default=10.0,
                    help="record our service with py-spy (if installed) during its step "
                         "at this rate; 0: never")  # fmt: skip
+    p.add_argument(
+        "--with-message-burst",
+        dest="message_burst",
+        type=int,
+        nargs="?",
+        const=1000,
+        default=0,
+        metavar="N",
+        help="after the steps, one step of our service quiet and one while its "
+        "worker delivers N messages (default 1000) to a local SMTP server",
+    )
+    p.add_argument("--burst-rate", type=float, default=10.0,
+                   help="calls/s of the two --with-message-burst steps")  # fmt: skip
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args(argv)
     systems = tuple(s for s in a.systems.split(",") if s)
@@ -116,7 +132,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         a.agents, a.customers, a.answer_ms, a.talk_ms,
         tuple(sorted(float(r) for r in a.rates.split(","))), a.step_s, a.limit_ms,
         a.ring_timeout_s, a.answer_timeout_ms, systems, a.probes, a.probe_rate, a.probe_s,
-        a.waiting, a.waiting_rate, a.log_level, a.profile_rate,
+        a.waiting, a.waiting_rate, a.log_level, a.profile_rate, a.message_burst, a.burst_rate,
     )  # fmt: skip
     return config, a.results
 
@@ -152,12 +168,15 @@ class Bench:
             self.agents.stop()
             self.agents = None
 
-    def start_service(self, name: str, seed: Seed, ring_timeout_s: int) -> Service:
+    def start_service(
+        self, name: str, seed: Seed, ring_timeout_s: int, env: dict[str, str] | None = None
+    ) -> Service:
         self.stop_service()
         self.service = Service(
             self.asterisk, self.workdir, name, seed, ari_app=ARI_APP,
             ring_timeout_s=ring_timeout_s, log_level=self.config.log_level,
         )  # fmt: skip
+        self.service.env.update(env or {})
         self.service.start()
         return self.service
 
@@ -496,12 +515,18 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(config, workdir)
     probes: list[dict[str, Any]] = []
     concurrency: dict[str, Any] | None = None
+    message_burst: dict[str, Any] | None = None
     try:
         bench.asterisk.start()
         env = versions(bench)
         print(f"Asterisk {env['asterisk']} (pid {bench.asterisk.pid}); work files {workdir}")
         print("Steps:", flush=True)
         run_steps(bench)
+        if config.message_burst and "ours" in config.systems:
+            print(f"A burst of {config.message_burst} messages while routing:", flush=True)
+            message_burst = run_burst_phase(bench, config.message_burst, config.burst_rate)
+            for line in report.burst_lines(message_burst):
+                print(f"  {line}", flush=True)
         if config.probes and "queue" in config.systems:
             print("Queue() probes:", flush=True)
             probes = run_probes(bench)
@@ -541,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": evaluate_goals(counted, sustained, bench.stopped, concurrency),
         "probes": probes,
         "concurrency": concurrency,
+        "message_burst": message_burst,
         "profile": bench.profile,
         "idle_cpu": bench.idle,
         "notes": bench.notes,

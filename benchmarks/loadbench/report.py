@@ -144,6 +144,28 @@ def profile_lines(p: dict[str, Any]) -> list[str]:
     ]
 
 
+def burst_lines(b: dict[str, Any]) -> list[str]:
+    """The phase for the Markdown report and the console."""
+    q, w, m = b["quiet"], b["with_burst"], b["burst"]
+    out = [
+        f"At {b['rate']:g} calls/s, our routing latency p50 / p99 / max: quiet "
+        f"{q['routing_p50_ms']} / {q['routing_p99_ms']} / {q['routing_max_ms']} ms "
+        f"({q['placed']} calls, {q['failed']} failed); with the burst "
+        f"{w['routing_p50_ms']} / {w['routing_p99_ms']} / {w['routing_max_ms']} ms "
+        f"({w['placed']} calls, {w['failed']} failed). Our service's CPU: {q['ours_cpu_s']} "
+        f"and {w['ours_cpu_s']} s; other work on the machine: "
+        f"{q.get('other_load_cores', '?')} and {w.get('other_load_cores', '?')} cores.",
+    ]
+    if m.get("delivered_s") is not None:
+        out.append(
+            f"The burst: {m['messages']} messages saved in one transaction in {m['saved_s']} s, "
+            f"all accepted by the SMTP server {m['delivered_s']} s after their commit "
+            f"({m['messages_per_s']} messages/s); outbox {m['outbox']}."
+        )
+    out += [f"WRONG: {p}" for p in m.get("problems", [])]
+    return out
+
+
 def markdown(results: dict[str, Any]) -> str:
     cfg, env = results["config"], results["environment"]
     rates = ", ".join(f"{r:g}" for r in cfg["rates"])
@@ -194,6 +216,13 @@ def markdown(results: dict[str, Any]) -> str:
             *concurrency_lines(results["concurrency"]),
             "",
             buckets_table(results["concurrency"]["buckets"]),
+        ]
+    if results.get("message_burst"):
+        parts += [
+            "## A burst of messages while routing",
+            "",
+            *burst_lines(results["message_burst"]),
+            "",
         ]
     if results.get("profile"):
         parts += ["## Where our CPU goes", "", *profile_lines(results["profile"]), ""]
