@@ -31,7 +31,8 @@ from televikar_pbx.db.repositories import (
     DirectoryRepository,
     load_directory,
 )
-from televikar_pbx.delivery.service import start_delivery
+from televikar_pbx.delivery.process import DeliveryProcess
+from televikar_pbx.delivery.service import Delivery, start_delivery
 from televikar_pbx.domain.acd import Desk
 from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
@@ -194,8 +195,13 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
     )
     await features.start()
     control = await start_control(calls, reload, settings.control_port)
-    # Messages reach customers from here (delivery/service.py), not from the nightly job.
-    delivery = await start_delivery(settings, sessionmaker, clock)
+    # Messages reach customers from here (delivery/), not from the nightly job.
+    delivery: Delivery | DeliveryProcess | None = None
+    if settings.delivery_mode == "inline":
+        delivery = await start_delivery(settings, sessionmaker, clock)
+    elif settings.delivery_mode == "process":
+        delivery = DeliveryProcess()
+        delivery.start()
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
@@ -203,7 +209,8 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
     finally:
         log.info("service.stopping")
         await control.cleanup()
-        await delivery.close()
+        if delivery is not None:
+            await delivery.close()
         await features.close()
         phones.close()
         await presence.close()

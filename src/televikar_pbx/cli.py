@@ -44,6 +44,21 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here for start-up time only, like serve.
+    from televikar_pbx.delivery.service import run_delivery
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_delivery(settings, stop, args.clock)
+
+    asyncio.run(main())
+    return 0
+
+
 def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here for start-up time only: alembic is needed by this command alone.
     from televikar_pbx.db.migrate import upgrade
@@ -75,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the answering desk (ARI application)")
     serve.set_defaults(func=_cmd_serve)
+
+    deliver = sub.add_parser(
+        "deliver",
+        help="send the messages in the outbox (serve runs this itself; docs/messages.md)",
+    )
+    deliver.set_defaults(func=_cmd_deliver)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Messages to customers (docs/messages.md): the delivery worker in `serve` looks at
     # the outbox this often (it is also woken when the service saves a message).
     delivery_poll_s: float = Field(default=2.0, gt=0)
+    # "process": `serve` runs the worker as its own niced child process (`televikar-pbx
+    # deliver`), so sending never slows routing; "inline": in the routing process (one
+    # process less); "off": not at all (run `televikar-pbx deliver` yourself).
+    delivery_mode: Literal["process", "inline", "off"] = "process"
     # SMS through Sveve's HTTP API; unset user = SMS recipients' deliveries wait (and
     # end `failed` after the retries) with "SMS is not configured".
     sms_user: str | None = None

@@ -243,6 +243,9 @@ class Service:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
+                # Its own process group: serve and its delivery child (delivery/process.py)
+                # are "the service", stopped together like a machine that crashes.
+                start_new_session=True,
             )
         # Asterisk keeps an application listed after its websocket closed, so readiness
         # is the service's own word: it logs service.ready once the websocket is up.
@@ -274,11 +277,14 @@ class Service:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            os.killpg(process.pid, signal.SIGKILL)  # serve and its delivery child at once
+        else:
+            process.send_signal(sig)  # serve stops its child itself
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

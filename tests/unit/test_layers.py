@@ -25,6 +25,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 LAZY_FOR_START_UP = {
     ("cli.py", "televikar_pbx.app"),  # aioari, aiohttp, panoramisk: `serve` only
     ("cli.py", "televikar_pbx.db.migrate"),  # alembic: `db upgrade` only
+    ("cli.py", "televikar_pbx.delivery.service"),  # aiohttp, SMTP, SMS: `deliver` only
     ("admin/sla.py", "televikar_pbx.reports.pdf"),  # fpdf2, matplotlib
     ("reports/delivery.py", "televikar_pbx.reports.pdf"),
 }

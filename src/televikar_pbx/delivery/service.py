@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.clock import Clock
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.records import MessageRecord, OutboxJob
@@ -100,6 +101,20 @@ async def start_delivery(
     if settings.sms_user:
         webhook = await _start_webhook(outbox, clock, token, settings)
     return Delivery(worker, task, stop, http, webhook)
+
+
+async def run_delivery(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:
+    """``televikar-pbx deliver``: the worker and the webhook until ``stop`` is set."""
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        delivery = await start_delivery(settings, make_sessionmaker(engine), clock)
+        try:
+            await stop.wait()
+        finally:
+            await delivery.close()
+    finally:
+        await engine.dispose()
+    log.info("delivery.stopped")
 
 
 async def _start_webhook(
