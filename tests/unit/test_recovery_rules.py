@@ -10,7 +10,7 @@ from televikar_pbx.domain.acd import CallState
 from televikar_pbx.domain.journal import JournalEntry as J
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.recovery import (
-    CallFacts,
+    OpenCallFacts,
     adoption_state,
     announced_outcome,
     capture_phase,
@@ -24,8 +24,8 @@ T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 def facts(
     *entries: J, customer: bool = True, answered: bool = False, agent: bool = False
-) -> CallFacts:
-    return CallFacts(frozenset(entries), customer, answered, agent)
+) -> OpenCallFacts:
+    return OpenCallFacts(frozenset(entries), customer, answered, agent)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def facts(
     ],
 )
 def test_outcome_of_a_call_lost_while_we_were_away(
-    call: CallFacts, kept: bool, outcome: Outcome
+    call: OpenCallFacts, kept: bool, outcome: Outcome
 ) -> None:
     assert recovered_outcome(call, kept) is outcome
 
@@ -68,7 +68,7 @@ def test_a_recording_found_after_a_restart_is_a_message_from_one_second() -> Non
     ],
 )
 def test_how_a_call_still_in_asterisk_is_taken_back(
-    call: CallFacts, state: CallState | None
+    call: OpenCallFacts, state: CallState | None
 ) -> None:
     assert adoption_state(call) is state
 
@@ -79,11 +79,11 @@ def test_an_announcement_cut_by_the_restart_ends_as_it_would_have() -> None:
 
 
 def test_facts_from_a_row_and_its_journal() -> None:
-    call = CallFacts.of(
+    call = OpenCallFacts.of(
         ["arrived", "message_capture", "something_else"], customer_id=3, answered_at=None
     )
     assert call == facts(J.ARRIVED, J.MESSAGE_CAPTURE)
-    assert CallFacts.of([], customer_id=None, answered_at=T0, agent_id=7) == facts(
+    assert OpenCallFacts.of([], customer_id=None, answered_at=T0, agent_id=7) == facts(
         customer=False, answered=True, agent=True
     )
 

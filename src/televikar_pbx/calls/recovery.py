@@ -57,7 +57,7 @@ from televikar_pbx.clock import Clock
 from televikar_pbx.domain.acd import CallState
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.recovery import (
-    CallFacts,
+    OpenCallFacts,
     adoption_state,
     announced_outcome,
     capture_phase,
@@ -134,7 +134,7 @@ async def reconcile(
     adoptions: list[Adoption] = []
     for record in open_rows:
         key = record.channel_id
-        facts = CallFacts.of(
+        facts = OpenCallFacts.of(
             await journal.entries(record.id),
             customer_id=record.customer_id,
             answered_at=record.answered_at,
@@ -213,7 +213,7 @@ def _ours(channel: dict[str, Any]) -> bool:
 async def _adoption(
     ari: Telephony,
     record: Any,
-    facts: CallFacts,
+    facts: OpenCallFacts,
     channels: dict[str, dict[str, Any]],
     bridges: dict[str, dict[str, Any]],
 ) -> Adoption | None:
@@ -253,7 +253,7 @@ def _offer(leg: str) -> int:
 
 
 async def _message_left(
-    store: CallStore, record: Any, facts: CallFacts, recording_spool: Path, messages_dir: Path
+    store: CallStore, record: Any, facts: OpenCallFacts, recording_spool: Path, messages_dir: Path
 ) -> bool:
     """A capture that ended while we were away: its recording may be in the spool.
     Whether the call has its message now."""

@@ -15,7 +15,7 @@ from televikar_pbx.domain.outcomes import Outcome
 
 
 @dataclass(frozen=True, slots=True)
-class CallFacts:
+class OpenCallFacts:
     """What is known of an open call row when the service comes back."""
 
     journal: frozenset[JournalEntry]
@@ -27,7 +27,7 @@ class CallFacts:
     def of(
         cls, journal: Collection[str], *, customer_id: int | None, answered_at: object,
         agent_id: int | None = None,
-    ) -> CallFacts:  # fmt: skip
+    ) -> OpenCallFacts:  # fmt: skip
         entries = frozenset(JournalEntry(t) for t in journal if t in _VALUES)
         return cls(entries, customer_id is not None, answered_at is not None, agent_id is not None)
 
@@ -44,16 +44,16 @@ class CallFacts:
 _VALUES = frozenset(e.value for e in JournalEntry)
 
 
-def announced_outcome(facts: CallFacts) -> Outcome:
+def announced_outcome(facts: OpenCallFacts) -> Outcome:
     return Outcome.REJECTED if facts.has_customer else Outcome.UNKNOWN_NUMBER
 
 
-def keeps_message(facts: CallFacts, recorded_s: float) -> bool:
+def keeps_message(facts: OpenCallFacts, recorded_s: float) -> bool:
     """Whether a recording found after a restart is kept as the call's message."""
     return facts.has_customer and recorded_s >= MIN_MESSAGE_S
 
 
-def recovered_outcome(facts: CallFacts, message_kept: bool = False) -> Outcome:
+def recovered_outcome(facts: OpenCallFacts, message_kept: bool = False) -> Outcome:
     """The outcome of a call whose caller is gone: answered; a message (one was kept,
     see :func:`keeps_message`) or none; announced; else abandoned."""
     if facts.answered:
@@ -65,7 +65,7 @@ def recovered_outcome(facts: CallFacts, message_kept: bool = False) -> Outcome:
     return Outcome.ABANDONED
 
 
-def adoption_state(facts: CallFacts) -> CallState | None:
+def adoption_state(facts: OpenCallFacts) -> CallState | None:
     """How a call whose caller is still in Asterisk is taken back; ``None``: it is ended
     (with :func:`announced_outcome`: the announcement was nearly over)."""
     if facts.announced:
