@@ -143,6 +143,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=255), nullable=False),
         sa.Column("message_key", sa.String(length=255), nullable=False),
         sa.Column("generation", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("batch_key", sa.String(length=255), nullable=True),
         sa.Column("state", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("due_at", TS, nullable=False),
@@ -163,6 +164,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_outbox_message_id"), "outbox", ["message_id"])
     op.create_index(op.f("ix_outbox_provider_ref"), "outbox", ["provider_ref"])
+    op.create_index(op.f("ix_outbox_batch_key"), "outbox", ["batch_key"])
     op.create_index(op.f("ix_outbox_state_due_at"), "outbox", ["state", "due_at"])
 
 

@@ -22,7 +22,7 @@ from televikar_pbx.db.engine import make_engine
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
-from televikar_pbx.delivery.service import Delivery, channels, start_delivery
+from televikar_pbx.delivery.service import Delivery, channels, digest_channel, start_delivery
 from televikar_pbx.delivery.sveve_standin import SveveStandIn
 from televikar_pbx.delivery.worker import DeliveryWorker
 from televikar_pbx.domain.message_delivery import MAX_ATTEMPTS, Channel
@@ -267,7 +267,45 @@ def worker_for(sm: Sessionmaker, config: Settings, clock: ShiftedClock) -> Deliv
         MessageRepository(sm),
         channels(config, sm, clock, None),  # type: ignore[arg-type]
         clock,
+        digest=digest_channel(config, sm, clock),
     )
+
+
+async def test_a_digest_recipient_gets_the_days_messages_in_one_email_at_16(
+    sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    async with sessionmaker.begin() as s:
+        a = await DirectoryRepository(s).add_customer("Fjordbakst AS", "Fjordbakst", ["4721000001"])
+        await add_recipient(
+            MessageRepository(s), a.id, Channel.EMAIL, "sjef@fjordbakst.example", digest=True
+        )
+    inbox = Mailbox()
+    config = settings(servers.start(inbox))
+    # T0 is 10:15 in Oslo: the day's digest goes at 16:00 local, 15:00 UTC in December.
+    order = await take(sessionmaker, a.id, FormKind.ORDER, **ORDER)
+    note = await take(
+        sessionmaker, a.id, FormKind.MESSAGE,
+        name="Kari Nordmann", phone="22 33 44 55", subject="Ring om leveransen", call_back="ja",
+    )  # fmt: skip
+    urgent = await take(
+        sessionmaker, a.id, FormKind.MESSAGE, urgent="yes",
+        name="Ola", phone="22 33 44 56", subject="Ovnen brenner", call_back="ja",
+    )  # fmt: skip
+    assert await worker_for(sessionmaker, config, ShiftedClock(T0)).run_once() == 1
+    [now] = inbox.received  # an urgent message is never held for the digest
+    assert "Ovnen brenner" in now.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    before = dt.datetime(2026, 12, 3, 14, 59, 50, tzinfo=dt.UTC)
+    assert await worker_for(sessionmaker, config, ShiftedClock(before)).run_once() == 0
+    at_16 = dt.datetime(2026, 12, 3, 15, 0, 1, tzinfo=dt.UTC)
+    assert await worker_for(sessionmaker, config, ShiftedClock(at_16)).run_once() == 2
+    assert await worker_for(sessionmaker, config, ShiftedClock(at_16)).run_once() == 0
+    [_, digest] = inbox.received
+    assert digest.message["Subject"] == "Beskjeder til Fjordbakst 03.12.2026 (2)"
+    body = digest.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Kransekake" in body and "Ring om leveransen" in body and "Ovnen" not in body
+    messages = MessageRepository(sessionmaker)
+    for m in (order, note, urgent):
+        assert (await messages.get_message(m)).status == "sent"
 
 
 def _sql(url: str, *statements: str) -> list[object]:

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +26,7 @@ from televikar_pbx.domain.message_delivery import (
     Recipient,
     Scope,
     When,
+    next_digest_at,
     plan_deliveries,
     sms_reference,
 )
@@ -135,7 +137,15 @@ class MessageRepository(Repository):
             chosen = [p.recipient for p in planned if p.when is When.NOW]
             for r in chosen:
                 await _enqueue(s, message_id, r, now)
-            if not chosen:
+            held = [p.recipient for p in planned if p.when is When.DIGEST]
+            if held:
+                zone = await s.scalar(
+                    select(models.Customer.timezone).where(models.Customer.id == customer_id)
+                )
+                due = next_digest_at(now, zone or "Europe/Oslo")
+                for r in held:
+                    await _hold_for_digest(s, message_id, r, due, zone or "Europe/Oslo")
+            if not chosen and not held:
                 await _log(s, message_id, now, "new", "delivery", result="no recipients")
             await s.flush()
         except IntegrityError as exc:
@@ -365,6 +375,31 @@ async def _enqueue(
             message_key=sms_reference(message_id, to.key, generation),
             generation=generation,
             due_at=now,
+        )
+    )
+
+
+def digest_batch(customer_id: int, recipient_key: str, day: dt.date) -> str:
+    return f"digest:{customer_id}:{recipient_key}:{day.isoformat()}"
+
+
+def digest_day(batch_key: str) -> dt.date:
+    return dt.date.fromisoformat(batch_key.rsplit(":", 1)[1])
+
+
+async def _hold_for_digest(
+    s: AsyncSession, message_id: int, to: Recipient, due: dt.datetime, zone: str
+) -> None:
+    """Hold a delivery for the recipient's next digest (due at the digest time)."""
+    day = due.astimezone(ZoneInfo(zone)).date()
+    await s.execute(
+        insert(models.OutboxItem).values(
+            message_id=message_id,
+            channel="digest",
+            address=to.address,
+            message_key=sms_reference(message_id, f"digest:{to.key}"),
+            batch_key=digest_batch(to.customer_id, to.key, day),
+            due_at=due,
         )
     )
 

@@ -426,6 +426,9 @@ class OutboxItem(Base):
     message_key: Mapped[str] = mapped_column(String(255), unique=True)
     # 0, then one more for each ``messages resend`` (part of the Message-ID).
     generation: Mapped[int] = mapped_column(server_default=text("0"))
+    # Deliveries held for a daily digest (channel "digest") go out together: one e-mail
+    # per batch, "digest:<customer>:<recipient>:<local day>".
+    batch_key: Mapped[str | None] = mapped_column(String(255), index=True)
     state: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempts: Mapped[int] = mapped_column(server_default=text("0"))
     due_at: Mapped[UTCTimestamp]

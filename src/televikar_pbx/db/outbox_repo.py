@@ -11,11 +11,28 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from televikar_pbx.db import models
 from televikar_pbx.db.messages_repo import _log, set_status
 from televikar_pbx.db.records import MessageLogRecord, OutboxJob
 from televikar_pbx.db.repo_base import Repository, require_aware
+
+
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    """Pending and due, or claimed by a worker whose lease ran out."""
+    o = models.OutboxItem
+    return or_(
+        and_(o.state == "pending", o.due_at <= now),
+        and_(o.state == "sending", o.claimed_until <= now),
+    )
+
+
+def _job(r: models.OutboxItem) -> OutboxJob:
+    return OutboxJob(
+        r.id, r.message_id, r.channel, r.address, r.message_key, r.attempts, r.generation,
+        r.batch_key,
+    )  # fmt: skip
 
 
 class OutboxRepository(Repository):
@@ -24,12 +41,13 @@ class OutboxRepository(Repository):
         expired lease), oldest first, and lease them until ``now + lease_s``."""
         require_aware("now", now)
         o = models.OutboxItem
-        due = or_(
-            and_(o.state == "pending", o.due_at <= now),
-            and_(o.state == "sending", o.claimed_until <= now),
-        )
         async with self._unit() as s:
-            stmt = select(o).where(due).order_by(o.due_at, o.id).limit(limit)
+            stmt = (
+                select(o)
+                .where(_due(now), o.channel != "digest")
+                .order_by(o.due_at, o.id)
+                .limit(limit)
+            )
             if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
@@ -37,18 +55,27 @@ class OutboxRepository(Repository):
             for row in rows:
                 row.state, row.claimed_until = "sending", until
                 row.attempts += 1
-            return [
-                OutboxJob(
-                    r.id,
-                    r.message_id,
-                    r.channel,
-                    r.address,
-                    r.message_key,
-                    r.attempts,
-                    r.generation,
-                )
-                for r in rows
-            ]
+            return [_job(r) for r in rows]
+
+    async def claim_digests(self, now: dt.datetime, lease_s: float) -> list[list[OutboxJob]]:
+        """Take every digest delivery that is due, whole batches at a time (one e-mail
+        each), and lease them until ``now + lease_s``."""
+        require_aware("now", now)
+        o = models.OutboxItem
+        async with self._unit() as s:
+            keys = select(o.batch_key).where(_due(now), o.channel == "digest").distinct()
+            stmt = select(o).where(o.batch_key.in_(keys), o.state.in_(("pending", "sending")))
+            stmt = stmt.order_by(o.batch_key, o.id)
+            if s.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = list(await s.scalars(stmt))
+            until = now + dt.timedelta(seconds=lease_s)
+            batches: dict[str, list[OutboxJob]] = {}
+            for row in rows:
+                row.state, row.claimed_until = "sending", until
+                row.attempts += 1
+                batches.setdefault(row.batch_key or "", []).append(_job(row))
+            return list(batches.values())
 
     async def sent(self, job: OutboxJob, now: dt.datetime, provider_ref: str | None = None) -> None:
         o = models.OutboxItem

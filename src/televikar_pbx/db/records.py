@@ -97,3 +97,4 @@ class OutboxJob:
     message_key: str
     attempts: int
     generation: int = 0
+    batch_key: str | None = None

@@ -15,14 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from televikar_pbx.clock import Clock
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.directory_repo import DirectoryRepository
-from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.messages_repo import MessageRepository, digest_day
 from televikar_pbx.db.records import MessageRecord, OutboxJob
+from televikar_pbx.delivery.email_digest import DigestItem, compose_digest
 from televikar_pbx.delivery.email_message import RecordingError, compose, load_recording
 from televikar_pbx.delivery.sms import SmsError, SmsGateway
 from televikar_pbx.delivery.sms_message import compose_sms
 from televikar_pbx.delivery.worker import DeliveryFailed
 from televikar_pbx.domain.directory import Customer
-from televikar_pbx.domain.message_delivery import message_id
+from televikar_pbx.domain.message_delivery import digest_message_id, message_id
 from televikar_pbx.domain.message_forms import Form, FormKind
 from televikar_pbx.domain.messages import Message, MessageKind, MessageStatus
 from televikar_pbx.errors import MailError
@@ -87,6 +88,47 @@ class EmailChannel:
             now=self._clock.now(),
             recording=recording,
         )
+        try:
+            refused = await send(self._smtp, mail)
+        except MailError as exc:
+            raise DeliveryFailed(str(exc), permanent=_refused_for_good(exc)) from exc
+        if refused:
+            raise DeliveryFailed(refused, permanent=True)
+        return mid
+
+
+class DigestChannel:
+    """A recipient's daily digest: the messages held for it, in one e-mail."""
+
+    def __init__(self, smtp: SmtpConfig, load: LoadContext, clock: Clock) -> None:
+        self._smtp = smtp
+        self._load = load
+        self._clock = clock
+        self._domain = smtp.sender.rsplit("@", 1)[-1].strip(" >") or "televikar-pbx"
+
+    async def deliver_batch(
+        self, jobs: list[OutboxJob], messages: list[MessageRecord]
+    ) -> str | None:
+        items: list[DigestItem] = []
+        customer = None
+        for record in messages:
+            ctx = await self._load(record)
+            customer = ctx.customer
+            recording = None
+            if record.kind == "voice":
+                try:
+                    recording = await load_recording(Path(record.file or ""))
+                except RecordingError as exc:
+                    raise DeliveryFailed(f"recording: {exc}") from exc
+            items.append(DigestItem(ctx.message, ctx.form, recording))
+        assert customer is not None and jobs[0].batch_key is not None
+        day = digest_day(jobs[0].batch_key)
+        to = jobs[0].address
+        mid = digest_message_id(customer.id, f"email:{to}", day, self._domain)
+        mail = compose_digest(
+            sender=self._smtp.sender, to=to, customer=customer, day=day, items=items,
+            message_id=mid, now=self._clock.now(),
+        )  # fmt: skip
         try:
             refused = await send(self._smtp, mail)
         except MailError as exc:

@@ -21,7 +21,12 @@ from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.records import MessageRecord, OutboxJob
-from televikar_pbx.delivery.channels import EmailChannel, SmsChannel, context_loader
+from televikar_pbx.delivery.channels import (
+    DigestChannel,
+    EmailChannel,
+    SmsChannel,
+    context_loader,
+)
 from televikar_pbx.delivery.sveve import DEFAULT_BASE_URL, SveveConfig, SveveGateway, read_report
 from televikar_pbx.delivery.worker import Channel, DeliveryFailed, DeliveryWorker, WorkerSettings
 from televikar_pbx.errors import ConfigError
@@ -82,6 +87,17 @@ def channels(
     return table
 
 
+def digest_channel(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+) -> DigestChannel | None:
+    """The daily digests' channel: e-mail, when SMTP is configured."""
+    try:
+        smtp = SmtpConfig.from_settings(settings)
+    except ConfigError:
+        return None
+    return DigestChannel(smtp, context_loader(sessions), clock)
+
+
 async def start_delivery(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> Delivery:
@@ -93,6 +109,7 @@ async def start_delivery(
         channels(settings, sessions, clock, http),
         clock,
         WorkerSettings(poll_s=settings.delivery_poll_s),
+        digest_channel(settings, sessions, clock),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop), name="delivery")

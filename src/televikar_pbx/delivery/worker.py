@@ -49,6 +49,14 @@ class Channel(Protocol):
         ...
 
 
+class BatchChannel(Protocol):
+    async def deliver_batch(
+        self, jobs: list[OutboxJob], messages: list[MessageRecord]
+    ) -> str | None:
+        """Send one e-mail for a batch of deliveries (a recipient's daily digest)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     poll_s: float = 2.0
@@ -65,10 +73,12 @@ class DeliveryWorker:
         channels: Mapping[str, Channel],
         clock: Clock,
         settings: WorkerSettings | None = None,
+        digest: BatchChannel | None = None,
     ) -> None:
         self._outbox = outbox
         self._messages = messages
         self._channels = dict(channels)
+        self._digest = digest
         self._clock = clock
         self._settings = settings or WorkerSettings()
         self._wake = asyncio.Event()
@@ -98,10 +108,36 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim and deliver one batch; returns how many were claimed."""
         s = self._settings
-        jobs = await self._outbox.claim_due(self._clock.now(), s.batch, s.lease_s)
-        if jobs:
-            await asyncio.gather(*(self._deliver(job) for job in jobs))
-        return len(jobs)
+        now = self._clock.now()
+        jobs = await self._outbox.claim_due(now, s.batch, s.lease_s)
+        batches = await self._outbox.claim_digests(now, s.lease_s)
+        await asyncio.gather(
+            *(self._deliver(job) for job in jobs), *(self._deliver_batch(b) for b in batches)
+        )
+        return len(jobs) + sum(len(b) for b in batches)
+
+    async def _deliver_batch(self, jobs: list[OutboxJob]) -> None:
+        """A daily digest: one e-mail for all its messages; each delivery is recorded."""
+        async with self._limit:
+            bound = log.bind(batch=jobs[0].batch_key, messages=len(jobs))
+            try:
+                if self._digest is None:
+                    raise DeliveryFailed("the e-mail channel is not configured (digest)")
+                messages = [await self._messages.get_message(j.message_id) for j in jobs]
+                ref = await self._digest.deliver_batch(jobs, messages)
+            except DeliveryFailed as exc:
+                for job in jobs:
+                    await self._failed(job, str(exc), exc.permanent, bound)
+                return
+            except Exception as exc:
+                bound.exception("delivery.crashed")
+                for job in jobs:
+                    await self._failed(job, f"{type(exc).__name__}: {exc}", False, bound)
+                return
+            now = self._clock.now()
+            for job in jobs:
+                await self._outbox.sent(job, now, ref)
+            bound.info("delivery.digest_sent")
 
     async def _deliver(self, job: OutboxJob) -> None:
         async with self._limit:
