@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Messages to customers (docs/messages.md): the delivery worker in `serve` looks at
     # the outbox this often (it is also woken when the service saves a message).
     delivery_poll_s: float = Field(default=2.0, gt=0)
+    # How long a claimed delivery is the claiming worker's: a worker that died mid-send
+    # leaves it to be sent again after this (with the same Message-ID). Keep it well
+    # above TELEVIKAR_SMTP_TIMEOUT_S, or a slow server gets the e-mail twice.
+    delivery_lease_s: float = Field(default=120.0, gt=0)
     # "process": `serve` runs the worker as its own niced child process (`televikar-pbx
     # deliver`), so sending never slows routing; "inline": in the routing process (one
     # process less); "off": not at all (run `televikar-pbx deliver` yourself).
