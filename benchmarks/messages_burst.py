@@ -237,7 +237,7 @@ def run_burst(
 
 def worker_main() -> None:
     """``--worker``: the delivery worker alone, as ``serve`` runs it, until SIGTERM."""
-    from televikar_pbx.clock import SystemClock
+    from televikar_pbx.clock import clock_from_env
     from televikar_pbx.delivery.service import start_delivery
     from televikar_pbx.logs import configure_logging
     from televikar_pbx.settings import load_settings
@@ -249,7 +249,7 @@ def worker_main() -> None:
         engine = make_engine(settings.sqlalchemy_url)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        delivery = await start_delivery(settings, make_sessionmaker(engine), SystemClock())
+        delivery = await start_delivery(settings, make_sessionmaker(engine), clock_from_env())
         await stop.wait()
         await delivery.close()
         await engine.dispose()
@@ -295,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             "TELEVIKAR_DATABASE_URL": db_url,
             "TELEVIKAR_DELIVERY_POLL_S": str(a.poll_s),
             "TELEVIKAR_LOG_LEVEL": "warning",
+            # The worker's clock starts at ours: messages are due from the moment this
+            # process saves them, and a test may run this process with its clock moved
+            # (tests/setup/shifted-clock.sh), which no child process inherits.
+            "TELEVIKAR_NOW": dt.datetime.now(dt.UTC).isoformat(),
             **smtp_env(port),
         }
         log = Path(tmp) / "worker.log"
