@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     # leaves it to be sent again after this (with the same Message-ID). Keep it well
     # above TELEVIKAR_SMTP_TIMEOUT_S, or a slow server gets the e-mail twice.
     delivery_lease_s: float = Field(default=120.0, gt=0)
+    # At most this many deliveries a second (0: no limit). It spreads a burst out, keeps
+    # a mail server's rate limit, and on SQLite leaves the write lock to the call
+    # service (1,000 messages take about 35 s at 30/s).
+    delivery_rate: float = Field(default=30.0, ge=0)
+    # While the SMTP server is unreachable the worker checks this often whether it is
+    # back (connect, greeting, NOOP), and then sends what waited at once.
+    delivery_probe_s: float = Field(default=15.0, gt=0)
     # "process": `serve` runs the worker as its own niced child process (`televikar-pbx
     # deliver`), so sending never slows routing; "inline": in the routing process (one
     # process less); "off": not at all (run `televikar-pbx deliver` yourself).

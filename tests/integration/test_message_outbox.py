@@ -10,11 +10,12 @@ import datetime as dt
 import time
 import wave
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from televikar_pbx.clock import ShiftedClock
 from televikar_pbx.db import migrate, models
@@ -24,7 +25,7 @@ from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
 from televikar_pbx.delivery.service import Delivery, channels, digest_channel, start_delivery
 from televikar_pbx.delivery.sveve_standin import SveveStandIn
-from televikar_pbx.delivery.worker import DeliveryWorker
+from televikar_pbx.delivery.worker import DeliveryWorker, WorkerSettings
 from televikar_pbx.domain.message_delivery import MAX_ATTEMPTS, Channel
 from televikar_pbx.domain.message_forms import FormKind
 from televikar_pbx.domain.message_validation import ValidationFailed
@@ -198,6 +199,68 @@ async def test_smtp_down_then_back_delivers_once(
     assert (await MessageRepository(sessionmaker).get_message(message)).status == "sent"
 
 
+@dataclass
+class HandClock:
+    at: dt.datetime
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+def probing_worker(sm: Sessionmaker, port: int, clock: HandClock, probe_s: float) -> DeliveryWorker:
+    return DeliveryWorker(
+        OutboxRepository(sm),
+        MessageRepository(sm),
+        channels(settings(port), sm, clock, None),  # type: ignore[arg-type]
+        clock,
+        WorkerSettings(probe_s=probe_s),
+    )
+
+
+async def test_a_server_back_from_an_outage_gets_what_waited_before_the_next_retry(
+    sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    """The first retry would come 10 s after the failure; the probe (every 2 s here)
+    finds the server back after 3 s and sends both at once, each once."""
+    a, b = await customers(sessionmaker)
+    port = free_port()  # the SMTP server is down
+    clock = HandClock(T0)
+    worker = probing_worker(sessionmaker, port, clock, probe_s=2)
+    taken = [await take(sessionmaker, c, FormKind.ORDER, **ORDER) for c in (a, b)]
+    assert await worker.run_once() == 2  # both fail: unreachable
+    clock.at = T0 + dt.timedelta(seconds=1)
+    assert await worker.run_once() == 0  # no probe yet, no retry due
+    clock.at = T0 + dt.timedelta(seconds=2.5)
+    assert await worker.run_once() == 0  # probed: still down
+    inbox = Mailbox()
+    servers.start(inbox, port)
+    clock.at = T0 + dt.timedelta(seconds=4)
+    assert await worker.run_once() == 0  # the next probe is at 4.5 s
+    clock.at = T0 + dt.timedelta(seconds=5)
+    assert await worker.run_once() == 2  # probed: back, and both are due now
+    assert len(inbox.to("post@fjordbakst.example")) == 1
+    assert len(inbox.to("post@nordlys.example")) == 1
+    repo = MessageRepository(sessionmaker)
+    for message in taken:
+        assert [e.status for e in await repo.message_log(message)] == ["new", "retry", "sent"]
+    assert await worker.run_once() == 0
+
+
+async def test_a_server_that_refuses_is_not_an_outage(
+    sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    """A server that refuses the recipient is answering: that is no outage, so no
+    probing (only the schedule, here none: a 5xx refusal is final)."""
+    a, _ = await customers(sessionmaker)
+    inbox = Mailbox(refuse={"post@fjordbakst.example"})
+    port = servers.start(inbox)
+    clock = HandClock(T0)
+    worker = probing_worker(sessionmaker, port, clock, probe_s=1)
+    await take(sessionmaker, a, FormKind.ORDER, **ORDER)
+    assert await worker.run_once() == 1
+    assert worker._probe_at == {}
+
+
 async def test_a_crash_between_sending_and_recording_resends_the_same_message_id(
     sessionmaker: Sessionmaker, servers: Servers
 ) -> None:
@@ -259,6 +322,48 @@ async def test_a_voice_message_goes_out_with_its_recording(
     [attachment] = list(mail.message.iter_attachments())
     assert attachment.get_content_type() == "audio/wav"
     assert attachment.get_content() == wav.read_bytes()
+
+
+async def test_a_round_writes_a_few_statements_whatever_its_size(
+    engine: AsyncEngine, sessionmaker: Sessionmaker, servers: Servers
+) -> None:
+    """A round of 20 e-mails: one UPDATE claims them, and their outcomes are three
+    statements in one transaction, not four transactions per e-mail (on SQLite each
+    write waits for the one write lock the call service needs while callers wait)."""
+    a, b = await customers(sessionmaker)
+    inbox = Mailbox()
+    config = settings(servers.start(inbox))
+    for _ in range(12):  # each an e-mail (the SMS recipient takes urgent ones only)
+        await take(sessionmaker, a, FormKind.ORDER, **ORDER)
+        await take(sessionmaker, b, FormKind.ORDER, **ORDER)
+    writes: list[tuple[str, bool]] = []
+
+    def seen(
+        conn: object, cursor: object, statement: str, params: object, context: object,
+        executemany: bool,
+    ) -> None:  # fmt: skip
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            writes.append((verb, executemany))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        worker = worker_for(sessionmaker, config, ShiftedClock(T0))
+        assert await worker.run_once() == 20
+        assert len(writes) == 4, writes  # claim; sent rows, their log, the messages' status
+        assert [many for _, many in writes] == [False, True, True, False]
+        writes.clear()
+        assert await worker.run_once() == 4
+        assert len(writes) == 4, writes
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(inbox.received) == 24
+    repo = MessageRepository(sessionmaker)
+    day = (T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=1))
+    taken = [*await repo.list_messages(a, *day), *await repo.list_messages(b, *day)]
+    assert len(taken) == 24 and {m.status for m in taken} == {"sent"}
+    logs = [await repo.message_log(m.id) for m in taken]
+    assert all([entry.status for entry in log] == ["new", "sent"] for log in logs)
 
 
 def worker_for(sm: Sessionmaker, config: Settings, clock: ShiftedClock) -> DeliveryWorker:

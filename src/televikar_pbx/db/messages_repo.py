@@ -431,12 +431,17 @@ async def _log(
 async def set_status(s: AsyncSession, message_id: int, status: str) -> None:
     """Move the message's status forward (never back: an e-mail sent after the SMS was
     reported delivered leaves it delivered)."""
+    await set_statuses(s, [message_id], status)
+
+
+async def set_statuses(s: AsyncSession, message_ids: Sequence[int], status: str) -> None:
+    """:func:`set_status` for several messages in one statement."""
     behind = [k for k, v in _PROGRESS.items() if v < _PROGRESS[status] or k == "failed"]
     if status == "failed":  # the last retry, or the gateway's "undeliverable"
         behind = ["new", "sent"]
     await s.execute(
         update(models.Message)
-        .where(models.Message.id == message_id, models.Message.status.in_(behind))
+        .where(models.Message.id.in_(list(message_ids)), models.Message.status.in_(behind))
         .values(status=status)
     )
 

@@ -3,18 +3,28 @@
 A claim sets ``state = 'sending'`` with a lease (``claimed_until``); a worker that dies
 mid-send leaves the row to be claimed again when the lease runs out, with the same
 ``message_key``, so the duplicate that may follow is recognisable (docs/messages.md).
-Each outcome is one transaction: the outbox row, the message's log and its status.
+The outcomes of a round are one transaction (:meth:`OutboxRepository.finish`): the
+outbox rows, the messages' log and their status.
+
+Short write transactions: on SQLite the database has one writer at a time, and the call
+service writes each call's records while the caller waits for an agent. A claim is one
+UPDATE, and a round's ``sent`` rows are three statements whatever their number
+(executemany), so the worker holds the write lock for a few milliseconds per round, not
+per e-mail (docs/performance.md, the burst beside routing).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from televikar_pbx.db import models
-from televikar_pbx.db.messages_repo import _log, set_status
+from televikar_pbx.db.messages_repo import _log, set_status, set_statuses
 from televikar_pbx.db.records import MessageLogRecord, OutboxJob
 from televikar_pbx.db.repo_base import Repository, require_aware
 
@@ -28,10 +38,10 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def _job(r: models.OutboxItem) -> OutboxJob:
+def _job(r: models.OutboxItem, attempts: int | None = None) -> OutboxJob:
     return OutboxJob(
-        r.id, r.message_id, r.channel, r.address, r.message_key, r.attempts, r.generation,
-        r.batch_key,
+        r.id, r.message_id, r.channel, r.address, r.message_key,
+        r.attempts if attempts is None else attempts, r.generation, r.batch_key,
     )  # fmt: skip
 
 
@@ -51,11 +61,20 @@ class OutboxRepository(Repository):
             if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
+            if not rows:
+                return []
             until = now + dt.timedelta(seconds=lease_s)
-            for row in rows:
-                row.state, row.claimed_until = "sending", until
-                row.attempts += 1
-            return [_job(r) for r in rows]
+            # One statement, not one per row; the due condition again, so a row another
+            # worker claimed since the SELECT (SQLite has no SKIP LOCKED) is not taken.
+            result = await s.execute(
+                update(o)
+                .where(o.id.in_([r.id for r in rows]), _due(now))
+                .values(state="sending", claimed_until=until, attempts=o.attempts + 1)
+                .returning(o.id)
+                .execution_options(synchronize_session=False)
+            )
+            taken = set(result.scalars())
+            return [_job(r, r.attempts + 1) for r in rows if r.id in taken]
 
     async def claim_digests(self, now: dt.datetime, lease_s: float) -> list[list[OutboxJob]]:
         """Take every digest delivery that is due, whole batches at a time (one e-mail
@@ -77,58 +96,52 @@ class OutboxRepository(Repository):
                 batches.setdefault(row.batch_key or "", []).append(_job(row))
             return list(batches.values())
 
-    async def sent(self, job: OutboxJob, now: dt.datetime, provider_ref: str | None = None) -> None:
+    async def finish(
+        self,
+        now: dt.datetime,
+        sent: Sequence[tuple[OutboxJob, str | None]] = (),
+        retries: Sequence[tuple[OutboxJob, str, dt.datetime]] = (),
+        failures: Sequence[tuple[OutboxJob, str]] = (),
+    ) -> None:
+        """Record a round's outcomes in one transaction: deliveries ``sent`` (with the
+        provider's reference), attempts that failed and are ``retries`` (error, next due
+        time), and deliveries given up (``failures``: the last retry failed)."""
+        async with self._unit() as s:
+            if sent:
+                await _record_sent(s, now, sent)
+            for job, error, due_at in retries:
+                await _record_retry(s, now, job, error, due_at)
+            for job, error in failures:
+                await _record_failure(s, now, job, error)
+
+    async def bring_forward(self, channel: str, now: dt.datetime) -> int:
+        """Make the deliveries of ``channel`` that wait for a retry due at ``now`` (its
+        server was away and is back). Returns how many."""
         o = models.OutboxItem
         async with self._unit() as s:
-            await s.execute(
-                update(o)
-                .where(o.id == job.id)
-                .values(state="sent", sent_at=now, provider_ref=provider_ref, last_error=None)
+            ids = select(o.id).where(
+                o.channel == channel, o.state == "pending", o.attempts > 0, o.due_at > now
             )
-            await _log(
-                s, job.message_id, now, "sent", "delivery",
-                channel=job.channel, recipient=job.address, result=provider_ref or "accepted",
-            )  # fmt: skip
-            await set_status(s, job.message_id, "sent")
+            result = await s.execute(
+                update(o)
+                .where(o.id.in_(ids.scalar_subquery()))
+                .values(due_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def sent(self, job: OutboxJob, now: dt.datetime, provider_ref: str | None = None) -> None:
+        await self.finish(now, sent=[(job, provider_ref)])
 
     async def retry(
         self, job: OutboxJob, now: dt.datetime, error: str, due_at: dt.datetime
     ) -> None:
-        o = models.OutboxItem
-        async with self._unit() as s:
-            await s.execute(
-                update(o)
-                .where(o.id == job.id)
-                .values(state="pending", due_at=due_at, claimed_until=None, last_error=error)
-            )
-            await _log(
-                s, job.message_id, now, "retry", "delivery",
-                channel=job.channel, recipient=job.address,
-                result=f"attempt {job.attempts} failed: {error}; next at {due_at.isoformat()}",
-            )  # fmt: skip
+        await self.finish(now, retries=[(job, error, due_at)])
 
     async def failed(self, job: OutboxJob, now: dt.datetime, error: str) -> None:
         """The last retry failed: this delivery is given up. The message is ``failed``
         unless another delivery of it went out."""
-        o = models.OutboxItem
-        async with self._unit() as s:
-            await s.execute(
-                update(o)
-                .where(o.id == job.id)
-                .values(state="failed", claimed_until=None, last_error=error)
-            )
-            await _log(
-                s, job.message_id, now, "failed", "delivery",
-                channel=job.channel, recipient=job.address,
-                result=f"gave up after {job.attempts} attempts: {error}",
-            )  # fmt: skip
-            went_out = await s.scalar(
-                select(func.count())
-                .select_from(o)
-                .where(o.message_id == job.message_id, o.state.in_(("sent", "delivered")))
-            )
-            if not went_out:
-                await set_status(s, job.message_id, "failed")
+        await self.finish(now, failures=[(job, error)])
 
     async def delivered(self, provider_ref: str, now: dt.datetime, result: str) -> bool:
         """A channel's delivery report (an SMS gateway's webhook) for ``provider_ref``."""
@@ -158,13 +171,7 @@ class OutboxRepository(Repository):
                 s, row.message_id, now, "failed", "gateway",
                 channel=row.channel, recipient=row.address, result=result,
             )  # fmt: skip
-            went_out = await s.scalar(
-                select(func.count())
-                .select_from(o)
-                .where(o.message_id == row.message_id, o.state.in_(("sent", "delivered")))
-            )
-            if not went_out:
-                await set_status(s, row.message_id, "failed")
+            await _failed_unless_another_went_out(s, row.message_id)
             return True
 
     async def counts(self) -> dict[str, int]:
@@ -195,3 +202,71 @@ class OutboxRepository(Repository):
         o = models.OutboxItem
         async with self._unit() as s:
             return await s.scalar(select(func.min(o.due_at)).where(o.state == "pending"))
+
+
+async def _record_sent(
+    s: AsyncSession, now: dt.datetime, sent: Sequence[tuple[OutboxJob, str | None]]
+) -> None:
+    """Three statements for any number of deliveries (executemany)."""
+    t = cast(Table, models.OutboxItem.__table__)
+    log = cast(Table, models.MessageLogEntry.__table__)
+    await s.execute(
+        update(t)
+        .where(t.c.id == bindparam("job_id"))
+        .values(state="sent", sent_at=now, provider_ref=bindparam("ref"), last_error=None),
+        [{"job_id": job.id, "ref": ref} for job, ref in sent],
+    )
+    await s.execute(
+        insert(log),
+        [
+            {
+                "message_id": job.message_id, "at": now, "status": "sent",
+                "actor": "delivery", "channel": job.channel, "recipient": job.address,
+                "result": ref or "accepted",
+            }
+            for job, ref in sent
+        ],
+    )  # fmt: skip
+    await set_statuses(s, sorted({job.message_id for job, _ in sent}), "sent")
+
+
+async def _record_retry(
+    s: AsyncSession, now: dt.datetime, job: OutboxJob, error: str, due_at: dt.datetime
+) -> None:
+    o = models.OutboxItem
+    await s.execute(
+        update(o)
+        .where(o.id == job.id)
+        .values(state="pending", due_at=due_at, claimed_until=None, last_error=error)
+    )
+    await _log(
+        s, job.message_id, now, "retry", "delivery",
+        channel=job.channel, recipient=job.address,
+        result=f"attempt {job.attempts} failed: {error}; next at {due_at.isoformat()}",
+    )  # fmt: skip
+
+
+async def _record_failure(s: AsyncSession, now: dt.datetime, job: OutboxJob, error: str) -> None:
+    o = models.OutboxItem
+    await s.execute(
+        update(o).where(o.id == job.id).values(state="failed", claimed_until=None, last_error=error)
+    )
+    await _log(
+        s, job.message_id, now, "failed", "delivery",
+        channel=job.channel, recipient=job.address,
+        result=f"gave up after {job.attempts} attempts: {error}",
+    )  # fmt: skip
+    await _failed_unless_another_went_out(s, job.message_id)
+
+
+async def _failed_unless_another_went_out(s: AsyncSession, message_id: int) -> None:
+    """A delivery of the message failed for good: the message is ``failed`` unless
+    another of its deliveries went out."""
+    o = models.OutboxItem
+    went_out = await s.scalar(
+        select(func.count())
+        .select_from(o)
+        .where(o.message_id == message_id, o.state.in_(("sent", "delivered")))
+    )
+    if not went_out:
+        await set_status(s, message_id, "failed")

@@ -28,7 +28,7 @@ from televikar_pbx.domain.message_forms import Form, FormKind
 from televikar_pbx.domain.messages import Message, MessageKind, MessageStatus
 from televikar_pbx.errors import MailError
 from televikar_pbx.messages.services import form_version
-from televikar_pbx.reports.mail import SmtpConfig, send
+from televikar_pbx.reports.mail import SmtpConfig, reachable, send
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +91,13 @@ class EmailChannel:
         try:
             refused = await send(self._smtp, mail)
         except MailError as exc:
-            raise DeliveryFailed(str(exc), permanent=_refused_for_good(exc)) from exc
+            raise _mail_failed(exc) from exc
         if refused:
             raise DeliveryFailed(refused, permanent=True)
         return mid
+
+    async def reachable(self) -> bool:
+        return await reachable(self._smtp)
 
 
 class DigestChannel:
@@ -132,10 +135,26 @@ class DigestChannel:
         try:
             refused = await send(self._smtp, mail)
         except MailError as exc:
-            raise DeliveryFailed(str(exc), permanent=_refused_for_good(exc)) from exc
+            raise _mail_failed(exc) from exc
         if refused:
             raise DeliveryFailed(refused, permanent=True)
         return mid
+
+    async def reachable(self) -> bool:
+        return await reachable(self._smtp)
+
+
+def _mail_failed(exc: MailError) -> DeliveryFailed:
+    return DeliveryFailed(str(exc), permanent=_refused_for_good(exc), unreachable=_server_away(exc))
+
+
+def _server_away(exc: MailError) -> bool:
+    """The SMTP server could not be reached or dropped us before taking the message
+    (as opposed to refusing this message, its recipient or our login)."""
+    cause = exc.__cause__
+    if isinstance(cause, smtplib.SMTPConnectError | smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(cause, OSError) and not isinstance(cause, smtplib.SMTPException)
 
 
 def _refused_for_good(exc: MailError) -> bool:

@@ -108,7 +108,12 @@ async def start_delivery(
         MessageRepository(sessions),
         channels(settings, sessions, clock, http),
         clock,
-        WorkerSettings(poll_s=settings.delivery_poll_s, lease_s=settings.delivery_lease_s),
+        WorkerSettings(
+            poll_s=settings.delivery_poll_s,
+            lease_s=settings.delivery_lease_s,
+            rate=settings.delivery_rate,
+            probe_s=settings.delivery_probe_s,
+        ),
         digest_channel(settings, sessions, clock),
     )
     stop = asyncio.Event()

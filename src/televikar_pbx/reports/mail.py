@@ -83,16 +83,40 @@ def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=config.ca_file)
 
 
+def _connect(config: SmtpConfig) -> tuple[smtplib.SMTP, ssl.SSLContext | None]:
+    context = None if config.security == "none" else _tls_context(config)
+    if config.security == "tls":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            config.host, config.port, timeout=config.timeout_s, context=context
+        )
+    else:
+        client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_s)
+    return client, context
+
+
+async def reachable(config: SmtpConfig) -> bool:
+    """Whether the server answers: a connection, its greeting and a NOOP (no login, no
+    message). The delivery worker asks this while the server is away."""
+    return await asyncio.to_thread(_reachable_blocking, config)
+
+
+def _reachable_blocking(config: SmtpConfig) -> bool:
+    try:
+        client, _ = _connect(config)
+        try:
+            code, _ = client.noop()
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.quit()
+            return code == 250
+        finally:
+            client.close()
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
 def _send_blocking(config: SmtpConfig, message: EmailMessage) -> str | None:
     try:
-        context = None if config.security == "none" else _tls_context(config)
-        client: smtplib.SMTP
-        if config.security == "tls":
-            client = smtplib.SMTP_SSL(
-                config.host, config.port, timeout=config.timeout_s, context=context
-            )
-        else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_s)
+        client, context = _connect(config)
         # Not ``with client``: its QUIT on the way out, on a connection a failed TLS
         # handshake left broken, would raise in place of the error that matters.
         try:
