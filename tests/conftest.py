@@ -17,6 +17,7 @@ ASTERISK_SUITE = Path(__file__).parent / "asterisk"
 # ISO 8601 instant with its offset): every wall-clock read of this process (datetime,
 # date.today, time.time) starts there and runs on; monotonic clocks stay real.
 SHIFT_ENV = "TELEVIKAR_TEST_CLOCK"
+LAB_GROUP = "asterisk-lab"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,10 +36,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under ``tests/asterisk`` needs the lab: mark it, so that
     ``pytest -m "not asterisk and not postgres"`` is the fast inner-loop suite.
-    (The PostgreSQL halves are marked where the database fixture is parametrised.)"""
+    (The PostgreSQL halves are marked where the database fixture is parametrised.)
+
+    pytest runs on several processes (pytest-xdist, ``addopts`` in pyproject.toml); the
+    lab is one Asterisk with one set of numbers, agents and ports, so its tests are one
+    xdist group: one process runs them all, one after the other."""
     for item in items:
         if ASTERISK_SUITE in Path(item.path).parents:
             item.add_marker(pytest.mark.asterisk)
+            item.add_marker(pytest.mark.xdist_group(LAB_GROUP))
 
 
 @pytest.fixture(autouse=True)

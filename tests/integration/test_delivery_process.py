@@ -94,7 +94,9 @@ def test_the_worker_is_niced_restarted_when_it_exits_and_dies_with_its_parent(
     parent: subprocess.Popen[bytes],
 ) -> None:
     [child] = until(lambda: children(parent.pid), 20, "the delivery child")  # type: ignore[misc]
-    assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    # Ten steps nicer than serve, up to Linux's ceiling of 19 (the suite may run niced).
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
+    assert os.getpriority(os.PRIO_PROCESS, child) == expected
     os.kill(child, signal.SIGKILL)  # it dies on its own: the parent starts another
     [again] = until(  # type: ignore[misc]
         lambda: [c for c in children(parent.pid) if c != child], 20, "a new delivery child"

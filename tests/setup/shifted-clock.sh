@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fast suite once more under shifted clocks and without any bytecode cache, so a test
 # that only passes on the day it was written, at some hours, or when a .pyc happens to be
-# cached, fails here (issue 11). Run by `make test` after the main run; needs faketime.
+# cached, fails here (issue 11). Run by `make test` (tests/setup/run-all.sh), beside the
+# real-Asterisk tests; extra arguments go to each pytest run.
 #
 #   a year ahead of today, at the current time of day
 #   01:59:59 Europe/Oslo on the last Sunday of March next year (the clock jumps to 03:00)
