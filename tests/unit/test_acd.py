@@ -651,6 +651,26 @@ def test_a_caller_gone_while_recording_waits_for_the_recording() -> None:
     ]
 
 
+def test_a_recording_not_reported_after_the_caller_left_is_asked_for() -> None:
+    """Seen under load: the prompt ended as the caller hung up, the recording was started
+    on the dying channel, and Asterisk never reported it finished. The call must not
+    stay open: RECORDING_GRACE_S after the caller left, the desk asks for it, once."""
+    d = desk([customer(1)], [])
+    d.handle(CallerArrived("c1", 1), at(0))
+    d.handle(acd.RecordingStarted("c1"), at(6))
+    assert d.next_deadline() is None
+    assert d.handle(CallerHungUp("c1"), at(10)) == []
+    assert d.next_deadline() == at(10 + acd.RECORDING_GRACE_S)
+    assert d.handle(acd.Tick(), at(10 + acd.RECORDING_GRACE_S - 0.1)) == []
+    assert d.handle(acd.Tick(), at(10 + acd.RECORDING_GRACE_S)) == [acd.FinishRecording("c1")]
+    assert d.next_deadline() is None  # asked once
+    assert d.handle(acd.Tick(), at(20)) == []
+    assert d.handle(MessageRecorded("c1", 0.0), at(20)) == [
+        CloseCall("c1", Outcome.NO_MESSAGE, at(10))  # ended when the caller left
+    ]
+    assert "c1" not in d.calls
+
+
 def test_a_prompt_or_recording_that_failed_ends_the_capture_without_a_message() -> None:
     d = desk([customer(1)], [])
     d.handle(CallerArrived("c1", 1), at(0))

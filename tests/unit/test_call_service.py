@@ -307,3 +307,34 @@ async def test_a_caller_gone_while_recording_ends_with_the_recording(tmp_path: P
     )
     assert h.store.calls[1]["outcome"] == "no_message"
     assert h.store.calls[1]["ended_at"] == T0 + timedelta(seconds=7)
+
+
+async def test_a_recording_asterisk_never_reports_is_taken_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    """The caller hung up as the recording started and no RecordingFinished came (seen
+    under load in the chaos test): RECORDING_GRACE_S after the hang-up the shell takes
+    the file itself, so the message is kept and the call ends. The events are stamped in
+    the past, so the grace is already over when the hang-up is handled."""
+    h = Harness(tmp_path, ())
+    await h.send(event("StasisStart", -20, channel=caller(), args=["inbound", "4721000001"]))
+    await h.send(
+        event("PlaybackFinished", -14, playback={"id": "prompt-c1", "target_uri": "channel:c1"})
+    )
+    name = next(r for r in h.ari.requests if r[0] == "record")[2]
+    h.write_wav(name, 3.0)  # Asterisk wrote it, and never said so
+    await h.send(event("ChannelDestroyed", -10, channel={"id": "c1"}, cause=16))
+    for _ in range(50):
+        if "outcome" in h.store.calls[1]:
+            break
+        await asyncio.sleep(0.02)
+        await h.dispatcher.drain()
+    assert h.store.calls[1]["outcome"] == "message"
+    assert h.store.calls[1]["ended_at"] == T0 - timedelta(seconds=10)
+    [message] = h.store.messages
+    assert message["duration_s"] == pytest.approx(3.0)
+    # A late RecordingFinished after all changes nothing.
+    await h.send(
+        event("RecordingFinished", 1, recording={"name": name, "target_uri": "channel:c1"})
+    )
+    assert len(h.store.messages) == 1 and h.store.calls[1]["outcome"] == "message"

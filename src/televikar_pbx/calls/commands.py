@@ -80,6 +80,15 @@ class DeskCommands(CallShell):
             call.log.info("call.message_capture", reason=command.reason)
             if not await self._media.capture(call, command.prompt):
                 await self._feed(acd.MessageRecorded(call.key, 0.0), at)
+        elif isinstance(command, acd.FinishRecording):
+            # Asterisk did not report the recording done after the caller left: take
+            # what it wrote (recording_done keeps a file of 1 s or more, else nothing).
+            call.log.warning("call.recording_not_reported", recording=call.recording_name)
+            duration = 0.0
+            if call.recording_name is not None:
+                done = synthetic("RecordingFinished", at, call.key)
+                duration = await self._media.recording_done(call, done)
+            await self._feed(acd.MessageRecorded(call.key, duration), at)
         elif isinstance(command, acd.Announce):
             await self._journal.announcement(call.record_id, at, command.announcement)
             if not await self._media.announce(call, command.announcement):

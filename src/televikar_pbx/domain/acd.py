@@ -37,7 +37,10 @@ pause the agent. A caller who hangs up while an agent rings cancels the offer at
 After a connected call the agent is in wrap-up for the customer's wrap-up time before
 being offered again. A caller who waits longer than the customer's maximum is taken to
 message capture (an offer ringing at that moment is cancelled, not counted as a miss).
-A recorded message of under one second is outcome ``no_message``.
+A recorded message of under one second is outcome ``no_message``. A caller who hangs up
+during the recording ends the call when the recording is reported done; if that report
+has not come :data:`RECORDING_GRACE_S` later, the desk asks for the recording itself
+(:class:`FinishRecording`), so no call waits for an event that never comes.
 
 An event that is illegal in the current state raises :class:`IllegalEvent` and leaves
 the state unchanged: all checks happen before the first mutation.
@@ -83,6 +86,7 @@ from televikar_pbx.domain.desk_messages import (
     Command,
     ConnectCall,
     Event,
+    FinishRecording,
     HangUpAgent,
     HangUpCaller,
     KeepHangupCause,
@@ -114,6 +118,7 @@ __all__ = [
     "CALL_TRANSITIONS",
     "MIN_MESSAGE_S",
     "MISSES_BEFORE_PAUSE",
+    "RECORDING_GRACE_S",
     "AgentAnswered",
     "AgentEvent",
     "AgentHungUp",
@@ -144,6 +149,7 @@ __all__ = [
     "Desk",
     "DeskView",
     "Event",
+    "FinishRecording",
     "HangUpAgent",
     "HangUpCaller",
     "IllegalEvent",
@@ -162,6 +168,9 @@ __all__ = [
 ]
 
 MIN_MESSAGE_S = 1.0
+# How long after the caller hung up during a recording the desk waits for Asterisk's
+# RecordingFinished before it asks for the recording itself (FinishRecording).
+RECORDING_GRACE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -174,6 +183,7 @@ class CallSlot:
     tried: list[int] = field(default_factory=list)
     caller_gone_at: datetime | None = None
     outcome: Outcome | None = None  # for announcements: decided on arrival
+    recording_chased: bool = False  # FinishRecording was asked for
 
 
 class Desk(AgentDesk):
@@ -259,7 +269,19 @@ class Desk(AgentDesk):
             if call.state in (CallState.QUEUED, CallState.OFFERED):
                 limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)
                 deadlines.append(call.arrived_at + limit)
+            elif (chase := self._recording_deadline(call)) is not None:
+                deadlines.append(chase)
         return min(deadlines, default=None)
+
+    @staticmethod
+    def _recording_deadline(call: CallSlot) -> datetime | None:
+        """When a recording whose caller left is fetched if Asterisk has not reported
+        it done (None: not such a call, or already asked)."""
+        if call.state is not CallState.RECORDING or call.caller_gone_at is None:
+            return None
+        if call.recording_chased:
+            return None
+        return call.caller_gone_at + timedelta(seconds=RECORDING_GRACE_S)
 
     # --- arrivals ---------------------------------------------------------------------
 
@@ -430,6 +452,10 @@ class Desk(AgentDesk):
             if agent.wrap_up_until is not None and agent.wrap_up_until <= now:
                 commands += self._release(agent.agent_id, agent.wrap_up_until, "wrap_up_over")
         for call in list(self.calls.values()):
+            chase = self._recording_deadline(call)
+            if chase is not None and chase <= now:
+                call.recording_chased = True
+                commands.append(FinishRecording(call.call_id))
             if call.state not in (CallState.QUEUED, CallState.OFFERED):
                 continue
             limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)

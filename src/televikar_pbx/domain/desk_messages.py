@@ -223,6 +223,15 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishRecording:
+    """The caller hung up during the recording and Asterisk has not said the recording
+    ended (it may never: a recording started on a channel that was already hanging up):
+    take what was recorded, if anything, and report :class:`MessageRecorded`."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class HangUpCaller:
     call_id: str
 
@@ -282,6 +291,7 @@ Command = (
     | ConnectCall
     | CaptureMessage
     | Announce
+    | FinishRecording
     | HangUpCaller
     | HangUpAgent
     | CloseCall
