@@ -318,6 +318,17 @@ def test_a_message_taken_and_resent_on_the_command_line_reaches_the_inbox(cli: C
     assert "Vare eller tjeneste" in body and "Kransekake" in body
     shown = cli.ok("messages", "show", "1", "--json").json()
     assert shown["status"] == "sent"
+    # Sent, and resent (the customer lost it): new again until the new e-mail goes out.
+    cli.ok("messages", "resend", "1")
+    assert cli.ok("messages", "show", "1", "--json").json()["status"] == "new"
+    servers = Servers()
+    try:
+        servers.start(inbox, port)
+        assert run_async(deliver) == 1
+    finally:
+        servers.stop_all()
+    assert len(inbox.to("post@fjordbakst.example")) == 3
+    assert cli.ok("messages", "show", "1", "--json").json()["status"] == "sent"
     assert [e["status"] for e in shown["log"]].count("sent") == 2
 
 

@@ -30,6 +30,7 @@ from televikar_pbx.domain.message_delivery import (
     plan_deliveries,
     sms_reference,
 )
+from televikar_pbx.domain.messages import MessageStatus, StatusEvent, advance
 
 KINDS = ("voice", "message", "order")
 CHANNELS = ("email", "sms")
@@ -173,6 +174,8 @@ class MessageRepository(Repository):
             chosen = [p.recipient for p in planned]
             for r in chosen:
                 await _enqueue(s, message_id, r, now, round_)
+            if chosen and row.status != MessageStatus.NEW:  # back to new until they go out
+                row.status = advance(MessageStatus(row.status), StatusEvent.RESEND_REQUESTED)
             await _log(s, message_id, now, "resend", actor, result=f"{len(chosen)} deliveries")
             return len(chosen)
 
