@@ -219,18 +219,22 @@ ARI_PASSWORD=""
 AMI_PASSWORD=""
 # Digest password of the lab agent phone agent9 (pjsip.conf).
 AGENT9_PASSWORD=""
+# The desk web app's signing secret (TELEVIKAR_WEB_SECRET, at least 32 characters).
+WEB_SECRET=""
 
 load_credentials() {
     local k v
     ARI_PASSWORD=""
     AMI_PASSWORD=""
     AGENT9_PASSWORD=""
+    WEB_SECRET=""
     [[ -f $CREDENTIALS ]] || return 0
     while IFS='=' read -r k v; do
         case $k in
         ARI_PASSWORD) ARI_PASSWORD=$v ;;
         AMI_PASSWORD) AMI_PASSWORD=$v ;;
         AGENT9_PASSWORD) AGENT9_PASSWORD=$v ;;
+        WEB_SECRET) WEB_SECRET=$v ;;
         esac
     done <"$CREDENTIALS"
 }
@@ -239,14 +243,16 @@ load_credentials() {
 # existed keeps its ARI/AMI passwords and only gains the new one).
 ensure_credentials() {
     load_credentials
-    [[ -n $ARI_PASSWORD && -n $AMI_PASSWORD && -n $AGENT9_PASSWORD ]] && return 0
+    [[ -n $ARI_PASSWORD && -n $AMI_PASSWORD && -n $AGENT9_PASSWORD && -n $WEB_SECRET ]] &&
+        return 0
     [[ -n $ARI_PASSWORD ]] || ARI_PASSWORD=$(gen_secret)
     [[ -n $AMI_PASSWORD ]] || AMI_PASSWORD=$(gen_secret)
     [[ -n $AGENT9_PASSWORD ]] || AGENT9_PASSWORD=$(gen_secret)
+    [[ -n $WEB_SECRET ]] || WEB_SECRET=$(gen_secret)$(gen_secret) # 48 characters
     (
         umask 077
-        printf 'ARI_USER=%s\nARI_PASSWORD=%s\nAMI_USER=%s\nAMI_PASSWORD=%s\nAGENT9_PASSWORD=%s\n' \
-            "$ARI_USER" "$ARI_PASSWORD" "$AMI_USER" "$AMI_PASSWORD" "$AGENT9_PASSWORD" \
+        printf 'ARI_USER=%s\nARI_PASSWORD=%s\nAMI_USER=%s\nAMI_PASSWORD=%s\nAGENT9_PASSWORD=%s\nWEB_SECRET=%s\n' \
+            "$ARI_USER" "$ARI_PASSWORD" "$AMI_USER" "$AMI_PASSWORD" "$AGENT9_PASSWORD" "$WEB_SECRET" \
             >"$CREDENTIALS.tmp"
         mv "$CREDENTIALS.tmp" "$CREDENTIALS"
     )
@@ -299,6 +305,7 @@ TELEVIKAR_LAB_RECORDING_DIR=$RECORDING_DIR
 TELEVIKAR_RECORDING_SPOOL=$RECORDING_DIR
 TELEVIKAR_ASTERISK_CONF_DIR=$ROOT/etc/asterisk
 TELEVIKAR_LAB_AGENT9_PASSWORD=$AGENT9_PASSWORD
+TELEVIKAR_WEB_SECRET=$WEB_SECRET
 EOF
     )
     # Name resolution inside the root never leaves the machine: PJSIP resolves

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from aiohttp import web
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
@@ -36,6 +38,7 @@ from televikar_pbx.delivery.service import Delivery, start_delivery
 from televikar_pbx.domain.acd import Desk
 from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
+from televikar_pbx.web import app as desk_web
 
 log = structlog.get_logger("televikar_pbx.app")
 
@@ -202,12 +205,15 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
     elif settings.delivery_mode == "process":
         delivery = DeliveryProcess()
         delivery.start()
+    desk_web = await _start_desk_web(settings, sessionmaker, clock)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
         await stop.wait()
     finally:
         log.info("service.stopping")
+        if desk_web is not None:
+            await desk_web.cleanup()
         await control.cleanup()
         if delivery is not None:
             await delivery.close()
@@ -222,6 +228,26 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         await store.close()
         await engine.dispose()
         log.info("service.stopped")
+
+
+async def _start_desk_web(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> web.AppRunner | None:
+    """The agents' desk in the browser (docs/desk-web.md), when it has its secret. A
+    desk that cannot start (no secret, the port taken) leaves the calls to the phones:
+    routing goes on, the log says why."""
+    if not settings.web_secret.get_secret_value():
+        log.warning("web.off", reason="TELEVIKAR_WEB_SECRET is not set")
+        return None
+    url = f"http://{settings.web_host}:{settings.web_port}/"
+    app = desk_web.app_from_settings(settings, sessionmaker, clock)
+    try:
+        runner = await desk_web.start(app, settings.web_host, settings.web_port)
+    except OSError as exc:  # the port is taken: calls are routed all the same
+        log.error("web.failed", url=url, error=str(exc))
+        return None
+    log.info("web.listening", url=url)
+    return runner
 
 
 def _safe_url(url: str) -> str:

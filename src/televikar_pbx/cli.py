@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,8 +13,9 @@ from typing import NoReturn
 
 from televikar_pbx import __version__, status_cli
 from televikar_pbx.admin import commands as admin_commands
+from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.clock import Clock, clock_from_env
-from televikar_pbx.db.demo import load_demo
+from televikar_pbx.db.demo import DEMO_USERS, load_demo
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.errors import ConfigError, TelevikarError
 from televikar_pbx.logs import configure_logging
@@ -70,15 +72,30 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_load(settings: Settings, args: argparse.Namespace) -> int:
+    # A fresh password per demo desk user, shown here once; only its hash is stored.
+    hasher = Passwords()
+    passwords = {username: secrets.token_urlsafe(12) for username, _ in DEMO_USERS}
+
     async def main() -> bool:
         engine = make_engine(settings.sqlalchemy_url)
         try:
-            return await load_demo(make_sessionmaker(engine))
+            return await load_demo(
+                make_sessionmaker(engine),
+                lambda username: hasher.hash(passwords[username]),
+                args.clock.now(),
+            )
         finally:
             await engine.dispose()
 
     loaded = asyncio.run(main())
-    print("demo data loaded" if loaded else "database already has customers; demo not loaded")
+    if not loaded:
+        print("database already has customers; demo not loaded")
+        return 0
+    print("demo data loaded")
+    where = f"http://{settings.web_host}:{settings.web_port}/"
+    print(f"desk users for {where} (the passwords are shown this once):")
+    for username, endpoint in DEMO_USERS:
+        print(f"  {username:<6} {passwords[username]}  (agent on {endpoint})")
     return 0
 
 

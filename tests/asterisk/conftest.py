@@ -321,6 +321,8 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
             "TELEVIKAR_LOG_LEVEL": "debug",
             "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
             "TELEVIKAR_SPOOL_DIR": str(tmp_path / "spool"),
+            # The desk web app (its secret is in the lab's env file) on a port of its own.
+            "TELEVIKAR_WEB_PORT": str(free_port()),
             **{f"TELEVIKAR_{key.upper()}": value for key, value in settings.items()},
         }
         service.env = env

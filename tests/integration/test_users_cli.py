@@ -167,3 +167,25 @@ def test_audit_list(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     bad = cli("audit", "list", "--from", "2026-03-03", "--to", "2026-03-02")
     assert bad.code == 1 and "not before" in bad.err
     assert cli("audit", "list", "--customer", "Nobody").code == 1
+
+
+def test_demo_load_makes_a_desk_user_per_agent_and_shows_each_password_once(
+    cli: Cli,
+) -> None:
+    loaded = cli.ok("demo", "load").out
+    lines = loaded.splitlines()
+    assert lines[0] == "demo data loaded"
+    assert lines[1].startswith("desk users for http://127.0.0.1:")
+    shown = {}
+    for line in lines[2:]:
+        username, password, *rest = line.split()
+        shown[username] = password
+        assert " ".join(rest).startswith("(agent on agent")
+    assert set(shown) == {"kari", "ola", "nora"}
+    assert len(set(shown.values())) == 3 and all(len(p) >= 12 for p in shown.values())
+    for username, password in shown.items():
+        assert Passwords().verify(stored_hash(cli.db_url, username), password).ok
+    users = {line.split()[0]: line for line in cli.ok("users", "list").out.splitlines()[1:]}
+    assert users["kari"].split()[1:3] == ["agent", "1"]  # role, agent id
+    again = cli.ok("demo", "load").out  # nothing new, and no password shown again
+    assert again == "database already has customers; demo not loaded\n"

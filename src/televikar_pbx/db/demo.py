@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.db.repositories import Conflict, DirectoryRepository
+from televikar_pbx.db.users_repo import UserRepository
+from televikar_pbx.domain.auth import Role
 from televikar_pbx.domain.calendar import Agreement
 
 # Open-ended, and no weekly hours: always open, so the lab answers at any hour.
 DEMO_AGREEMENT = Agreement(dt.date(2026, 1, 1))
 
 
-async def load_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
-    """Add two customers and three agents, logged in. Returns False, adding nothing, if the
-    database already has any customer (so it is safe to run on every start)."""
+# The demo agents' desk users (username, agent endpoint); their passwords are made
+# and printed once by ``demo load`` (cli.py), never stored anywhere but as a hash.
+DEMO_USERS = (("kari", "agent1"), ("ola", "agent2"), ("nora", "agent3"))
+
+
+async def load_demo(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    password_hash: Callable[[str], str] | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Add two customers and three agents, logged in, and with ``password_hash`` (the
+    hash of each demo user's password, by username) a desk user per agent. Returns
+    False, adding nothing, if the database already has any customer (so it is safe to
+    run on every start)."""
     try:
         async with sessionmaker.begin() as session:
             repo = DirectoryRepository(session)
@@ -33,6 +47,19 @@ async def load_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
             await repo.add_agent("Kari", "agent1", [fjordbakst.id], logged_in=True)
             await repo.add_agent("Ola", "agent2", [fjordbakst.id, nordlys.id], logged_in=True)
             await repo.add_agent("Nora", "agent3", [nordlys.id], logged_in=True)
+            if password_hash is not None:
+                if now is None:
+                    raise ValueError("demo users need the time they are made (now)")
+                users = UserRepository(session)
+                for username, endpoint in DEMO_USERS:
+                    agent = await repo.find_agent(endpoint)
+                    await users.add_user(
+                        username,
+                        password_hash(username),
+                        Role.AGENT,
+                        agent_id=agent.id,
+                        now=now,
+                    )
     except Conflict:
         # Another process may have added customers between our check and our insert;
         # any other conflict (say, an agent already on endpoint agent1) is an error.

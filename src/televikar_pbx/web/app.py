@@ -4,7 +4,7 @@ Handlers stay thin over ``auth.services.DeskAuth``; the rules are ``domain.auth`
 Pages to come use ``require_user`` (redirects to /login) and ``require_csrf`` (403) the
 same way ``index`` and ``logout`` do. Templates are Jinja2 with autoescaping on.
 
-Not started by ``serve`` yet: ``start(app, settings.web_host, settings.web_port)``.
+``serve`` starts it when TELEVIKAR_WEB_SECRET is set (``app._start_desk_web``).
 """
 
 from __future__ import annotations
@@ -124,7 +124,11 @@ async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Serve ``app`` on host:port until ``await runner.cleanup()``."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     return runner
 
 
