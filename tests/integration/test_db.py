@@ -241,10 +241,10 @@ async def test_call_lifecycle(sessionmaker: Sessionmaker) -> None:
 
     async with sessionmaker.begin() as session:
         calls = CallRepository(session)
-        call_id = await calls.create_call(
-            "1700000000.7", "1700000000.7", customer.id, "4721000001", "4790000000", "Per", T0
-        )
-        await calls.append_event(call_id, "arrived", T0, data={"dialled": "4721000001"})
+        call_id = await calls.create_call(  # the arrival journalled with the row
+            "1700000000.7", "1700000000.7", customer.id, "4721000001", "4790000000", "Per", T0,
+            first_event=("arrived", {"dialled": "4721000001"}),
+        )  # fmt: skip
     async with sessionmaker.begin() as session:
         calls = CallRepository(session)
         await calls.mark_offered(call_id, kari.id)

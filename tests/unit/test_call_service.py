@@ -93,15 +93,21 @@ class FakeStore:
         self.calls: dict[int, dict[str, Any]] = {}
         self.events: list[tuple[int, str]] = []
         self.messages: list[dict[str, Any]] = []
+        self.writes: list[str] = []  # each call = one transaction
 
     async def create_call(self, **kw: Any) -> int:
+        self.writes.append("create_call")
         call_id = len(self.calls) + 1
+        first = kw.pop("first_event", None)
         self.calls[call_id] = dict(kw)
+        if first is not None:  # written with the row, as the repository does
+            self.events.append((call_id, first[0]))
         return call_id
 
     async def append_event(
         self, call_id: int, type: str, at: datetime, agent_id: int | None = None, data: Any = None
     ) -> None:
+        self.writes.append(f"append_event:{type}")
         self.events.append((call_id, type))
 
     async def mark_answered(self, call_id: int, agent_id: int, answered_at: datetime) -> None:
@@ -230,6 +236,9 @@ async def test_message_capture_plays_prompt_records_and_keeps_the_message(tmp_pa
 async def test_hang_up_during_the_prompt_is_no_message(tmp_path: Path) -> None:
     h = Harness(tmp_path, ())
     await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    # The arrival is journalled with the row: one transaction before anything else.
+    assert h.store.events[:2] == [(1, "arrived"), (1, "message_capture")]
+    assert h.store.writes[:2] == ["create_call", "append_event:message_capture"]
     await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
     assert h.store.calls[1]["outcome"] == "no_message"
     assert "record" not in h.ari.names()

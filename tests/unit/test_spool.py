@@ -34,6 +34,7 @@ class FakeDatabase:
     journal: dict[int, list[Event]] = field(default_factory=dict)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
+    first_data: dict[int, Any] = field(default_factory=dict)
 
     def _check(self, op: str) -> None:
         if self.down:
@@ -43,7 +44,12 @@ class FakeDatabase:
     async def create_call(self, **fields: Any) -> int:
         self._check("create_call")
         call_id = len(self.calls) + 1
+        first = fields.pop("first_event", None)
         self.calls[call_id] = dict(fields)
+        if first is not None:  # the row's first journal entry, in its transaction
+            kind, data = first
+            self.journal.setdefault(call_id, []).append(Event(kind, fields["arrived_at"]))
+            self.first_data[call_id] = data
         return call_id
 
     async def append_event(self, call_id: int, type: str, at: datetime, **kw: Any) -> None:
@@ -176,3 +182,21 @@ async def test_errors_that_are_not_an_outage_are_not_spooled(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="unknown outcome"):
         await store.mark_ended(1, outcome="x")
     assert not store.spooling
+
+
+async def test_a_call_begun_in_an_outage_keeps_its_arrival_entry(tmp_path: Path) -> None:
+    """The arrival is written with the row (create_call's first_event); through the spool
+    it comes back from JSON with its type, data and the row's time, once."""
+    db = FakeDatabase(down=True)
+    store = SpoolingStore(db, tmp_path / "calls.jsonl", retry_s=3600)
+    call_id = await store.create_call(
+        channel_id="c1", linkedid="c1", customer_id=1, dialled_number="4721000001",
+        caller_number="4790000001", caller_name=None, arrived_at=T0,
+        first_event=("arrived", {"dialled": "4721000001", "caller": "4790000001"}),
+    )  # fmt: skip
+    assert call_id == -1 and not db.calls
+    db.down = False
+    assert await store.drain() == 1
+    assert db.journal[1] == [Event("arrived", T0)]
+    assert db.first_data[1] == {"dialled": "4721000001", "caller": "4790000001"}
+    assert await store.drain() == 0  # nothing twice

@@ -127,7 +127,8 @@ class DeskCommands(CallShell):
         self._bind(channel_id, call.key)
         call.log = call.log.bind(agent=agent.name)
         call.log.info("call.offered", endpoint=agent.endpoint, offer=call.offers)
-        await self._journal.offered(call.record_id, at, agent_id)
+        # The phone rings first, the journal follows (stamped with the offer's time): a
+        # database write does not stand between the caller and the agent's INVITE.
         try:
             await self._ari.originate(
                 f"PJSIP/{agent.endpoint}",
@@ -149,6 +150,7 @@ class DeskCommands(CallShell):
                     synthetic(OFFER_FAILED_LATER, self.clock.now(), call.key, agent_id=agent_id)
                 ),
             )
+        await self._journal.offered(call.record_id, at, agent_id)
 
     async def _connect(self, call: ActiveCall, at: datetime) -> None:
         assert call.agent_id is not None and call.agent_channel is not None

@@ -35,17 +35,14 @@ class CallJournal:
         events = await self._store.events(record_id)
         return frozenset(JournalEntry(e.type) for e in events if e.type in known)
 
-    async def arrived(
-        self,
-        record_id: int,
-        at: datetime,
-        *,
-        dialled: str,
-        caller: str | None,
-        forwarded_from: str | None,
-    ) -> None:
+    @staticmethod
+    def arrival(
+        *, dialled: str, caller: str | None, forwarded_from: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The ``arrived`` entry, written with the call's row (``create_call``'s
+        ``first_event``): one transaction while the caller waits for an agent."""
         data = {"dialled": dialled, "caller": caller, "forwarded_from": forwarded_from}
-        await self._append(record_id, JournalEntry.ARRIVED, at, data=data)
+        return JournalEntry.ARRIVED.value, data
 
     async def offered(self, record_id: int, at: datetime, agent_id: int) -> None:
         await self._append(record_id, JournalEntry.OFFERED, at, agent_id)

@@ -73,6 +73,7 @@ class CallStore(Protocol):
         caller_number: str | None,
         caller_name: str | None,
         arrived_at: datetime,
+        first_event: tuple[str, dict[str, Any]] | None = None,
     ) -> int: ...
 
     async def append_event(

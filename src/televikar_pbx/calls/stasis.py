@@ -92,18 +92,14 @@ class StasisEvents(CallShell):
             caller_number=caller_number,
             caller_name=caller_name,
             arrived_at=event.timestamp,
+            first_event=self._journal.arrival(
+                dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
+            ),
         )
         bound = log.bind(call_id=key, customer=customer.name if customer else None)
         call = ActiveCall(key, record_id, key, customer, bound, caller_number)
         self.calls[key] = call
         self._channel_call[key] = key
-        await self._journal.arrived(
-            record_id,
-            event.timestamp,
-            dialled=dialled,
-            caller=caller_number,
-            forwarded_from=forwarded_from,
-        )
         if customer is None:
             bound.warning("call.unknown_number", dialled=dialled, forwarded_from=forwarded_from)
         else:

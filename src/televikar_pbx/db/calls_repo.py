@@ -125,8 +125,11 @@ class CallRepository(Repository):
         caller_number: str | None,
         caller_name: str | None,
         arrived_at: dt.datetime,
+        first_event: tuple[str, Mapping[str, Any]] | None = None,
     ) -> int:
         """Insert the call's row; returns its id. ``customer_id`` None: unknown number.
+        ``first_event`` (type, data): its first journal entry, at ``arrived_at``, in the
+        same transaction (one write while the caller waits for an agent, not two).
 
         ``linkedid`` None is stored as ``channel_id``: the caller's channel starts the call,
         so Asterisk gives it its own uniqueid as linkedid. What the caller chose (number,
@@ -146,14 +149,23 @@ class CallRepository(Repository):
                 caller_number=caller_number,
                 caller_name=caller_name,
                 arrived_at=arrived_at,
+                last_event_seq=0 if first_event is None else 1,
             )
             .returning(models.Call.id)
         )
         async with self._unit() as s:
             try:
-                return (await s.execute(stmt)).scalar_one()
+                call_id: int = (await s.execute(stmt)).scalar_one()
             except IntegrityError as exc:
                 raise Conflict(f"call on channel {channel_id!r}: {exc.orig}") from exc
+            if first_event is not None:
+                type_, data = first_event
+                await s.execute(
+                    insert(models.CallEvent).values(
+                        call_id=call_id, seq=1, type=type_, at=arrived_at, data=dict(data)
+                    )
+                )
+            return call_id
 
     async def append_event(
         self,
