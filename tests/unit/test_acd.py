@@ -609,6 +609,21 @@ def test_an_agent_leg_gone_while_ringing_is_a_missed_offer_to_journal() -> None:
     assert d.agents[1].misses == 1
 
 
+def test_an_offer_lost_on_our_side_is_journalled_but_no_miss() -> None:
+    """Seen in the chaos test: while the ARI websocket was cut, offers died with it, and
+    recovery reported their legs gone; counted as misses, three paused every agent."""
+    d = desk([customer(1)], [agent(1, 1)])
+    rings(d.handle(CallerArrived("c1", 1), at(0)))
+    for n in range(4):  # more than MISSES_BEFORE_PAUSE
+        gone = acd.AgentLegGone("c1", 1, None, "missed", ours=True)
+        commands = d.handle(gone, at(1 + n))
+        assert commands[0] == acd.OfferMissed("c1", 1, None, "missed")
+        assert AgentStateChanged(1, AgentState.IDLE, "offer_lost") in commands
+        assert rings(commands) == [("c1", 1)]  # offered again at once
+        assert d.agents[1].misses == 0
+    assert d.agents[1].state is AgentState.OFFERED
+
+
 def test_an_agent_leg_gone_during_the_talk_is_the_agent_hanging_up() -> None:
     d = desk([customer(1, CustomerRules(wrap_up_s=0))], [agent(1, 1)])
     d.handle(acd.CallAdopted("c1", 1, T0, CallState.CONNECTED, 1), T0)

@@ -17,7 +17,7 @@ from televikar_pbx.calls.services import CallService
 from televikar_pbx.domain.acd import Desk
 from televikar_pbx.domain.calendar import Agreement, Calendar
 from televikar_pbx.domain.directory import Agent, Customer, Directory
-from televikar_pbx.errors import AriUnavailable
+from televikar_pbx.errors import AriError, AriUnavailable
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 ACME = Customer(
@@ -30,15 +30,19 @@ ACME = Customer(
 
 
 class FakeAri:
-    """Records every request; ``fail`` makes one operation raise."""
+    """Records every request; ``fail`` makes one operation raise as if Asterisk could not
+    be reached, ``refuse`` as if it answered with an error (HTTP 500)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.fail: set[str] = set()
+        self.refuse: set[str] = set()
 
     def _log(self, *request: Any) -> None:
         if request[0] in self.fail:
             raise AriUnavailable(f"{request[0]} failed")
+        if request[0] in self.refuse:
+            raise AriError(f"{request[0]}: HTTP 500 Allocation failed", 500)
         self.requests.append(request)
 
     async def ring(self, channel_id: str) -> None:
@@ -262,14 +266,29 @@ async def test_unknown_number_hears_the_announcement_and_is_hung_up(tmp_path: Pa
 
 
 async def test_an_offer_that_cannot_be_placed_is_a_miss_after_a_pause(tmp_path: Path) -> None:
+    """Asterisk refuses the originate (the phone cannot be dialled): the agent's miss."""
     h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
-    h.ari.fail.add("originate")
+    h.ari.refuse.add("originate")
     await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
     assert h.service.desk.agents[7].misses == 0
     await asyncio.sleep(1.2)  # the retry pause, then the desk hears of the miss
     await h.dispatcher.drain()
     assert h.service.desk.agents[7].misses >= 1
     assert (1, "offer_missed") in h.store.events
+    await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
+    assert h.store.calls[1]["outcome"] == "abandoned"
+
+
+async def test_an_offer_asterisk_could_not_be_reached_for_is_no_miss(tmp_path: Path) -> None:
+    """Asterisk unreachable for the originate: journalled, tried again, never the agent's
+    miss, so a connection problem of ours pauses nobody."""
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
+    h.ari.fail.add("originate")
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    await asyncio.sleep(1.2)  # the retry pause, then the desk hears of the lost offer
+    await h.dispatcher.drain()
+    assert (1, "offer_missed") in h.store.events
+    assert h.service.desk.agents[7].misses == 0
     await h.send(event("ChannelDestroyed", 2, channel={"id": "c1"}, cause=16))
     assert h.store.calls[1]["outcome"] == "abandoned"
 

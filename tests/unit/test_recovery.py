@@ -220,6 +220,7 @@ async def test_legs_gone_from_calls_in_memory_are_replayed_not_closed_twice(
     [event] = result.dispatched
     assert (event.type, event.channel_id) == ("ChannelDestroyed", "17000.1")
     assert event.timestamp == datetime(2026, 11, 27, 9, 2, tzinfo=UTC)
+    assert event.raw["ours"] is True  # ended while we were away: no agent's miss
     assert store.ended == {}  # the call's own worker ends it
     assert result.adopted == []
 

@@ -26,7 +26,7 @@ from televikar_pbx.calls.state import ActiveCall, caller_id
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import HoldStyle
 from televikar_pbx.domain.outcomes import Outcome
-from televikar_pbx.errors import AriError, AriNotFound
+from televikar_pbx.errors import AriError, AriNotFound, AriUnavailable
 
 log = structlog.get_logger("televikar_pbx.calls")
 
@@ -144,10 +144,13 @@ class DeskCommands(CallShell):
             self._channel_call.pop(channel_id, None)
             self._subscribed.discard(channel_id)
             call.agent_channel = None
+            ours = isinstance(exc, AriUnavailable)  # Asterisk unreachable: not the agent's miss
             asyncio.get_running_loop().call_later(
                 ORIGINATE_RETRY_S,
                 lambda: self._dispatch(
-                    synthetic(OFFER_FAILED_LATER, self.clock.now(), call.key, agent_id=agent_id)
+                    synthetic(
+                        OFFER_FAILED_LATER, self.clock.now(), call.key, agent_id=agent_id, ours=ours
+                    )
                 ),
             )
         await self._journal.offered(call.record_id, at, agent_id)

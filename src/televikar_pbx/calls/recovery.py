@@ -118,7 +118,11 @@ async def reconcile(
     ends = await asyncio.to_thread(channel_ends, cdr_file, [leg for _, leg in gone])
     for key, leg in gone:
         at = ends.get(leg) or clock.now()
-        raw = {"type": "ChannelDestroyed", "channel": {"id": leg}, "cause_txt": "missed"}
+        # "ours": it ended while we were not listening (for an offer: not the agent's miss).
+        raw = {
+            "type": "ChannelDestroyed", "channel": {"id": leg}, "cause_txt": "missed",
+            "ours": True,
+        }  # fmt: skip
         dispatch(AriEvent("ChannelDestroyed", at, raw))
         log.info("recovery.leg_gone", call_id=key, channel=leg)
         counts["replayed"] += 1

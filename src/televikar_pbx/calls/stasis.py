@@ -184,7 +184,10 @@ class StasisEvents(CallShell):
             call.log.info("call.caller_hung_up", cause=cause, cause_txt=cause_txt)
             await self._feed(acd.CallerHungUp(call.key), event.timestamp)
         elif channel_id == call.agent_channel and call.agent_id is not None:
-            gone = acd.AgentLegGone(call.key, call.agent_id, _cause(cause), _text(cause_txt))
+            gone = acd.AgentLegGone(
+                call.key, call.agent_id, _cause(cause), _text(cause_txt),
+                ours=bool(event.raw.get("ours")),
+            )  # fmt: skip
             await self._feed(gone, event.timestamp)
 
     async def _on_offer_failed_later(self, event: AriEvent) -> None:
@@ -192,7 +195,9 @@ class StasisEvents(CallShell):
         agent_id = int(event.raw["agent_id"])
         if call is None or call.agent_id != agent_id or call.agent_channel is not None:
             return  # ended, or offered anew meanwhile
-        gone = acd.AgentLegGone(call.key, agent_id, None, "originate_failed")
+        gone = acd.AgentLegGone(
+            call.key, agent_id, None, "originate_failed", ours=bool(event.raw.get("ours"))
+        )
         await self._feed(gone, event.timestamp)
 
     # --- media (prompts, announcements, recordings) --------------------------------------

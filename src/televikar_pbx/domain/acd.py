@@ -367,6 +367,9 @@ class Desk(AgentDesk):
 
     def _offer_leg_gone(self, call: CallSlot, event: AgentLegGone, now: datetime) -> list[Command]:
         missed = OfferMissed(call.call_id, event.agent_id, event.cause, event.cause_txt)
+        if event.ours:  # our failure, not the agent's: no miss counts towards a pause
+            call.state, call.agent_id = CallState.QUEUED, None
+            return [missed, *self._release(event.agent_id, now, "offer_lost")]
         reason = str(event.cause_txt or event.cause)
         return [
             missed,

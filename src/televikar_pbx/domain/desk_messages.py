@@ -76,6 +76,9 @@ class AgentLegGone:
     agent_id: int
     cause: int | None = None
     cause_txt: str | None = None
+    # The leg failed on our side: we could not reach Asterisk to place it, or it ended
+    # while we were not listening (recovery). Not the agent's missed offer.
+    ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)
