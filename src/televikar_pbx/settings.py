@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8780, gt=0, lt=65536)
     web_secret: SecretStr = SecretStr("")
     web_secure_cookies: bool = False
+    # The desk's address as customers reach it (behind the TLS proxy), e.g.
+    # https://desk.example.no: urgent messages' e-mails then carry a link that
+    # acknowledges them, valid ack_link_days. Unset: no links.
+    web_public_url: str | None = None
+    ack_link_days: float = Field(default=7.0, gt=0)
     # Behind a proxy every client has the proxy's address: take the client's from the
     # last X-Forwarded-For entry instead (only when the proxy sets it; else it is forged).
     web_trust_forwarded_for: bool = False

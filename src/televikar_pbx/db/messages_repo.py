@@ -179,6 +179,20 @@ class MessageRepository(Repository):
             await _log(s, message_id, now, "resend", actor, result=f"{len(chosen)} deliveries")
             return len(chosen)
 
+    async def acknowledge(self, message_id: int, now: dt.datetime, actor: str) -> bool:
+        """The customer confirmed reading the message (its e-mail's link): status
+        ``acknowledged`` and a log line, once. False: it was already acknowledged.
+        MessageNotFound when there is no such message."""
+        async with self._unit() as s:
+            row = await s.get(models.Message, message_id)
+            if row is None:
+                raise MessageNotFound(f"no message with id {message_id}")
+            if row.status == MessageStatus.ACKNOWLEDGED:
+                return False
+            row.status = MessageStatus.ACKNOWLEDGED.value
+            await _log(s, message_id, now, "acknowledged", actor, result="link in the e-mail")
+            return True
+
     async def get_message(self, message_id: int) -> MessageRecord:
         record = await self._find_message(models.Message.id == message_id)
         if record is None:

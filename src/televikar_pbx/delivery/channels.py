@@ -5,9 +5,10 @@ message was taken with, the recording) and turns every failure into ``DeliveryFa
 
 from __future__ import annotations
 
+import datetime as dt
 import smtplib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +23,8 @@ from televikar_pbx.delivery.email_message import RecordingError, compose, load_r
 from televikar_pbx.delivery.sms import SmsError, SmsGateway
 from televikar_pbx.delivery.sms_message import compose_sms
 from televikar_pbx.delivery.worker import DeliveryFailed
+from televikar_pbx.domain import ack_links
+from televikar_pbx.domain.ack_links import DEFAULT_VALIDITY
 from televikar_pbx.domain.directory import Customer
 from televikar_pbx.domain.message_delivery import digest_message_id, message_id
 from televikar_pbx.domain.message_forms import Form, FormKind
@@ -61,11 +64,28 @@ def domain_message(record: MessageRecord, agent: str | None = None) -> Message:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AckLinks:
+    """Where an urgent message's e-mail links to acknowledge it: the desk's public
+    address (TELEVIKAR_WEB_PUBLIC_URL), signed with its secret, valid ``valid_for``."""
+
+    base_url: str
+    secret: bytes = field(repr=False)
+    valid_for: dt.timedelta = DEFAULT_VALIDITY
+
+    def url(self, message_id: int, now: dt.datetime) -> str:
+        token = ack_links.sign(self.secret, message_id, now + self.valid_for)
+        return f"{self.base_url.rstrip('/')}/ack/{token}"
+
+
 class EmailChannel:
-    def __init__(self, smtp: SmtpConfig, load: LoadContext, clock: Clock) -> None:
+    def __init__(
+        self, smtp: SmtpConfig, load: LoadContext, clock: Clock, ack: AckLinks | None = None
+    ) -> None:
         self._smtp = smtp
         self._load = load
         self._clock = clock
+        self._ack = ack
         # Message-IDs name our sending domain: the part after @ of the sender address.
         self._domain = smtp.sender.rsplit("@", 1)[-1].strip(" >") or "televikar-pbx"
 
@@ -78,6 +98,8 @@ class EmailChannel:
             except RecordingError as exc:
                 raise DeliveryFailed(f"recording: {exc}") from exc
         mid = message_id(message.id, f"email:{job.address}", self._domain, job.generation)
+        now = self._clock.now()
+        ack_url = self._ack.url(message.id, now) if self._ack and message.urgent else None
         mail = compose(
             sender=self._smtp.sender,
             to=job.address,
@@ -85,8 +107,9 @@ class EmailChannel:
             message=ctx.message,
             form=ctx.form,
             message_id=mid,
-            now=self._clock.now(),
+            now=now,
             recording=recording,
+            ack_url=ack_url,
         )
         try:
             refused = await send(self._smtp, mail)

@@ -140,7 +140,12 @@ def message_rows(customer: Customer, message: Message, form: Form | None) -> lis
     return rows
 
 
-def body_text(customer: Customer, message: Message, form: Form | None) -> str:
+ACK_PROMPT = "Bekreft at meldingen er lest"
+
+
+def body_text(
+    customer: Customer, message: Message, form: Form | None, ack_url: str | None = None
+) -> str:
     title = f"{KIND_NAMES[message.kind]} til {customer.display_name}"
     lines = [("HASTER: " if message.urgent else "") + title, ""]
     for label, value in message_rows(customer, message, form):
@@ -151,11 +156,15 @@ def body_text(customer: Customer, message: Message, form: Form | None) -> str:
             lines.append(f"{label}: {value}")
     if message.kind is MessageKind.VOICE:
         lines += ["", "Opptaket er vedlagt (WAV)."]
+    if ack_url:
+        lines += ["", f"{ACK_PROMPT}:", ack_url]
     lines += ["", "-- ", f"Svartjenesten, melding nr. {message.id}"]
     return "\n".join(lines) + "\n"
 
 
-def body_html(customer: Customer, message: Message, form: Form | None) -> str:
+def body_html(
+    customer: Customer, message: Message, form: Form | None, ack_url: str | None = None
+) -> str:
     e = html.escape
     title = e(f"{KIND_NAMES[message.kind]} til {customer.display_name}")
     urgent = '<p><strong style="color:#b00">HASTER</strong></p>' if message.urgent else ""
@@ -165,6 +174,8 @@ def body_html(customer: Customer, message: Message, form: Form | None) -> str:
         for label, value in message_rows(customer, message, form)
     )
     note = "<p>Opptaket er vedlagt (WAV).</p>" if message.kind is MessageKind.VOICE else ""
+    if ack_url:
+        note += f'<p><a href="{e(ack_url)}">{e(ACK_PROMPT)}</a></p>'
     return (
         f'<!DOCTYPE html><html lang="nb"><head><meta charset="utf-8"><title>{title}</title>'
         f"</head><body>{urgent}<h2>{title}</h2><table>{rows}</table>{note}"
@@ -187,9 +198,11 @@ def compose(
     message_id: str,
     now: dt.datetime,
     recording: Recording | None = None,
+    ack_url: str | None = None,
 ) -> EmailMessage:
     """The e-mail of ``message`` to one recipient ``to``. ``form``: the version the
-    message was taken with (None for a voice message, which needs ``recording``)."""
+    message was taken with (None for a voice message, which needs ``recording``);
+    ``ack_url``: the link that acknowledges it (urgent messages, web/ack.py)."""
     if message.customer_id != customer.id:
         raise ValueError(f"message {message.id} is not customer {customer.id}'s")
     if message.kind is MessageKind.VOICE and recording is None:
@@ -204,8 +217,8 @@ def compose(
         mail["Importance"] = "high"
         mail["X-Priority"] = "1"
     mail["Content-Language"] = "nb"
-    mail.set_content(body_text(customer, message, form))
-    mail.add_alternative(body_html(customer, message, form), subtype="html")
+    mail.set_content(body_text(customer, message, form, ack_url))
+    mail.add_alternative(body_html(customer, message, form, ack_url), subtype="html")
     if recording is not None:
         mail.add_attachment(
             recording.data,

@@ -9,6 +9,7 @@ then ``failed`` with the reason, visible in ``status`` and ``messages show``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
 import aiohttp
@@ -22,6 +23,7 @@ from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.records import MessageRecord, OutboxJob
 from televikar_pbx.delivery.channels import (
+    AckLinks,
     DigestChannel,
     EmailChannel,
     SmsChannel,
@@ -71,7 +73,9 @@ def channels(
     load = context_loader(sessions)
     table: dict[str, Channel] = {}
     try:
-        table["email"] = EmailChannel(SmtpConfig.from_settings(settings), load, clock)
+        table["email"] = EmailChannel(
+            SmtpConfig.from_settings(settings), load, clock, ack_links_from(settings)
+        )
     except ConfigError as exc:
         table["email"] = Unconfigured(str(exc))
     if settings.sms_user:
@@ -85,6 +89,17 @@ def channels(
     else:
         table["sms"] = Unconfigured("SMS is not configured (TELEVIKAR_SMS_USER)")
     return table
+
+
+def ack_links_from(settings: Settings) -> AckLinks | None:
+    """Acknowledgement links in urgent e-mails, when the desk has a public address and
+    its secret (docs/desk-web.md)."""
+    secret = settings.web_secret.get_secret_value()
+    if not settings.web_public_url or not secret:
+        return None
+    return AckLinks(
+        settings.web_public_url, secret.encode(), dt.timedelta(days=settings.ack_link_days)
+    )
 
 
 def digest_channel(

@@ -18,11 +18,17 @@ from dataclasses import dataclass, field
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.auth.services import Authenticated, AuthPolicy, DeskAuth, LoginOutcome
 from televikar_pbx.clock import Clock
+from televikar_pbx.db.messages_repo import MessageRepository
+from televikar_pbx.db.repo_base import MessageNotFound
+from televikar_pbx.domain import ack_links
+from televikar_pbx.domain.ack_links import AckStatus
 from televikar_pbx.domain.auth import (
     Role,
     SessionPolicy,
@@ -72,6 +78,7 @@ class WebConfig:
 
 
 AUTH = web.AppKey("auth", DeskAuth)
+MESSAGES = web.AppKey("messages", MessageRepository)
 CONFIG = web.AppKey("config", WebConfig)
 CLOCK = web.AppKey("clock", Clock)
 
@@ -101,12 +108,16 @@ def app_from_settings(
         settings.web_trust_forwarded_for,
     )
     auth = DeskAuth(sessions, passwords or Passwords(), policy_from_settings(settings))
-    return make_app(auth, config, clock)
+    return make_app(auth, config, clock, MessageRepository(sessions))
 
 
-def make_app(auth: DeskAuth, config: WebConfig, clock: Clock) -> web.Application:
+def make_app(
+    auth: DeskAuth, config: WebConfig, clock: Clock, messages: MessageRepository | None = None
+) -> web.Application:
     app = web.Application(middlewares=[_security_headers])
     app[AUTH], app[CONFIG], app[CLOCK] = auth, config, clock
+    if messages is not None:
+        app[MESSAGES] = messages
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("televikar_pbx.web", "templates"),
@@ -117,6 +128,9 @@ def make_app(auth: DeskAuth, config: WebConfig, clock: Clock) -> web.Application
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
     app.router.add_get("/", index)
+    if messages is not None:
+        app.router.add_get("/ack/{token}", ack_page)
+        app.router.add_post("/ack/{token}", ack_submit)
     return app
 
 
@@ -226,7 +240,11 @@ def _login_form(
     return response
 
 
-async def login_submit(request: web.Request) -> web.StreamResponse:
+async def _anonymous_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """A form posted without a session (log-in, acknowledgement): its token must match
+    the nonce cookie its page set (double submit), else 403."""
     config = request.app[CONFIG]
     form = await request.post()
     given = form.get(CSRF_FIELD)
@@ -236,6 +254,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         given if isinstance(given, str) else None,
     ):
         raise web.HTTPForbidden(text="Ugyldig skjema (CSRF). Last siden på nytt.")
+    return form
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    form = await _anonymous_form(request)
     username, password = form.get("username", ""), form.get("password", "")
     if not isinstance(username, str) or not isinstance(password, str):
         raise web.HTTPBadRequest(text="Ugyldig skjema.")
@@ -284,3 +308,50 @@ async def index(request: web.Request) -> web.StreamResponse:
     who = await require_user(request)
     context = {"user": who.user, "csrf": who.csrf}
     return aiohttp_jinja2.render_template("index.html", request, context)
+
+
+# --- acknowledgement links (no log-in: the signed link is the permission) -------------
+
+
+def _ack_message(request: web.Request) -> int:
+    """The message a link names; 404 for a link we did not sign, 410 for an old one."""
+    config, now = request.app[CONFIG], request.app[CLOCK].now()
+    checked = ack_links.check(config.secret, request.match_info["token"], now)
+    if checked.status is AckStatus.TAMPERED or checked.message_id is None:
+        raise web.HTTPNotFound(text="Ukjent lenke.")
+    if checked.status is AckStatus.EXPIRED:
+        raise web.HTTPGone(text="Lenken er utløpt. Kontakt svartjenesten.")
+    return checked.message_id
+
+
+async def ack_page(request: web.Request) -> web.StreamResponse:
+    """What the link in an urgent e-mail opens: a button, so that a mail scanner that
+    follows links acknowledges nothing (a GET changes nothing)."""
+    message_id = _ack_message(request)
+    try:
+        message = await request.app[MESSAGES].get_message(message_id)
+    except MessageNotFound:
+        raise web.HTTPNotFound(text="Ukjent lenke.") from None
+    config = request.app[CONFIG]
+    nonce = request.cookies.get(config.login_cookie) or secrets.token_urlsafe(32)
+    context = {
+        "message_id": message.id,
+        "acknowledged": message.status == "acknowledged",
+        "csrf": login_csrf_token(config.secret, nonce),
+        "token": request.match_info["token"],
+    }
+    response = aiohttp_jinja2.render_template("ack.html", request, context)
+    _set_cookie(response, config, config.login_cookie, nonce)
+    return response
+
+
+async def ack_submit(request: web.Request) -> web.StreamResponse:
+    await _anonymous_form(request)
+    message_id = _ack_message(request)
+    try:
+        await request.app[MESSAGES].acknowledge(
+            message_id, request.app[CLOCK].now(), "customer (link)"
+        )
+    except MessageNotFound:
+        raise web.HTTPNotFound(text="Ukjent lenke.") from None
+    raise web.HTTPSeeOther(f"/ack/{request.match_info['token']}")
