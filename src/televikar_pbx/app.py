@@ -18,7 +18,7 @@ from televikar_pbx.ari.adapter import AriClient
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
-from televikar_pbx.calls.features import FeatureCodes
+from televikar_pbx.calls.features import AgentActions, FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import reconcile
@@ -39,6 +39,8 @@ from televikar_pbx.domain.acd import Desk
 from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
 from televikar_pbx.web import app as desk_web
+from televikar_pbx.web import desk as desk_pages
+from televikar_pbx.web.live import LiveDesk
 
 log = structlog.get_logger("televikar_pbx.app")
 
@@ -205,7 +207,7 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
     elif settings.delivery_mode == "process":
         delivery = DeliveryProcess()
         delivery.start()
-    desk_web = await _start_desk_web(settings, sessionmaker, clock)
+    desk_web = await _start_desk_web(settings, sessionmaker, clock, calls)
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
@@ -231,7 +233,10 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
 
 
 async def _start_desk_web(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    calls: CallService,
 ) -> web.AppRunner | None:
     """The agents' desk in the browser (docs/desk-web.md), when it has its secret. A
     desk that cannot start (no secret, the port taken) leaves the calls to the phones:
@@ -241,6 +246,11 @@ async def _start_desk_web(
         return None
     url = f"http://{settings.web_host}:{settings.web_port}/"
     app = desk_web.app_from_settings(settings, sessionmaker, clock)
+    live = LiveDesk(calls)
+    calls.watch(live.changed)
+    desk_pages.add_routes(
+        app, sessionmaker, live, AgentActions(calls, DirectoryRepository(sessionmaker))
+    )
     try:
         runner = await desk_web.start(app, settings.web_host, settings.web_port)
     except OSError as exc:  # the port is taken: calls are routed all the same

@@ -366,3 +366,23 @@ def test_new_usage_errors_are_one_line(
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and match in captured.err
+
+
+def test_greeting_on_customers_add_and_edit(cli: Cli) -> None:
+    assert cli.ok("customers", "show", "1", "--json").json()["greeting"] is None
+    shown = cli.ok("customers", "show", "1").out
+    assert "greeting:          {kunde}, dette er {agent} (the default)" in shown
+    cli.ok("customers", "edit", "1", "--greeting", "{hilsen}, {kunde}, {agent} her")
+    assert cli.ok("customers", "show", "1", "--json").json()["greeting"] == (
+        "{hilsen}, {kunde}, {agent} her"
+    )
+    before = cli.ok("customers", "show", "1", "--json").json()
+    bad = cli("customers", "edit", "1", "--greeting", "Hei {navn}", "--display-name", "X")
+    assert bad.code != 0 and bad.out == ""
+    assert bad.err.startswith("televikar-pbx: --greeting: unknown placeholder {navn}")
+    assert cli.ok("customers", "show", "1", "--json").json() == before  # nothing written
+    cli.ok("customers", "edit", "1", "--greeting", "")
+    assert cli.ok("customers", "show", "1", "--json").json()["greeting"] is None
+    cli.ok("customers", "add", "Tom AS", "--display-name", "Tom", "--number", "4721000003",
+           "--greeting", "Tom, {agent}")  # fmt: skip
+    assert cli.ok("customers", "show", "Tom AS", "--json").json()["greeting"] == "Tom, {agent}"

@@ -53,6 +53,7 @@ def test_constraint_names_follow_the_convention() -> None:
     }
     assert {i.name for i in calls.indexes} == {
         "ix_calls_customer_id_arrived_at",
+        "ix_calls_customer_id_caller_number_arrived_at",
         "ix_calls_linkedid",
         "ix_calls_agent_id",
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import control, message_setup, render, session
+from televikar_pbx.admin import control, desk_setup, message_setup, render, session
 from televikar_pbx.admin.inputs import RULE_FIELDS, CustomerInput
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import ClosedAction, Customer, HoldStyle, OutsidePolicy
@@ -100,6 +100,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("name", metavar="NAME", help="the customer's name (unique)")
     _options(add, required={"display_name", "numbers"})
     message_setup.voice_delivery_option(add)
+    desk_setup.greeting_option(add)
     add.set_defaults(func=cmd_add)
 
     listing = actions.add_parser("list", help="all customers")
@@ -121,6 +122,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     edit.add_argument("--name", help="rename the customer")
     _options(edit, required=set())
     message_setup.voice_delivery_option(edit)
+    desk_setup.greeting_option(edit)
     edit.add_argument("--clear", action="append", choices=sorted(CLEARABLE), metavar="WHAT")
     edit.set_defaults(func=cmd_edit)
 
@@ -156,7 +158,9 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
             prices=spec.prices(),
         )
 
-    customer = session.run(settings, message_setup.with_voice_delivery(work, args))
+    customer = session.run(
+        settings, desk_setup.with_greeting(message_setup.with_voice_delivery(work, args), args)
+    )
     print(f"added customer {customer.id} {customer.name!r} ({', '.join(customer.numbers)})")
     control.reload_after_change(settings.control_port)
     return 0
@@ -200,12 +204,12 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
     both = sorted(cleared.keys() & given.keys())
     if both:
         raise ConfigError(f"--clear and {OPTIONS[both[0]][0]} together: give one of them")
-    if not given and not cleared and args.voice_delivery is None:
+    if not given and not cleared and args.voice_delivery is None and args.greeting is None:
         raise ConfigError("nothing to change (see televikar-pbx customers edit --help)")
 
     async def work(repo: DirectoryRepository) -> Customer:
         customer = await repo.find_customer(args.customer)
-        if not given and not cleared:  # only --voice-delivery
+        if not given and not cleared:  # only --voice-delivery or --greeting
             return customer
         current = CustomerInput.current(customer, await repo.report_settings(customer.id))
         spec = session.checked(CustomerInput, current | cleared | given)
@@ -224,7 +228,9 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
             prices=spec.prices(),
         )
 
-    customer = session.run(settings, message_setup.with_voice_delivery(work, args))
+    customer = session.run(
+        settings, desk_setup.with_greeting(message_setup.with_voice_delivery(work, args), args)
+    )
     print(f"updated customer {customer.id} {customer.name!r}")
     control.reload_after_change(settings.control_port)
     return 0

@@ -16,57 +16,24 @@ from zoneinfo import ZoneInfo
 
 from televikar_pbx.db.records import MessageLogRecord, MessageRecord
 from televikar_pbx.domain.directory import Customer
-from televikar_pbx.domain.message_forms import Form, display_value
+from televikar_pbx.domain.message_forms import Form
 from televikar_pbx.reports.call_log import MESSAGE_KINDS, WITHHELD, local_time
+from televikar_pbx.reports.message_labels import (
+    field_rows,
+    kind_label,
+    shown_value,
+    status_label,
+)
 
 KINDS = MESSAGE_KINDS
-STATUSES = {
-    "new": "Ny",
-    "sent": "Sendt",
-    "delivered": "Levert",
-    "acknowledged": "Kvittert",
-    "failed": "Feilet",
-}
 LIST_HEADERS = ("ID", "Dato", "Tid", "Type", "Innringer", "Haster", "Status", "Agent", "Innhold")
 TABLE_CONTENT = 60  # characters of the content column in the table
 
 Forms = Mapping[tuple[str, int], Form]
 
 
-def kind_label(kind: str) -> str:
-    return KINDS.get(kind, kind)
-
-
-def status_label(status: str) -> str:
-    return STATUSES.get(status, status)
-
-
 def _taken(message: MessageRecord) -> dt.datetime:
     return message.taken_at or message.created_at
-
-
-def field_rows(message: MessageRecord, form: Form | None) -> list[tuple[str, str, Any]]:
-    """(key, label, stored value) of every field of the message's form, in its order,
-    then any stored value the form does not have (by its key); None: not filled in."""
-    rows: list[tuple[str, str, Any]] = []
-    known: set[str] = set()
-    if form is not None:
-        for f in form.fields:
-            known.add(f.key)
-            rows.append((f.key, f.label, message.fields.get(f.key)))
-    rows.extend((k, k, v) for k, v in message.fields.items() if k not in known)
-    return rows
-
-
-def shown_value(form: Form | None, key: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if form is not None:
-        try:
-            return display_value(form.field(key), value)
-        except (KeyError, ValueError):
-            pass
-    return str(value)
 
 
 def content(message: MessageRecord, form: Form | None) -> str:

@@ -17,6 +17,7 @@ from televikar_pbx.admin.money import format_kroner
 from televikar_pbx.admin.parse import DAYS, format_exception, format_hours, format_time
 from televikar_pbx.db.repositories import AgentCredentials
 from televikar_pbx.domain.calendar import Booking
+from televikar_pbx.domain.desk_live import DEFAULT_GREETING
 from televikar_pbx.domain.directory import Agent, Customer
 from televikar_pbx.domain.reporting import ReportSettings
 from televikar_pbx.reports.table import table as table  # re-exported: render.table
@@ -112,6 +113,7 @@ def customer_json(
             if a.serves(customer.id)
         ],
         "voice_delivery": voice_delivery,
+        "greeting": customer.greeting,
     }
 
 
@@ -151,6 +153,7 @@ def customer_text(
         ("prices", _prices(customer)),
         ("agents", ", ".join(served) or "none"),
         ("voice messages", f"{voice_delivery} (e-mail)"),
+        ("greeting", customer.greeting or f"{DEFAULT_GREETING} (the default)"),
     ]
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in rows)

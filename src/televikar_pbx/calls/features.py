@@ -57,3 +57,30 @@ class FeatureCodes:
         view = self._calls.view().agent(agent_id)
         log.info("feature.done", endpoint=endpoint, code=code, state=view and view.state.value)
         return prompt
+
+
+# The agent desk's buttons (web/desk.py): the same events and stored state as the
+# feature codes, but explicit (a button pressed twice pauses once; *47 toggles).
+PAGE_ACTIONS: dict[str, tuple[type[acd.AgentEvent], dict[str, bool]]] = {
+    "login": (acd.AgentLoggedIn, {"logged_in": True, "paused": False}),
+    "logout": (acd.AgentLoggedOut, {"logged_in": False, "paused": False}),
+    "pause": (acd.AgentPaused, {"paused": True}),
+    "resume": (acd.AgentResumed, {"paused": False}),
+}
+
+
+class AgentActions:
+    """Log in or out, pause or resume an agent from its desk page: the desk first (it
+    may refuse: :class:`acd.IllegalEvent`), then the state kept for a restart."""
+
+    def __init__(self, calls: CallService, store: AgentStateStore) -> None:
+        self._calls = calls
+        self._store = store
+
+    async def __call__(self, agent_id: int, action: str) -> None:
+        event_type, saved = PAGE_ACTIONS[action]
+        await self._calls.agent_event(event_type(agent_id), self._calls.clock.now())
+        await self._store.set_agent_state(agent_id, **saved)
+        view = self._calls.view().agent(agent_id)
+        state = view and view.state.value
+        log.info("desk_web.agent", agent_id=agent_id, action=action, state=state)

@@ -72,6 +72,7 @@ class CallService(StasisEvents, DeskCommands):
         self._subscribed: set[str] = set()
         self._tick_at: datetime | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._watchers: list[Callable[[], None]] = []
         self._handlers = self.stasis_handlers()
 
     async def handle(self, event: AriEvent) -> None:
@@ -188,10 +189,17 @@ class CallService(StasisEvents, DeskCommands):
         event = acd.PhoneReachable(agent_id) if reachable else acd.PhoneUnreachable(agent_id)
         await self._feed(event, self.clock.now())
 
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` after every change of the desk (the web desk's live feed).
+        It runs in the routing path: it must only take note and return."""
+        self._watchers.append(changed)
+
     def _after_change(self) -> None:
         self._schedule_tick()
         if self._presence is not None:
             self._presence.changed()
+        for changed in self._watchers:
+            changed()
 
     async def _feed(self, event: acd.Event, at: datetime) -> None:
         try:

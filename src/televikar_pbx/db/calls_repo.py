@@ -260,6 +260,19 @@ class CallRepository(Repository):
             rows = await s.scalars(query.execution_options(populate_existing=True))
             return [_record(row) for row in rows]
 
+    async def recent_calls_from(
+        self, customer_id: int, caller_number: str, limit: int = 5, before: int | None = None
+    ) -> list[CallRecord]:
+        """The customer's last ``limit`` calls from ``caller_number``, newest first
+        (``before``: leave out that call and later ones, e.g. the one ringing now)."""
+        c = models.Call
+        query = select(c).where(c.customer_id == customer_id, c.caller_number == caller_number)
+        if before is not None:
+            query = query.where(c.id < before)
+        query = query.order_by(c.arrived_at.desc(), c.id.desc()).limit(limit)
+        async with self._unit() as s:
+            return [_record(row) for row in await s.scalars(query)]
+
     async def calls_between(
         self, customer_id: int, start: dt.datetime, end: dt.datetime
     ) -> list[CallLogEntry]:

@@ -44,6 +44,7 @@ from televikar_pbx.db.repo_base import (
 )
 from televikar_pbx.domain.billing import Prices
 from televikar_pbx.domain.calendar import Agreement, Booking, DateException, OpeningHours
+from televikar_pbx.domain.desk_live import check_greeting
 from televikar_pbx.domain.directory import Customer, CustomerRules, Directory
 from televikar_pbx.domain.reporting import ReportSettings
 
@@ -164,6 +165,18 @@ class DirectoryRepository(AgentRepository):
             await _write_calendar(s, row.id, name, weekly, special)
             await _write_emails(s, row.id, name, report.emails)
             return (await load_customers(s, [row.id]))[0]
+
+    async def set_greeting(self, customer_id: int, greeting: str | None) -> None:
+        """The agent's greeting template (checked: ``domain.desk_live.check_greeting``);
+        None: the default."""
+        if greeting is not None:
+            greeting = check_greeting(greeting)
+        async with self._unit() as s:
+            await s.execute(
+                update(models.Customer)
+                .where(models.Customer.id == customer_id)
+                .values(greeting=greeting)
+            )
 
     async def update_customer(
         self,

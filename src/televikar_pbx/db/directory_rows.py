@@ -85,6 +85,7 @@ async def load_customers(s: AsyncSession, ids: Ids = None) -> tuple[Customer, ..
             forwarded_from=tuple(forwarded[row.id]),
             rules=rules_from_row(row),
             prices=prices_from_row(row),
+            greeting=row.greeting,
             calendar=Calendar(
                 timezone=row.timezone,
                 agreement=(

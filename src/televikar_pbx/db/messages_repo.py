@@ -241,6 +241,20 @@ class MessageRepository(Repository):
         async with self._unit() as s:
             return [message_record(r) for r in await s.scalars(stmt)]
 
+    async def recent_messages_from(
+        self, customer_id: int, caller_number: str, limit: int = 5
+    ) -> list[MessageRecord]:
+        """The customer's last ``limit`` messages from ``caller_number``, newest first."""
+        m = models.Message
+        stmt = (
+            select(m)
+            .where(m.customer_id == customer_id, m.caller_number == caller_number)
+            .order_by(m.taken_at.desc(), m.id.desc())
+            .limit(limit)
+        )
+        async with self._unit() as s:
+            return [message_record(r) for r in await s.scalars(stmt)]
+
     async def message_log(self, message_id: int) -> list[MessageLogRecord]:
         e = models.MessageLogEntry
         async with self._unit() as s:

@@ -140,6 +140,9 @@ class Customer(Base):
     # Voice messages by e-mail: the recording attached, or a link to the agent desk's
     # player (docs/messages.md; the link needs the web desk).
     voice_delivery: Mapped[Choice] = mapped_column(server_default="attachment")
+    # What the agent says on answering (domain.desk_live.render_greeting); None: the
+    # default "{kunde}, dette er {agent}".
+    greeting: Mapped[str | None] = mapped_column(String(200))
 
 
 class CustomerReportEmail(Base):
@@ -226,7 +229,11 @@ class Call(Base):
     """
 
     __tablename__ = "calls"
-    __table_args__ = (Index(None, "customer_id", "arrived_at"),)
+    __table_args__ = (
+        Index(None, "customer_id", "arrived_at"),
+        # The screen pop's "last calls from this number" (0010).
+        Index(None, "customer_id", "caller_number", "arrived_at"),
+    )
 
     id: Mapped[IntPK]
     # Asterisk's uniqueid of the caller's channel.
@@ -337,6 +344,8 @@ class Message(Base):
             postgresql_where=text("kind = 'voice'"),
         ),
         Index(None, "customer_id", "taken_at"),
+        # The screen pop's "last messages from this number" (0010).
+        Index(None, "customer_id", "caller_number", "taken_at"),
     )
 
     id: Mapped[IntPK]

@@ -253,7 +253,7 @@ class Desk(AgentDesk):
     def view(self) -> DeskView:
         """A frozen copy of what presence, control and status may see."""
         agents = tuple(
-            AgentView(a.agent_id, a.state, a.call_id, a.misses, a.reachable)
+            AgentView(a.agent_id, a.state, a.call_id, a.misses, a.reachable, a.wrap_up_until)
             for a in self.agents.values()
         )
         calls = tuple(

@@ -20,6 +20,7 @@ class AgentView:
     call_id: str | None
     misses: int  # missed offers in a row
     reachable: bool
+    wrap_up_until: datetime | None = None  # in wrap-up: when it ends
 
 
 @dataclass(frozen=True, slots=True)

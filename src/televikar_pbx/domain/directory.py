@@ -63,6 +63,8 @@ class Customer:
     calendar: Calendar = field(default_factory=Calendar)
     # What the customer pays (docs/billing.md); all 0 until set.
     prices: Prices = field(default_factory=Prices)
+    # The agent's greeting template (domain.desk_live); None: the default.
+    greeting: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,9 @@ AUTH = web.AppKey("auth", DeskAuth)
 MESSAGES = web.AppKey("messages", MessageRepository)
 CONFIG = web.AppKey("config", WebConfig)
 CLOCK = web.AppKey("clock", Clock)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What "/" shows: ``index`` until the desk's pages are added (web/desk.py).
+INDEX: web.AppKey[Handler] = web.AppKey("index")
 
 
 def policy_from_settings(settings: Settings) -> AuthPolicy:
@@ -127,7 +130,8 @@ def make_app(
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login_submit)
     app.router.add_post("/logout", logout)
-    app.router.add_get("/", index)
+    app[INDEX] = index
+    app.router.add_get("/", _home)
     if messages is not None:
         app.router.add_get("/ack/{token}", ack_page)
         app.router.add_post("/ack/{token}", ack_submit)
@@ -146,9 +150,6 @@ async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 @web.middleware
 async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -156,7 +157,8 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         exc.headers.update(SECURITY_HEADERS)
         raise
-    response.headers.update(SECURITY_HEADERS)
+    if not response.prepared:  # a stream (the live feeds) sets its own before it starts
+        response.headers.update(SECURITY_HEADERS)
     return response
 
 
@@ -302,6 +304,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     response.del_cookie(config.session_cookie, path="/", secure=config.secure_cookies)
     raise response
+
+
+async def _home(request: web.Request) -> web.StreamResponse:
+    return await request.app[INDEX](request)
 
 
 async def index(request: web.Request) -> web.StreamResponse:
