@@ -13,8 +13,10 @@ LAB_ENV = $(shell bash $(LAB) env-file)
 # the lab's own Debian sid root, see asterisk/README.md).
 HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
 	sip-tester espeak-ng sox postgresql systemd
+# Only the tests need these: the agent desk's browser test runs Debian's Chromium.
+TEST_PACKAGES := chromium
 
-.PHONY: help host-deps venv asterisk asterisk-stop db run test test-fast test-unit check fmt clean
+.PHONY: help host-deps test-deps venv asterisk asterisk-stop db run test test-fast test-unit check fmt clean
 
 help:
 	@echo "make run            set up everything and run the service (embedded defaults)"
@@ -25,8 +27,9 @@ help:
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
 	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~10 min)"
 
-host-deps:
-	@missing=$$(for p in $(HOST_PACKAGES); do \
+host-deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(HOST_PACKAGES))
+host-deps test-deps:
+	@missing=$$(for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -60,7 +63,7 @@ run: venv asterisk db
 
 # All of it: the real-Asterisk tests, and beside them (niced) the rest and the
 # shifted-clock guard (tests/setup/run-all.sh). PYTEST_ARGS runs just that selection.
-test: venv asterisk
+test: venv test-deps asterisk
 	@pg_url=$$(bash tests/setup/postgres.sh) || exit 1; \
 	export $$pg_url TELEVIKAR_ENV_FILE=$(LAB_ENV); \
 	if [ -n "$(PYTEST_ARGS)" ]; then $(BIN)/pytest -ra $(PYTEST_ARGS); \

@@ -310,7 +310,7 @@ async def test_the_agents_feed_pops_the_ringing_call(world: World) -> None:
     assert card["state"] == "offered"
     assert card["call"]["customer_name"] == "Fjordbakst"
     assert card["call"]["greeting"] == "Fjordbakst, dette er Kari"
-    assert card["call"]["caller"] == CALLER
+    assert card["call"]["caller"] == "+47 91 23 45 67"
     assert card["call"]["record_id"] == world.fjord_call
     response.close()
 

@@ -18,6 +18,7 @@ from televikar_pbx.domain.desk_live import (
     agent_cards,
     check_greeting,
     render_greeting,
+    shown_number,
     time_of_day,
     wallboard,
 )
@@ -126,12 +127,26 @@ def test_the_card_pops_the_call_while_the_phone_rings() -> None:
         "record_id": 41,
         "customer_id": 1,
         "customer_name": "Fjordbakst",
-        "caller": "+4791234567",
+        "caller": "+47 91 23 45 67",
         "caller_withheld": False,
         "arrived_at": T0.isoformat(),
         "greeting": "Fjordbakst, dette er Kari",
     }
     assert cards[2].call is None and cards[2].state is AgentState.IDLE
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        ("4791234567", "+47 91 23 45 67"),
+        ("004791234567", "+47 91 23 45 67"),
+        ("91234567", "+47 91 23 45 67"),
+        ("+46701234567", "+46 70 123 45 67"),
+        ("12", "12"),  # not a number anyone can dial: as it came
+    ],
+)
+def test_the_callers_number_reads_as_a_number(number: str, shown: str) -> None:
+    assert shown_number(number) == shown
 
 
 @pytest.mark.parametrize("number", [None, "", "anonymous", "Anonymous"])

@@ -19,6 +19,8 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+
 from televikar_pbx.domain.desk_messages import AgentState, CallState
 from televikar_pbx.domain.desk_view import DeskView
 from televikar_pbx.domain.directory import Customer
@@ -67,7 +69,19 @@ def render_greeting(template: str | None, customer: Customer, agent: str, now: d
 
 
 def shown_number(caller_number: str | None) -> str:
-    return WITHHELD if caller_id_withheld(caller_number) else str(caller_number).strip()
+    """The caller as the agent reads it: "+47 912 34 567" for a number that is one
+    (Norwegian unless it says otherwise), as it came otherwise, "skjult nummer" if
+    withheld."""
+    if caller_id_withheld(caller_number):
+        return WITHHELD
+    text = str(caller_number).strip()
+    try:
+        parsed = phonenumbers.parse(text if not text.startswith("00") else "+" + text[2:], "NO")
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_valid_number(parsed):
+        return text
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 @dataclass(frozen=True, slots=True)
