@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.auth.passwords import TEST_PARAMS, Passwords
 from televikar_pbx.auth.services import AuthPolicy, DeskAuth
+from televikar_pbx.db.audit_repo import AuditRepository
+from televikar_pbx.db.calls_repo import CallRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.delivery.service import channels
 from televikar_pbx.delivery.worker import DeliveryWorker
 from televikar_pbx.domain import ack_links
+from televikar_pbx.domain.audit import AuditAction
 from televikar_pbx.domain.message_delivery import Channel
 from televikar_pbx.domain.message_forms import FormKind
 from televikar_pbx.messages.services import add_recipient, take_message
@@ -36,6 +41,13 @@ T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 SECRET = "a" * 40
 PUBLIC = "https://desk.televikar.example"
 INBOX = "post@fjordbakst.example"
+# Half a second of 8 kHz 16-bit mono silence, as Asterisk records.
+_PCM = b"\0\0" * 4000
+WAV = (
+    b"RIFF" + struct.pack("<I", 36 + len(_PCM)) + b"WAVEfmt "
+    + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    + b"data" + struct.pack("<I", len(_PCM)) + _PCM
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -169,3 +181,48 @@ async def test_expired_and_tampered_links(
     # A genuine link to a message that does not exist: 404 too.
     ghost = ack_links.sign(SECRET.encode(), 9999, T0 + dt.timedelta(days=1))
     assert (await desk.get(f"/ack/{ghost}")).status == 404
+
+
+async def test_a_voice_message_by_link_plays_on_its_page_and_each_play_is_audited(
+    sessionmaker: Sessionmaker,
+    customer: None,
+    clock: HandClock,
+    desk: TestClient[Any, Any],
+    tmp_path: Path,
+) -> None:
+    wav = tmp_path / "talebeskjed.wav"
+    wav.write_bytes(WAV)
+    async with sessionmaker.begin() as s:
+        c = await DirectoryRepository(s).find_customer("Fjordbakst AS")
+        await MessageRepository(s).set_voice_delivery(c.id, "link")
+        call = await CallRepository(s).create_call("v1", None, c.id, "4721000001", None, None, T0)
+    voice = await MessageRepository(sessionmaker).add_message(
+        call, c.id, "4791234567", str(wav), 0.5, taken_at=T0
+    )
+    inbox, servers = Mailbox(), Servers()
+    try:
+        assert await send_all(sessionmaker, clock, servers.start(inbox)) == 1
+    finally:
+        servers.stop_all()
+    [received] = inbox.to(INBOX)
+    assert list(received.message.iter_attachments()) == []  # a link, not the recording
+    text = received.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Hør meldingen:" in text
+    token = link_in(text)
+    page = await desk.get(f"/ack/{token}")
+    assert f'src="/ack/{token}/recording"' in await page.text()
+    played = await desk.get(f"/ack/{token}/recording")
+    assert played.status == 200 and played.headers["Content-Type"] == "audio/wav"
+    assert await played.read() == WAV
+    [entry] = await AuditRepository(sessionmaker).list_entries()
+    assert (entry.action, entry.username, entry.customer_id, entry.object_id) == (
+        AuditAction.PLAY_RECORDING,
+        "customer (link)",
+        c.id,
+        str(voice),
+    )
+    bad = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert (await desk.get(f"/ack/{bad}/recording")).status == 404
+    clock.at = T0 + dt.timedelta(days=8)
+    assert (await desk.get(f"/ack/{token}/recording")).status == 410
+    assert len(await AuditRepository(sessionmaker).list_entries()) == 1

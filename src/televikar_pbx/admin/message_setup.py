@@ -40,8 +40,8 @@ def voice_delivery_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--voice-delivery",
         choices=VOICE_DELIVERIES,
-        help="a voice message's recording attached to the e-mail (default), or a link to "
-        "it on the web desk (next issue: until then the recording is attached)",
+        help="a voice message's recording attached to the e-mail (default), or a signed "
+        "link to a page that plays it (needs TELEVIKAR_WEB_PUBLIC_URL; attached without)",
     )
 
 

@@ -333,6 +333,13 @@ class MessageRepository(Repository):
         async with self._unit() as s:
             return {cid: str(v) for cid, v in await s.execute(select(c.id, c.voice_delivery))}
 
+    async def voice_delivery(self, customer_id: int) -> str:
+        """One customer's choice (``attachment`` for a customer that does not exist)."""
+        c = models.Customer
+        async with self._unit() as s:
+            found = await s.scalar(select(c.voice_delivery).where(c.id == customer_id))
+        return "attachment" if found is None else str(found)
+
     async def set_voice_delivery(self, customer_id: int, choice: str) -> None:
         if choice not in VOICE_DELIVERIES:
             raise ValueError(f"voice delivery must be attachment or link, got {choice!r}")

@@ -39,6 +39,9 @@ class Context:
     customer: Customer
     message: Message
     form: Form | None
+    # A voice message's recording: attached, or a link to the desk (customers edit
+    # --voice-delivery link; needs the desk's public address, else attached).
+    voice_delivery: str = "attachment"
 
 
 # Loads the customer and the form version of a message (messages/services.py).
@@ -92,14 +95,19 @@ class EmailChannel:
     async def deliver(self, job: OutboxJob, message: MessageRecord) -> str | None:
         ctx = await self._load(message)
         recording = None
-        if message.kind == "voice":
+        now = self._clock.now()
+        listen_url = None
+        if message.kind == "voice" and ctx.voice_delivery == "link" and self._ack:
+            listen_url = self._ack.url(message.id, now)  # the page plays it, and acknowledges
+        elif message.kind == "voice":
             try:
                 recording = await load_recording(Path(message.file or ""))
             except RecordingError as exc:
                 raise DeliveryFailed(f"recording: {exc}") from exc
         mid = message_id(message.id, f"email:{job.address}", self._domain, job.generation)
-        now = self._clock.now()
         ack_url = self._ack.url(message.id, now) if self._ack and message.urgent else None
+        if listen_url is not None and ack_url is not None:
+            ack_url = listen_url  # one link: the page plays the message and acknowledges it
         mail = compose(
             sender=self._smtp.sender,
             to=job.address,
@@ -110,6 +118,7 @@ class EmailChannel:
             now=now,
             recording=recording,
             ack_url=ack_url,
+            listen_url=listen_url,
         )
         try:
             refused = await send(self._smtp, mail)
@@ -224,6 +233,7 @@ def context_loader(sessions: async_sessionmaker[AsyncSession]) -> LoadContext:
                 form = await form_version(
                     MessageRepository(session), record.customer_id, kind, record.form_version
                 )
-        return Context(customer, domain_message(record, agent), form)
+            voice = await MessageRepository(session).voice_delivery(record.customer_id)
+        return Context(customer, domain_message(record, agent), form, voice)
 
     return load

@@ -141,10 +141,15 @@ def message_rows(customer: Customer, message: Message, form: Form | None) -> lis
 
 
 ACK_PROMPT = "Bekreft at meldingen er lest"
+LISTEN_PROMPT = "Hør meldingen"
 
 
 def body_text(
-    customer: Customer, message: Message, form: Form | None, ack_url: str | None = None
+    customer: Customer,
+    message: Message,
+    form: Form | None,
+    ack_url: str | None = None,
+    listen_url: str | None = None,
 ) -> str:
     title = f"{KIND_NAMES[message.kind]} til {customer.display_name}"
     lines = [("HASTER: " if message.urgent else "") + title, ""]
@@ -154,16 +159,22 @@ def body_text(
             lines.extend(f"  {line}" for line in value.splitlines())
         else:
             lines.append(f"{label}: {value}")
-    if message.kind is MessageKind.VOICE:
+    if listen_url:
+        lines += ["", f"{LISTEN_PROMPT}:", listen_url]
+    elif message.kind is MessageKind.VOICE:
         lines += ["", "Opptaket er vedlagt (WAV)."]
-    if ack_url:
+    if ack_url and ack_url != listen_url:
         lines += ["", f"{ACK_PROMPT}:", ack_url]
     lines += ["", "-- ", f"Svartjenesten, melding nr. {message.id}"]
     return "\n".join(lines) + "\n"
 
 
 def body_html(
-    customer: Customer, message: Message, form: Form | None, ack_url: str | None = None
+    customer: Customer,
+    message: Message,
+    form: Form | None,
+    ack_url: str | None = None,
+    listen_url: str | None = None,
 ) -> str:
     e = html.escape
     title = e(f"{KIND_NAMES[message.kind]} til {customer.display_name}")
@@ -174,7 +185,9 @@ def body_html(
         for label, value in message_rows(customer, message, form)
     )
     note = "<p>Opptaket er vedlagt (WAV).</p>" if message.kind is MessageKind.VOICE else ""
-    if ack_url:
+    if listen_url:
+        note = f'<p><a href="{e(listen_url)}">{e(LISTEN_PROMPT)}</a></p>'
+    if ack_url and ack_url != listen_url:
         note += f'<p><a href="{e(ack_url)}">{e(ACK_PROMPT)}</a></p>'
     return (
         f'<!DOCTYPE html><html lang="nb"><head><meta charset="utf-8"><title>{title}</title>'
@@ -199,14 +212,16 @@ def compose(
     now: dt.datetime,
     recording: Recording | None = None,
     ack_url: str | None = None,
+    listen_url: str | None = None,
 ) -> EmailMessage:
     """The e-mail of ``message`` to one recipient ``to``. ``form``: the version the
-    message was taken with (None for a voice message, which needs ``recording``);
-    ``ack_url``: the link that acknowledges it (urgent messages, web/ack.py)."""
+    message was taken with (None for a voice message, which needs ``recording`` or
+    ``listen_url``, the signed link to its page on the desk, for customers who chose
+    links); ``ack_url``: the link that acknowledges it (urgent messages, web/app.py)."""
     if message.customer_id != customer.id:
         raise ValueError(f"message {message.id} is not customer {customer.id}'s")
-    if message.kind is MessageKind.VOICE and recording is None:
-        raise ValueError("a voice message is sent with its recording")
+    if message.kind is MessageKind.VOICE and recording is None and listen_url is None:
+        raise ValueError("a voice message is sent with its recording or a link to it")
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = to
@@ -217,8 +232,8 @@ def compose(
         mail["Importance"] = "high"
         mail["X-Priority"] = "1"
     mail["Content-Language"] = "nb"
-    mail.set_content(body_text(customer, message, form, ack_url))
-    mail.add_alternative(body_html(customer, message, form, ack_url), subtype="html")
+    mail.set_content(body_text(customer, message, form, ack_url, listen_url))
+    mail.add_alternative(body_html(customer, message, form, ack_url, listen_url), subtype="html")
     if recording is not None:
         mail.add_attachment(
             recording.data,

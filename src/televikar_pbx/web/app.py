@@ -9,11 +9,13 @@ same way ``index`` and ``logout`` do. Templates are Jinja2 with autoescaping on.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp_jinja2
 import jinja2
@@ -25,10 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.auth.services import Authenticated, AuthPolicy, DeskAuth, LoginOutcome
 from televikar_pbx.clock import Clock
+from televikar_pbx.db.audit_repo import AuditRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.repo_base import MessageNotFound
 from televikar_pbx.domain import ack_links
 from televikar_pbx.domain.ack_links import AckStatus
+from televikar_pbx.domain.audit import AuditAction, AuditRecord
 from televikar_pbx.domain.auth import (
     Role,
     SessionPolicy,
@@ -79,6 +83,8 @@ class WebConfig:
 
 AUTH = web.AppKey("auth", DeskAuth)
 MESSAGES = web.AppKey("messages", MessageRepository)
+AUDIT = web.AppKey("audit", AuditRepository)
+CUSTOMER_LINK = "customer (link)"  # who acted, in message logs and the audit log
 CONFIG = web.AppKey("config", WebConfig)
 CLOCK = web.AppKey("clock", Clock)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,6 +127,7 @@ def make_app(
     app[AUTH], app[CONFIG], app[CLOCK] = auth, config, clock
     if messages is not None:
         app[MESSAGES] = messages
+        app[AUDIT] = AuditRepository(messages.source)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("televikar_pbx.web", "templates"),
@@ -135,6 +142,7 @@ def make_app(
     if messages is not None:
         app.router.add_get("/ack/{token}", ack_page)
         app.router.add_post("/ack/{token}", ack_submit)
+        app.router.add_get("/ack/{token}/recording", ack_recording)
     return app
 
 
@@ -342,6 +350,7 @@ async def ack_page(request: web.Request) -> web.StreamResponse:
     nonce = request.cookies.get(config.login_cookie) or secrets.token_urlsafe(32)
     context = {
         "message_id": message.id,
+        "voice": message.kind == "voice" and bool(message.file),
         "acknowledged": message.status == "acknowledged",
         "csrf": login_csrf_token(config.secret, nonce),
         "token": request.match_info["token"],
@@ -351,13 +360,35 @@ async def ack_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def ack_recording(request: web.Request) -> web.StreamResponse:
+    """A voice message's recording, for customers who get links instead of attachments:
+    the signed link is the permission; each play is in the audit log."""
+    message_id = _ack_message(request)
+    try:
+        message = await request.app[MESSAGES].get_message(message_id)
+    except MessageNotFound:
+        raise web.HTTPNotFound(text="Ukjent lenke.") from None
+    path = Path(message.file or "")
+    if message.kind != "voice" or not message.file or not await asyncio.to_thread(path.is_file):
+        raise web.HTTPNotFound(text="Ingen opptak.")
+    await request.app[AUDIT].record(
+        AuditRecord(
+            at=request.app[CLOCK].now(),
+            action=AuditAction.PLAY_RECORDING,
+            username=CUSTOMER_LINK,
+            customer_id=message.customer_id,
+            object_id=str(message.id),
+            address=client_address(request),
+        )
+    )
+    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Content-Type": "audio/wav"})
+
+
 async def ack_submit(request: web.Request) -> web.StreamResponse:
     await _anonymous_form(request)
     message_id = _ack_message(request)
     try:
-        await request.app[MESSAGES].acknowledge(
-            message_id, request.app[CLOCK].now(), "customer (link)"
-        )
+        await request.app[MESSAGES].acknowledge(message_id, request.app[CLOCK].now(), CUSTOMER_LINK)
     except MessageNotFound:
         raise web.HTTPNotFound(text="Ukjent lenke.") from None
     raise web.HTTPSeeOther(f"/ack/{request.match_info['token']}")
