@@ -1,26 +1,49 @@
 """The knowledge base on a real migrated database (SQLite and PostgreSQL): Norwegian
-search within the customers given, and versions."""
+search, versions, and the desk's pages through the real aiohttp app with aiohttp's test
+client; time comes from a clock the test moves (never the time of day)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from televikar_pbx.auth.passwords import TEST_PARAMS, Passwords
+from televikar_pbx.auth.services import DeskAuth
+from televikar_pbx.db.audit_repo import AuditRepository
 from televikar_pbx.db.knowledge_repo import KbPageNotFound, KnowledgeRepository, PageChanged
 from televikar_pbx.db.repositories import DirectoryRepository, NotFound
 from televikar_pbx.db.users_repo import UserRepository
+from televikar_pbx.domain.audit import AuditAction
 from televikar_pbx.domain.auth import Role
 from televikar_pbx.domain.knowledge import PageInvalid
+from televikar_pbx.web.app import WebConfig, make_app
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+SECRET = b"s" * 32
 PASSWORD = "correct horse battery"
+STALE = "Ikke gjennomgått på over 90 dager"
+
+
+class MovableClock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.at = now
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, by: dt.timedelta) -> None:
+        self.at += by
 
 
 @dataclass
@@ -177,3 +200,208 @@ async def test_search_structures_per_database(world: World) -> None:
                 )
             )
             assert "ix_kb_pages_search" in plan, plan
+
+
+# --- the desk's pages ---------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(T0)
+
+
+@pytest.fixture
+async def client(world: World, clock: MovableClock) -> AsyncIterator[TestClient[Any, Any]]:
+    auth = DeskAuth(world.sm, Passwords(TEST_PARAMS))
+    app = make_app(auth, WebConfig(SECRET), clock, knowledge_base=world.kb)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def _login(client: TestClient[Any, Any], username: str) -> str:
+    """Log in; the CSRF token of the session's forms."""
+    page = await client.get("/login")
+    form = {"username": username, "password": PASSWORD, "csrf": _csrf(await page.text())}
+    done = await client.post("/login", data=form, allow_redirects=False)
+    assert done.status == 303
+    return _csrf(await (await client.get("/")).text())
+
+
+async def test_login_required(client: TestClient[Any, Any], world: World) -> None:
+    for url in (f"/customers/{world.fjord}/kb/{world.fjord_page}", "/kb/search?q=x"):
+        got = await client.get(url, allow_redirects=False)
+        assert (got.status, got.headers["Location"]) == (303, "/login")
+
+
+async def test_agent_reads_its_customers_page_and_the_view_is_audited(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    await _login(client, "kari")
+    listing = await client.get(f"/customers/{world.fjord}/kb")
+    assert listing.status == 200
+    assert "Bestillinger" in await listing.text()
+    page = await client.get(f"/customers/{world.fjord}/kb/{world.fjord_page}")
+    html = await page.text()
+    assert page.status == 200
+    assert '<h1 id="kb-title">Bestillinger</h1>' in html
+    assert '<a href="tel:+4721000001" rel="noopener noreferrer nofollow">tel</a>' in html
+    assert "Sist gjennomgått 2.3.2026 kl. 10:00 av anne" in html  # Oslo time
+    assert 'id="kb-edit"' not in html and 'id="kb-review"' not in html  # reads only
+    assert STALE not in html
+    entries = await AuditRepository(world.sm).list_entries()
+    views = [e for e in entries if e.action is AuditAction.VIEW_KB_PAGE]
+    assert [(e.username, e.customer_id, e.object_id, e.at) for e in views] == [
+        ("kari", world.fjord, str(world.fjord_page), T0)
+    ]
+
+
+async def test_another_customers_page_is_not_found(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    await _login(client, "kari")
+    for url in (
+        f"/customers/{world.nordlys}/kb",
+        f"/customers/{world.nordlys}/kb/{world.nordlys_page}",
+        f"/customers/{world.nordlys}/kb/{world.nordlys_page}/history",
+        f"/customers/{world.fjord}/kb/{world.nordlys_page}",  # under a customer she sees
+        f"/customers/{world.fjord}/kb/{world.nordlys_page}/history",
+        f"/kb/search?q=bestilling&customer={world.nordlys}",
+        f"/customers/{world.fjord}/kb/9999",
+        "/customers/9999/kb",
+    ):
+        got = await client.get(url)
+        assert got.status == 404, url
+        assert "regnskapstime" not in await got.text()
+    search = await client.get("/kb/search", params={"q": "bestilling"})
+    html = await search.text()
+    assert search.status == 200
+    assert f'id="kb-hit-{world.fjord_page}"' in html
+    assert "regnskapstime" not in html.lower() and "Nordlys" not in html
+    assert "<mark>bestillinger</mark>" in html
+    entries = await AuditRepository(world.sm).list_entries()
+    assert not [e for e in entries if e.action is AuditAction.VIEW_KB_PAGE]
+
+
+async def test_agent_may_not_edit(client: TestClient[Any, Any], world: World) -> None:
+    token = await _login(client, "kari")
+    base = f"/customers/{world.fjord}/kb"
+    assert (await client.get(f"{base}/{world.fjord_page}/edit")).status == 403
+    assert (await client.get(f"{base}/new")).status == 403
+    form = {"csrf": token, "title": "Hack", "body": "x", "version": "1"}
+    assert (await client.post(f"{base}/{world.fjord_page}/edit", data=form)).status == 403
+    assert (await client.post(f"{base}/new", data=form)).status == 403
+    assert (await client.post(f"{base}/{world.fjord_page}/reviewed", data=form)).status == 403
+    assert (await world.kb.get_page(world.fjord_page)).version == 1
+    assert len(await world.kb.list_pages(world.fjord)) == 1
+
+
+async def test_account_manager_edits_and_a_new_version_appears(
+    client: TestClient[Any, Any], world: World, clock: MovableClock
+) -> None:
+    token = await _login(client, "anne")
+    base = f"/customers/{world.fjord}/kb/{world.fjord_page}"
+    form_page = await client.get(f"{base}/edit")
+    form_html = await form_page.text()
+    assert form_page.status == 200
+    assert '<label for="kb-title-input">Tittel</label>' in form_html
+    assert 'for="kb-body-input"' in form_html and 'name="version" value="1"' in form_html
+    clock.advance(HOUR)
+    form = {
+        "csrf": token,
+        "version": "1",
+        "title": "Bestillinger og levering",
+        "body": "Bestill før kl. 13.\n\n<script>alert('x')</script>",
+    }
+    saved = await client.post(f"{base}/edit", data=form, allow_redirects=False)
+    assert (saved.status, saved.headers["Location"]) == (303, base)
+    page = await world.kb.get_page(world.fjord_page)
+    assert (page.version, page.updated_by, page.updated_at) == (2, "anne", T0 + HOUR)
+    view = await (await client.get(base)).text()
+    assert "<script>alert" not in view and "&lt;script&gt;alert('x')&lt;/script&gt;" in view
+    history = await client.get(f"{base}/history")
+    html = await history.text()
+    assert history.status == 200
+    assert 'id="kb-version-2"' in html and 'id="kb-version-1"' in html
+    assert "Lagret 2.3.2026 kl. 11:00 av" in html
+    assert "<ins>+Tittel: Bestillinger og levering</ins>" in html
+    assert "<del>-Tittel: Bestillinger</del>" in html
+    assert "<script>alert" not in html  # the diff is escaped too
+    # The same form again, from the version now replaced: refused, nothing lost.
+    again = await client.post(f"{base}/edit", data=form, allow_redirects=False)
+    assert again.status == 409
+    assert "Siden ble lagret av anne" in await again.text()
+    assert (await world.kb.get_page(world.fjord_page)).version == 2
+    # A new page.
+    new = {"csrf": token, "title": "Priser", "body": "Brød: 50 kr"}
+    made = await client.post(f"/customers/{world.fjord}/kb/new", data=new, allow_redirects=False)
+    assert made.status == 303
+    assert [p.title for p in await world.kb.list_pages(world.fjord)] == [
+        "Bestillinger og levering",
+        "Priser",
+    ]
+    empty = await client.post(
+        f"/customers/{world.fjord}/kb/new", data={**new, "title": " "}, allow_redirects=False
+    )
+    assert empty.status == 400 and "Tittel må fylles ut." in await empty.text()
+    # Not the customer she manages: she does not even see it.
+    other = f"/customers/{world.nordlys}/kb/{world.nordlys_page}/edit"
+    assert (await client.post(other, data={**form, "version": "1"})).status == 404
+
+
+async def test_posts_without_the_csrf_token_are_forbidden(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    await _login(client, "anne")
+    base = f"/customers/{world.fjord}/kb"
+    form = {"title": "Uten token", "body": "x", "version": "1"}
+    for url in (
+        f"{base}/{world.fjord_page}/edit",
+        f"{base}/new",
+        f"{base}/{world.fjord_page}/reviewed",
+    ):
+        assert (await client.post(url, data=form)).status == 403, url
+        assert (await client.post(url, data={**form, "csrf": "0" * 64})).status == 403, url
+    assert (await world.kb.get_page(world.fjord_page)).version == 1
+    assert len(await world.kb.list_pages(world.fjord)) == 1
+
+
+async def test_stale_flag_follows_the_clock_and_a_review_clears_it(
+    client: TestClient[Any, Any], world: World, clock: MovableClock
+) -> None:
+    token = await _login(client, "anne")
+    page_url = f"/customers/{world.fjord}/kb/{world.fjord_page}"
+    list_url = f"/customers/{world.fjord}/kb"
+    clock.advance(89 * DAY)
+    await _login(client, "anne")  # the 12 h session has ended meanwhile
+    assert STALE not in await (await client.get(page_url)).text()
+    clock.advance(2 * DAY)  # 91 days after the review
+    token = await _login(client, "anne")
+    html = await (await client.get(page_url)).text()
+    assert f'<p role="status" id="kb-stale"><strong>{STALE}</strong></p>' in html
+    listing = await (await client.get(list_url)).text()
+    assert f'<strong id="kb-stale-{world.fjord_page}">{STALE}</strong>' in listing
+    done = await client.post(f"{page_url}/reviewed", data={"csrf": token}, allow_redirects=False)
+    assert (done.status, done.headers["Location"]) == (303, page_url)
+    html = await (await client.get(page_url)).text()
+    assert STALE not in html and "Sist gjennomgått 1.6.2026 kl. 11:00 av anne" in html
+    assert (await world.kb.get_page(world.fjord_page)).version == 1  # not a new version
+
+
+async def test_supervisor_searches_every_customer_but_edits_none(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    await _login(client, "sara")
+    html = await (await client.get("/kb/search", params={"q": "bestillinger"})).text()
+    assert f'id="kb-hit-{world.fjord_page}"' in html
+    assert f'id="kb-hit-{world.nordlys_page}"' in html
+    only = await client.get("/kb/search", params={"q": "bestilling", "customer": world.nordlys})
+    only_html = await only.text()
+    assert f'id="kb-hit-{world.nordlys_page}"' in only_html
+    assert f'id="kb-hit-{world.fjord_page}"' not in only_html
+    assert (await client.get(f"/customers/{world.nordlys}/kb/new")).status == 403

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.auth.services import Authenticated, AuthPolicy, DeskAuth, LoginOutcome
 from televikar_pbx.clock import Clock
+from televikar_pbx.db.knowledge_repo import KnowledgeRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.repo_base import MessageNotFound
 from televikar_pbx.domain import ack_links
@@ -39,6 +40,7 @@ from televikar_pbx.domain.auth import (
 )
 from televikar_pbx.errors import ConfigError
 from televikar_pbx.settings import Settings
+from televikar_pbx.web import knowledge
 
 MIN_SECRET = 32
 CSRF_FIELD = "csrf"
@@ -81,6 +83,7 @@ AUTH = web.AppKey("auth", DeskAuth)
 MESSAGES = web.AppKey("messages", MessageRepository)
 CONFIG = web.AppKey("config", WebConfig)
 CLOCK = web.AppKey("clock", Clock)
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeRepository)
 
 
 def policy_from_settings(settings: Settings) -> AuthPolicy:
@@ -108,11 +111,15 @@ def app_from_settings(
         settings.web_trust_forwarded_for,
     )
     auth = DeskAuth(sessions, passwords or Passwords(), policy_from_settings(settings))
-    return make_app(auth, config, clock, MessageRepository(sessions))
+    return make_app(auth, config, clock, MessageRepository(sessions), KnowledgeRepository(sessions))
 
 
 def make_app(
-    auth: DeskAuth, config: WebConfig, clock: Clock, messages: MessageRepository | None = None
+    auth: DeskAuth,
+    config: WebConfig,
+    clock: Clock,
+    messages: MessageRepository | None = None,
+    knowledge_base: KnowledgeRepository | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_security_headers])
     app[AUTH], app[CONFIG], app[CLOCK] = auth, config, clock
@@ -131,6 +138,9 @@ def make_app(
     if messages is not None:
         app.router.add_get("/ack/{token}", ack_page)
         app.router.add_post("/ack/{token}", ack_submit)
+    if knowledge_base is not None:
+        app[KNOWLEDGE] = knowledge_base
+        knowledge.add_routes(app)  # web/knowledge.py
     return app
 
 
