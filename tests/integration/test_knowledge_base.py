@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from televikar_pbx.auth.passwords import TEST_PARAMS, Passwords
 from televikar_pbx.auth.services import DeskAuth
 from televikar_pbx.db.audit_repo import AuditRepository
+from televikar_pbx.db.demo import load_demo
 from televikar_pbx.db.knowledge_repo import KbPageNotFound, KnowledgeRepository, PageChanged
 from televikar_pbx.db.repositories import DirectoryRepository, NotFound
 from televikar_pbx.db.users_repo import UserRepository
 from televikar_pbx.domain.audit import AuditAction
 from televikar_pbx.domain.auth import Role
-from televikar_pbx.domain.knowledge import PageInvalid
+from televikar_pbx.domain.knowledge import PageInvalid, is_stale
 from televikar_pbx.web.app import WebConfig, make_app
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -405,3 +406,17 @@ async def test_supervisor_searches_every_customer_but_edits_none(
     assert f'id="kb-hit-{world.nordlys_page}"' in only_html
     assert f'id="kb-hit-{world.fjord_page}"' not in only_html
     assert (await client.get(f"/customers/{world.nordlys}/kb/new")).status == 403
+
+
+async def test_demo_has_pages_per_customer(sessionmaker: Sessionmaker) -> None:
+    assert await load_demo(sessionmaker, now=T0)
+    kb = KnowledgeRepository(sessionmaker)
+    names = await kb.customer_names(None)
+    pages = {names[c]: [p.title for p in await kb.list_pages(c)] for c in names}
+    assert pages == {
+        "Fjordbakst": ["Bestillinger", "Åpningstider"],
+        "Nordlys Regnskap": ["Timebestilling"],
+    }
+    hits = await kb.search("åpningstid", None)
+    assert [h.page.title for h in hits] == ["Åpningstider"]
+    assert is_stale(hits[0].page.last_reviewed_at, T0)  # the demo shows the flag
