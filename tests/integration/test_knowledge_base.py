@@ -8,6 +8,7 @@ import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from televikar_pbx.auth.passwords import TEST_PARAMS, Passwords
 from televikar_pbx.auth.services import DeskAuth
 from televikar_pbx.db.audit_repo import AuditRepository
 from televikar_pbx.db.demo import load_demo
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.knowledge_repo import KbPageNotFound, KnowledgeRepository, PageChanged
 from televikar_pbx.db.repositories import DirectoryRepository, NotFound
 from televikar_pbx.db.users_repo import UserRepository
@@ -26,6 +28,9 @@ from televikar_pbx.domain.audit import AuditAction
 from televikar_pbx.domain.auth import Role
 from televikar_pbx.domain.knowledge import PageInvalid, is_stale
 from televikar_pbx.web.app import WebConfig, make_app
+from tests.helpers import run_async
+from tests.integration.test_cli import NORDLYS, Cli
+from tests.integration.test_users_cli import cli as cli  # the fixture
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -420,3 +425,32 @@ async def test_demo_has_pages_per_customer(sessionmaker: Sessionmaker) -> None:
     hits = await kb.search("åpningstid", None)
     assert [h.page.title for h in hits] == ["Åpningstider"]
     assert is_stale(hits[0].page.last_reviewed_at, T0)  # the demo shows the flag
+
+
+def test_cli_kb_import(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: Cli
+) -> None:
+    cli.ok(*NORDLYS)
+    source = tmp_path / "rutiner.md"
+    source.write_text("# Rutiner\n\nBestillinger tas på telefon.\n", encoding="utf-8")
+    done = cli.ok("kb", "import", "Nordlys AS", str(source), "--title", "Rutiner", "--json")
+    assert done.json()["title"] == "Rutiner" and done.json()["version"] == 1
+
+    async def check() -> None:
+        engine = make_engine(db_url)
+        try:
+            kb = KnowledgeRepository(make_sessionmaker(engine))
+            hits = await kb.search("bestilling", None)
+            assert [(h.page.title, h.page.updated_by) for h in hits] == [("Rutiner", "cli")]
+            # TELEVIKAR_NOW (the fixture's) is when the command's clock starts.
+            reviewed = hits[0].page.last_reviewed_at
+            assert T0 <= reviewed < T0 + dt.timedelta(minutes=1)
+        finally:
+            await engine.dispose()
+
+    run_async(check)
+    cli.fails("kb", "import", "Nordlys AS", str(source), "--title", " ", match="Tittel")
+    cli.fails("kb", "import", "Nobody", str(source), "--title", "T", match="Nobody")
+    cli.fails(
+        "kb", "import", "Nordlys AS", str(tmp_path / "none.md"), "--title", "T", match="none.md"
+    )
