@@ -290,6 +290,7 @@ async def test_another_customers_page_is_not_found(
     assert f'id="kb-hit-{world.fjord_page}"' in html
     assert "regnskapstime" not in html.lower() and "Nordlys" not in html
     assert "<mark>bestillinger</mark>" in html
+    assert "Ring bakeren på tel." in html  # the snippet is text, not Markdown
     entries = await AuditRepository(world.sm).list_entries()
     assert not [e for e in entries if e.action is AuditAction.VIEW_KB_PAGE]
 

@@ -20,6 +20,7 @@ from televikar_pbx.domain.knowledge import (
     is_stale,
     link_allowed,
     may_edit,
+    plain_text,
     render,
     search_terms,
     snippet,
@@ -110,6 +111,12 @@ def test_markdown_still_renders() -> None:
 )
 def test_link_allowed(url: str, ok: bool) -> None:
     assert link_allowed(url) is ok
+
+
+def test_plain_text_is_what_a_reader_sees() -> None:
+    source = "# Priser\n\n**Brød** [her](https://x.no) og `kode`.\nNy linje.\n\n- a\n- b"
+    assert plain_text(source) == "Priser Brød her og kode. Ny linje. a b"
+    assert plain_text("<b>x</b>") == "<b>x</b>"  # text, escaped where it is shown
 
 
 # --- search -------------------------------------------------------------------------

@@ -183,6 +183,23 @@ def render(text: str) -> str:
     return str(_markdown().render(text))
 
 
+def plain_text(text: str) -> str:
+    """A page's Markdown as the words a reader sees (for search snippets): no ``**``,
+    ``#`` or link targets; blocks separated by a space."""
+    out: list[str] = []
+    for block in _markdown().parse(text):
+        if block.type in ("code_block", "fence"):
+            out.append(block.content)
+        for child in block.children or ():
+            if child.type in ("text", "code_inline"):
+                out.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                out.append(" ")
+        if block.block and block.nesting != 1:
+            out.append(" ")
+    return " ".join("".join(out).split())
+
+
 # --- search -------------------------------------------------------------------------
 
 

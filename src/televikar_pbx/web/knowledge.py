@@ -29,6 +29,7 @@ from televikar_pbx.domain.knowledge import (
     diff,
     is_stale,
     may_edit,
+    plain_text,
     render,
     search_terms,
     snippet,
@@ -248,7 +249,7 @@ async def search(request: web.Request) -> web.StreamResponse:
             {
                 "page": _summary(hit.page, now),
                 "customer_name": hit.customer_name,
-                "snippet": snippet(hit.page.body, terms),
+                "snippet": snippet(plain_text(hit.page.body), terms),
             }
             for hit in hits
         ],
