@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from televikar_pbx.db.migrate import ensure_sqlite_parent
-from televikar_pbx.db.models import Base, UTCDateTime
+from televikar_pbx.db.models import KB_SEARCH_INDEX, KB_SEARCH_TABLE, Base, UTCDateTime
 from televikar_pbx.settings import load_settings
 
 config = context.config
@@ -44,11 +44,20 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     return False
 
 
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    # Search objects the migrations keep by hand, outside the models (db/models.py):
+    # SQLite's FTS5 table with its shadow tables, PostgreSQL's GIN index.
+    if type_ == "table" and name is not None:
+        return name != KB_SEARCH_TABLE and not name.startswith(KB_SEARCH_TABLE + "_")
+    return not (type_ == "index" and name == KB_SEARCH_INDEX)
+
+
 def configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,
         render_item=render_item,
+        include_name=include_name,
         **kwargs,
     )
 

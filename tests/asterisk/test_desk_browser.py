@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.db.calls_repo import CallRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.knowledge_repo import KnowledgeRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.db.users_repo import UserRepository
@@ -53,6 +54,7 @@ INBOX = "post@fjordbakst.example"
 CALLER = "4791234567"
 SUBJECT = "Vil bestille tre brødkurver til fredag"
 RING_MS = 2000  # Kari's phone answers after this
+KB_TITLE = "Bestillinger og levering"
 
 
 async def seed(directory: DirectoryRepository) -> dict[str, int]:
@@ -62,12 +64,28 @@ async def seed(directory: DirectoryRepository) -> dict[str, int]:
     )
     kari = await directory.add_agent("Kari", "agent1", [f.id], logged_in=True)
     await add_recipient(MessageRepository(directory.source), f.id, Channel.EMAIL, INBOX)
+    pages = KnowledgeRepository(directory.source)
+    now = dt.datetime.now(dt.UTC)
+    fjord_page = await pages.create_page(
+        f.id, KB_TITLE, "Bestillinger til fredag må inn før kl. 12 torsdag.",
+        user_id=None, username="cli", now=now,
+    )  # fmt: skip
+    nordlys_page = await pages.create_page(
+        n.id, "Rutiner", "Regnskapsfrister.", user_id=None, username="cli", now=now
+    )
     calls = CallRepository(directory.source)
     # An earlier call of Nordlys's, to try its pages by URL.
     nordlys_call = await calls.create_call(
         "earlier-nordlys", None, n.id, DIDS[1], CALLER, None, dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
     )
-    return {"f": f.id, "n": n.id, "kari": kari.id, "nordlys_call": nordlys_call}
+    return {
+        "f": f.id,
+        "n": n.id,
+        "kari": kari.id,
+        "nordlys_call": nordlys_call,
+        "fjord_page": fjord_page.id,
+        "nordlys_page": nordlys_page.id,
+    }
 
 
 def add_users(service: Service) -> None:
@@ -186,6 +204,7 @@ def run(
         expect(kari.locator("#pop-customer")).to_have_text("Fjordbakst")
         expect(kari.locator("#pop-greeting")).to_have_text("Fjordbakst, dette er Kari")
         expect(kari.locator("#pop-caller")).to_have_text("+47 91 23 45 67")
+        expect(kari.locator("#pop-pages")).to_contain_text(KB_TITLE)  # the knowledge base
         expect(fjordbakst_row.locator("td").first).to_have_text("1", timeout=RING_MS)
         steps.shot("ringing")
         phone.wait_for_invites(1)
@@ -220,8 +239,22 @@ def run(
         assert body is not None and SUBJECT in body.get_content()
         assert "Per Hansen" in body.get_content()
 
-        # Another customer's pages are not there for her, whatever the URL.
+        # The customer's knowledge base opens from the call; another customer's pages
+        # are not there for her, whatever the URL.
+        kb = kari.context.new_page()
+        kb.goto(f"{base}/customers/{service.ids['f']}/kb/{service.ids['fjord_page']}")
+        expect(kb.locator("#kb-body")).to_contain_text("før kl. 12 torsdag")
+        steps.pages["kb"] = kb
+        steps.shot("knowledge-base")
+        kb.goto(f"{base}/kb/search?q=bestilling")  # finds "Bestillinger" (Norwegian stems)
+        expect(kb.locator(f"#kb-hit-{service.ids['fjord_page']}")).to_contain_text(KB_TITLE)
+        kb.goto(f"{base}/kb/search?q=regnskapsfrister")  # only in Nordlys's page
+        expect(kb.locator("#kb-no-results")).to_be_visible()
+        steps.shot("search")
         for url in (
+            f"/customers/{service.ids['n']}/kb",
+            f"/customers/{service.ids['n']}/kb/{service.ids['nordlys_page']}",
+            f"/customers/{service.ids['f']}/kb/{service.ids['nordlys_page']}",
             f"/calls/{service.ids['nordlys_call']}/context",
             f"/calls/{service.ids['nordlys_call']}/form/message",
         ):

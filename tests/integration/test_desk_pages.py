@@ -282,7 +282,7 @@ async def test_the_screen_pop_context_lists_earlier_calls_and_messages(
     data = await (await world.client.get(f"/calls/{now_call}/context")).json()
     assert [c["id"] for c in data["calls"]] == [world.fjord_call, earlier]
     nothing = await (await world.client.get(f"/calls/{hidden}/context")).json()
-    assert nothing == {"calls": [], "messages": []}
+    assert nothing == {"calls": [], "messages": [], "pages": []}
 
 
 async def _events(response: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:

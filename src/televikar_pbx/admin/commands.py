@@ -1,5 +1,5 @@
 """The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
-``billing``, ``reports``, ``messages``, ``users``, ``audit``),
+``billing``, ``reports``, ``messages``, ``users``, ``audit``, ``kb``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs its work in one database
@@ -22,6 +22,7 @@ from televikar_pbx.admin import (
     bookings,
     calls,
     customers,
+    knowledge,
     messages,
     reports,
     sla,
@@ -40,3 +41,4 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     messages.register(sub)
     users.register(sub)
     audit.register(sub)
+    knowledge.register(sub)

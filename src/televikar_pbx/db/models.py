@@ -580,3 +580,52 @@ class AuditEntry(Base):
     object_id: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text())
+
+
+# --- the customers' knowledge base (migration 0008) ---------------------------------
+
+# Search objects the migration keeps by hand, outside these models (alembic's check
+# skips them, migrations/env.py): on SQLite an FTS5 table of each page's stemmed title
+# and text (rowid = the page's id; FTS5 adds shadow tables named kb_search_*), kept by
+# db/knowledge_repo.py in the transaction that saves the page; on PostgreSQL a GIN index
+# on KB_TSVECTOR, which the search's expression must match word for word.
+KB_SEARCH_TABLE = "kb_search"
+KB_SEARCH_INDEX = "ix_kb_pages_search"
+KB_TSVECTOR = "to_tsvector('norwegian'::regconfig, title || ' ' || body)"
+
+
+class KbPage(Base):
+    """A page of a customer's knowledge base, as its newest version has it. Who saved
+    and reviewed it are kept as usernames, so the page still reads right after the user
+    is renamed or deleted."""
+
+    __tablename__ = "kb_pages"
+
+    id: Mapped[IntPK]
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text())
+    version: Mapped[int]
+    created_at: Mapped[UTCTimestamp]
+    updated_at: Mapped[UTCTimestamp]
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    last_reviewed_at: Mapped[UTCTimestamp]
+    last_reviewed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class KbPageVersion(Base):
+    """Every save of a page: who, when, the title and the text (append-only)."""
+
+    __tablename__ = "kb_page_versions"
+
+    page_id: Mapped[int] = mapped_column(
+        ForeignKey("kb_pages.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text())
+    saved_at: Mapped[UTCTimestamp]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    username: Mapped[str | None] = mapped_column(String(64))

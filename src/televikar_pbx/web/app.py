@@ -28,6 +28,7 @@ from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.auth.services import Authenticated, AuthPolicy, DeskAuth, LoginOutcome
 from televikar_pbx.clock import Clock
 from televikar_pbx.db.audit_repo import AuditRepository
+from televikar_pbx.db.knowledge_repo import KnowledgeRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.repo_base import MessageNotFound
 from televikar_pbx.domain import ack_links
@@ -43,6 +44,7 @@ from televikar_pbx.domain.auth import (
 )
 from televikar_pbx.errors import ConfigError
 from televikar_pbx.settings import Settings
+from televikar_pbx.web import knowledge
 
 MIN_SECRET = 32
 CSRF_FIELD = "csrf"
@@ -90,6 +92,7 @@ CLOCK = web.AppKey("clock", Clock)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What "/" shows: ``index`` until the desk's pages are added (web/desk.py).
 INDEX: web.AppKey[Handler] = web.AppKey("index")
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeRepository)
 
 
 def policy_from_settings(settings: Settings) -> AuthPolicy:
@@ -117,11 +120,15 @@ def app_from_settings(
         settings.web_trust_forwarded_for,
     )
     auth = DeskAuth(sessions, passwords or Passwords(), policy_from_settings(settings))
-    return make_app(auth, config, clock, MessageRepository(sessions))
+    return make_app(auth, config, clock, MessageRepository(sessions), KnowledgeRepository(sessions))
 
 
 def make_app(
-    auth: DeskAuth, config: WebConfig, clock: Clock, messages: MessageRepository | None = None
+    auth: DeskAuth,
+    config: WebConfig,
+    clock: Clock,
+    messages: MessageRepository | None = None,
+    knowledge_base: KnowledgeRepository | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_security_headers])
     app[AUTH], app[CONFIG], app[CLOCK] = auth, config, clock
@@ -143,6 +150,9 @@ def make_app(
         app.router.add_get("/ack/{token}", ack_page)
         app.router.add_post("/ack/{token}", ack_submit)
         app.router.add_get("/ack/{token}/recording", ack_recording)
+    if knowledge_base is not None:
+        app[KNOWLEDGE] = knowledge_base
+        knowledge.add_routes(app)  # web/knowledge.py
     return app
 
 

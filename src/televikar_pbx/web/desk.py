@@ -41,6 +41,7 @@ from televikar_pbx.domain import acd
 from televikar_pbx.domain.audit import AuditAction, AuditRecord
 from televikar_pbx.domain.auth import Role
 from televikar_pbx.domain.desk_live import WITHHELD, shown_number
+from televikar_pbx.domain.knowledge import is_stale
 from televikar_pbx.domain.message_forms import FieldType, Form, FormKind, prefill
 from televikar_pbx.domain.message_validation import ValidationFailed
 from televikar_pbx.messages import services as message_services
@@ -49,6 +50,7 @@ from televikar_pbx.reports.sla_figures import sla_figures
 from televikar_pbx.web.app import (
     CLOCK,
     INDEX,
+    KNOWLEDGE,
     SECURITY_HEADERS,
     client_address,
     require_csrf,
@@ -263,7 +265,8 @@ async def _call_of(request: web.Request, who: Any) -> Any:
 
 async def call_context(request: web.Request) -> web.StreamResponse:
     """What the screen pop shows beside the greeting: this caller's last calls and
-    messages for this customer (none for a withheld number)."""
+    messages for this customer (none for a withheld number) and the customer's
+    knowledge-base pages (titles; opening one is a view, audited there)."""
     who = await require_user(request)
     call = await _call_of(request, who)
     sessions = request.app[SESSIONS]
@@ -288,7 +291,19 @@ async def call_context(request: web.Request) -> web.StreamResponse:
                     "urgent": m.urgent,
                 }
             )
-    return web.json_response({"calls": calls, "messages": messages})
+    pages: list[dict[str, Any]] = []
+    if KNOWLEDGE in request.app:
+        now = request.app[CLOCK].now()
+        pages = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "url": f"/customers/{p.customer_id}/kb/{p.id}",
+                "stale": is_stale(p.last_reviewed_at, now),
+            }
+            for p in await request.app[KNOWLEDGE].list_pages(call.customer_id)
+        ]
+    return web.json_response({"calls": calls, "messages": messages, "pages": pages})
 
 
 def _kind(request: web.Request) -> FormKind:
@@ -429,6 +444,8 @@ async def message_page(request: web.Request) -> web.StreamResponse:
     rows = [(label, shown_value(form, k, value)) for k, label, value in field_rows(message, form)]
     await _audit(request, who, AuditAction.VIEW_MESSAGE, message.customer_id, str(message.id))
     context = {
+        "user": who.user,
+        "csrf": who.csrf,
         "message": message,
         "kind_label": kind_label(message.kind),
         "status_label": status_label(message.status),

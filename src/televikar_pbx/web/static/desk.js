@@ -83,15 +83,18 @@
   }
 
   async function loadContext(recordId) {
-    const calls = $("pop-calls"), messages = $("pop-messages");
+    const calls = $("pop-calls"), messages = $("pop-messages"), pages = $("pop-pages");
     calls.replaceChildren();
     messages.replaceChildren();
+    pages.replaceChildren();
     const r = await fetch("/calls/" + recordId + "/context", { headers: { "X-Requested-With": "fetch" } });
     if (!r.ok || shownCall !== recordId) return;
     const data = await r.json();
     for (const c of data.calls) item(calls, "Samtale " + when(c.arrived_at) + (c.outcome ? " (" + c.outcome + ")" : ""));
     for (const m of data.messages) item(messages, m.kind + " " + when(m.taken_at) + " – " + m.status, "/messages/" + m.id);
     if (!data.calls.length && !data.messages.length) item(calls, "Ingen tidligere samtaler eller meldinger.");
+    for (const p of data.pages) item(pages, p.title + (p.stale ? " (ikke gjennomgått på over 90 dager)" : ""), p.url);
+    if (!data.pages.length) item(pages, "Ingen sider ennå.");
   }
 
   async function loadForm(recordId, kind) {
