@@ -140,6 +140,9 @@ class Customer(Base):
     # Voice messages by e-mail: the recording attached, or a link to the agent desk's
     # player (docs/messages.md; the link needs the web desk).
     voice_delivery: Mapped[Choice] = mapped_column(server_default="attachment")
+    # Urgent messages not acknowledged within this many minutes go to the next person on
+    # the recipient list (domain/escalation.py); None: to everyone at once.
+    escalate_after_min: Mapped[int | None]
 
 
 class CustomerReportEmail(Base):
@@ -354,6 +357,11 @@ class Message(Base):
     status: Mapped[Choice] = mapped_column(server_default="new")
     taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[CreatedAt]
+    # An urgent message escalating (domain/escalation.py): the steps of the recipient
+    # list notified so far, and when the worker looks again (None: not escalating, or
+    # over). Indexed: the worker asks for the due ones each round.
+    escalation_step: Mapped[int | None]
+    escalate_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class MessageLogEntry(Base):
