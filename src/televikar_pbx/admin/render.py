@@ -41,6 +41,7 @@ def customer_json(
     report: ReportSettings,
     agents: Iterable[Agent],
     voice_delivery: str = "attachment",
+    escalate_after_min: int | None = None,
 ) -> dict[str, Any]:
     rules, calendar = customer.rules, customer.calendar
     agreement = calendar.agreement
@@ -112,6 +113,7 @@ def customer_json(
             if a.serves(customer.id)
         ],
         "voice_delivery": voice_delivery,
+        "escalate_after_min": escalate_after_min,
     }
 
 
@@ -120,6 +122,7 @@ def customer_text(
     report: ReportSettings,
     agents: Iterable[Agent],
     voice_delivery: str = "attachment",
+    escalate_after_min: int | None = None,
 ) -> str:
     rules, calendar = customer.rules, customer.calendar
     served = [
@@ -151,9 +154,16 @@ def customer_text(
         ("prices", _prices(customer)),
         ("agents", ", ".join(served) or "none"),
         ("voice messages", f"{voice_delivery} (e-mail)"),
+        ("urgent messages", _escalation(escalate_after_min)),
     ]
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in rows)
+
+
+def _escalation(minutes: int | None) -> str:
+    if minutes is None:
+        return "to every recipient at once (no escalation)"
+    return f"down the recipient list, the next if not acknowledged within {minutes} min"
 
 
 def _prices(customer: Customer) -> str:
