@@ -208,6 +208,7 @@ def test_customers_add_show_list(cli: Cli) -> None:
         "agents": [],
         "voice_delivery": "attachment",
         "greeting": None,
+        "escalate_after_min": None,
     }
     # By id and ignoring case; the text view prints hours as --hours takes them.
     assert cli.ok("customers", "show", "1", "--json").json() == shown

@@ -286,6 +286,62 @@ def test_voice_delivery_choice_on_customers_add_and_edit(cli: Cli) -> None:
     assert main(["customers", "edit", "1", "--voice-delivery", "fax"]) == 2
 
 
+def test_escalation_on_customers_add_and_edit(cli: Cli) -> None:
+    assert cli.ok("customers", "show", "1", "--json").json()["escalate_after_min"] is None
+    assert "urgent messages:   to every recipient at once" in cli.ok("customers", "show", "1").out
+    cli.ok("customers", "edit", "1", "--escalate-after", "10")
+    assert cli.ok("customers", "show", "1", "--json").json()["escalate_after_min"] == 10
+    assert "not acknowledged within 10 min" in cli.ok("customers", "show", "1").out
+    cli.ok("customers", "add", "Tom AS", "--display-name", "Tom", "--number", "4721000003",
+           "--escalate-after", "5")  # fmt: skip
+    cli.ok("customers", "edit", "1", "--escalate-after", "none", "--display-name", "F")
+    listed = cli.ok("customers", "list", "--json").json()
+    assert [(c["name"], c["display_name"], c["escalate_after_min"]) for c in listed] == [
+        ("Fjordbakst AS", "F", None),
+        ("Nordlys AS", "Nordlys", None),
+        ("Tom AS", "Tom", 5),
+    ]
+    for wrong in ("0", "1441", "ti", "2.5"):
+        assert main(["customers", "edit", "1", "--escalate-after", wrong]) == 2
+    assert cli.ok("customers", "show", "Tom AS", "--json").json()["escalate_after_min"] == 5
+
+
+def test_an_urgent_message_escalates_to_the_next_recipient_from_the_command_line(
+    cli: Cli,
+) -> None:
+    """`messages take --urgent` for a customer set with --escalate-after queues only the
+    first person on the list; the worker queues the next 10 minutes later."""
+    cli.ok("customers", "edit", "1", "--escalate-after", "10")
+    cli.ok("customers", "recipients", "add", "1", "--email", "kari@fjordbakst.example")
+    cli.ok("customers", "recipients", "add", "1", "--email", "ola@fjordbakst.example")
+    cli.ok("messages", "take", "--customer", "1", "--kind", "order", "--urgent", *ORDER)
+    assert count(cli.db_url, models.OutboxItem) == 1
+    inbox, servers = Mailbox(), Servers()
+    try:
+        port = servers.start(inbox)
+
+        async def deliver(after: dt.timedelta) -> int:
+            clock = ShiftedClock(dt.datetime.fromisoformat(NOW) + after)
+            engine = make_engine(cli.db_url)
+            try:
+                worker = worker_for(make_sessionmaker(engine), smtp_settings(port), clock)
+                return await worker.run_once()
+            finally:
+                await engine.dispose()
+
+        assert run_async(lambda: deliver(dt.timedelta(minutes=1))) == 1  # Kari
+        assert run_async(lambda: deliver(dt.timedelta(minutes=9))) == 0
+        assert run_async(lambda: deliver(dt.timedelta(minutes=10, seconds=1))) == 1  # Ola
+    finally:
+        servers.stop_all()
+    assert [r.rcpt_tos for r in inbox.received] == [
+        ["kari@fjordbakst.example"], ["ola@fjordbakst.example"],
+    ]  # fmt: skip
+    shown = cli.ok("messages", "show", "1", "--json").json()
+    notes = [e for e in shown["log"] if e["status"] == "escalation"]
+    assert len(notes) == 2 and "step 2 of 2" in json.dumps(notes[1])
+
+
 def test_a_message_taken_and_resent_on_the_command_line_reaches_the_inbox(cli: Cli) -> None:
     """The rows `messages take` and `resend` write are what the delivery worker sends:
     over a real SMTP server (aiosmtpd), two e-mails with different Message-IDs."""

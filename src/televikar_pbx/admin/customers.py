@@ -173,8 +173,12 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
             return render.customers_table(customers)
         reports, agents = await repo.all_report_settings(), await repo.list_agents()
         voice = await message_setup.voice_deliveries(repo)
+        escalation = await message_setup.escalations(repo)
         return render.dumps(
-            [render.customer_json(c, reports[c.id], agents, voice[c.id]) for c in customers]
+            [
+                render.customer_json(c, reports[c.id], agents, voice[c.id], escalation[c.id])
+                for c in customers
+            ]
         )
 
     print(session.run(settings, work))
@@ -186,9 +190,10 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
         customer = await repo.find_customer(args.customer)
         report, agents = await repo.report_settings(customer.id), await repo.list_agents()
         voice = (await message_setup.voice_deliveries(repo))[customer.id]
+        escalation = (await message_setup.escalations(repo))[customer.id]
         if args.json:
-            return render.dumps(render.customer_json(customer, report, agents, voice))
-        return render.customer_text(customer, report, agents, voice)
+            return render.dumps(render.customer_json(customer, report, agents, voice, escalation))
+        return render.customer_text(customer, report, agents, voice, escalation)
 
     print(session.run(settings, work))
     return 0
@@ -204,12 +209,17 @@ def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
     both = sorted(cleared.keys() & given.keys())
     if both:
         raise ConfigError(f"--clear and {OPTIONS[both[0]][0]} together: give one of them")
-    if not given and not cleared and args.voice_delivery is None and args.greeting is None:
+    if (
+        not given
+        and not cleared
+        and not message_setup.message_settings_given(args)
+        and args.greeting is None
+    ):
         raise ConfigError("nothing to change (see televikar-pbx customers edit --help)")
 
     async def work(repo: DirectoryRepository) -> Customer:
         customer = await repo.find_customer(args.customer)
-        if not given and not cleared:  # only --voice-delivery or --greeting
+        if not given and not cleared:  # only --voice-delivery, --escalate-after, --greeting
             return customer
         current = CustomerInput.current(customer, await repo.report_settings(customer.id))
         spec = session.checked(CustomerInput, current | cleared | given)

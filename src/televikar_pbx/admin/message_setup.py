@@ -19,10 +19,12 @@ import yaml
 
 from televikar_pbx.admin import render, session
 from televikar_pbx.admin.messages import Refused, report_refused
+from televikar_pbx.db.escalation_repo import EscalationRepository
 from televikar_pbx.db.messages_repo import VOICE_DELIVERIES, MessageRepository
 from televikar_pbx.db.records import RecipientRecord
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import Customer
+from televikar_pbx.domain.escalation import MAX_ESCALATE_AFTER_MIN, escalate_after
 from televikar_pbx.domain.message_delivery import Channel
 from televikar_pbx.domain.message_forms import Form, FormDefinitionError, FormKind
 from televikar_pbx.domain.message_validation import normalise_email, normalise_phone
@@ -33,7 +35,9 @@ from televikar_pbx.settings import Settings
 MAX_FORM_FILE = 1_000_000  # bytes: a form is a few kilobytes
 
 
-# --- customers add|edit --voice-delivery --------------------------------------------------
+# --- customers add|edit --voice-delivery, --escalate-after ------------------------------
+
+ESCALATION_OFF = 0  # what --escalate-after none parses to (stored as NULL)
 
 
 def voice_delivery_option(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +47,46 @@ def voice_delivery_option(parser: argparse.ArgumentParser) -> None:
         help="a voice message's recording attached to the e-mail (default), or a signed "
         "link to a page that plays it (needs TELEVIKAR_WEB_PUBLIC_URL; attached without)",
     )
+    parser.add_argument(
+        "--escalate-after",
+        type=_escalate_after,
+        metavar="MIN|none",
+        help="an urgent message not acknowledged within MIN minutes goes to the next "
+        "person on the recipient list; none (the default): to everyone at once",
+    )
+
+
+def _escalate_after(text: str) -> int:
+    if text.strip().lower() in ("none", "off"):
+        return ESCALATION_OFF
+    try:
+        minutes = int(text)
+        escalate_after(minutes)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"whole minutes 1..{MAX_ESCALATE_AFTER_MIN}, or none: {text!r}"
+        ) from None
+    return minutes
 
 
 async def voice_deliveries(repo: DirectoryRepository) -> dict[int, str]:
     return await MessageRepository(repo.source).voice_deliveries()
 
 
+async def escalations(repo: DirectoryRepository) -> dict[int, int | None]:
+    """Each customer's ``--escalate-after`` in minutes; None: no escalation."""
+    return await EscalationRepository(repo.source).escalate_after()
+
+
+def message_settings_given(args: argparse.Namespace) -> bool:
+    return args.voice_delivery is not None or args.escalate_after is not None
+
+
 def with_voice_delivery(
     work: Callable[[DirectoryRepository], Awaitable[Customer]], args: argparse.Namespace
 ) -> Callable[[DirectoryRepository], Awaitable[Customer]]:
-    """``work`` (customers add or edit), then ``--voice-delivery`` in its transaction."""
+    """``work`` (customers add or edit), then ``--voice-delivery`` and
+    ``--escalate-after`` in its transaction."""
 
     async def both(repo: DirectoryRepository) -> Customer:
         customer = await work(repo)
@@ -60,6 +94,9 @@ def with_voice_delivery(
             await MessageRepository(repo.source).set_voice_delivery(
                 customer.id, args.voice_delivery
             )
+        if args.escalate_after is not None:
+            minutes = None if args.escalate_after == ESCALATION_OFF else args.escalate_after
+            await EscalationRepository(repo.source).set_escalate_after(customer.id, minutes)
         return customer
 
     return both

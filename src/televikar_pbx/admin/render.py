@@ -42,6 +42,7 @@ def customer_json(
     report: ReportSettings,
     agents: Iterable[Agent],
     voice_delivery: str = "attachment",
+    escalate_after_min: int | None = None,
 ) -> dict[str, Any]:
     rules, calendar = customer.rules, customer.calendar
     agreement = calendar.agreement
@@ -114,6 +115,7 @@ def customer_json(
         ],
         "voice_delivery": voice_delivery,
         "greeting": customer.greeting,
+        "escalate_after_min": escalate_after_min,
     }
 
 
@@ -122,6 +124,7 @@ def customer_text(
     report: ReportSettings,
     agents: Iterable[Agent],
     voice_delivery: str = "attachment",
+    escalate_after_min: int | None = None,
 ) -> str:
     rules, calendar = customer.rules, customer.calendar
     served = [
@@ -154,9 +157,16 @@ def customer_text(
         ("agents", ", ".join(served) or "none"),
         ("voice messages", f"{voice_delivery} (e-mail)"),
         ("greeting", customer.greeting or f"{DEFAULT_GREETING} (the default)"),
+        ("urgent messages", _escalation(escalate_after_min)),
     ]
     width = max(len(key) for key, _ in rows)
     return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in rows)
+
+
+def _escalation(minutes: int | None) -> str:
+    if minutes is None:
+        return "to every recipient at once (no escalation)"
+    return f"down the recipient list, the next if not acknowledged within {minutes} min"
 
 
 def _prices(customer: Customer) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from televikar_pbx.db import models
 from televikar_pbx.db.records import MessageLogRecord, MessageRecord, RecipientRecord
 from televikar_pbx.db.repo_base import Conflict, MessageNotFound, Repository, require_aware
+from televikar_pbx.domain import escalation
 from televikar_pbx.domain.message_delivery import (
     Channel,
     Recipient,
@@ -39,6 +40,7 @@ CHANNELS = ("email", "sms")
 VOICE_DELIVERIES = ("attachment", "link")
 # How far a message's status has come: a late report never moves it back.
 _PROGRESS = {"new": 0, "failed": 0, "sent": 1, "delivered": 2, "acknowledged": 3}
+_ESCALATION = escalation.LOG_STATUS
 
 
 def recipient(row: RecipientRecord) -> Recipient:
@@ -126,16 +128,24 @@ class MessageRepository(Repository):
     async def _save(
         self, s: AsyncSession, values: dict[str, Any], *, actor: str, result: str, now: dt.datetime
     ) -> int:
+        customer_id = values["customer_id"]
+        urgent = bool(values.get("urgent"))
+        recipients = [recipient(r) for r in await _recipients(s, customer_id)]
+        planned = plan_deliveries(customer_id, urgent, recipients)
+        escalating = await _start_escalation(s, customer_id, recipients, now) if urgent else None
+        if escalating is not None:  # urgent, with escalation: step 1 only (escalation.py)
+            values = values | {
+                "escalation_step": escalating.state.step,
+                "escalate_at": escalating.state.due_at,
+            }
         stmt = insert(models.Message).values(**values).returning(models.Message.id)
         try:
             message_id: int = (await s.execute(stmt)).scalar_one()
             await _log(s, message_id, now, "new", actor, result=result)
-            customer_id = values["customer_id"]
-            rows = await _recipients(s, customer_id)
-            planned = plan_deliveries(
-                customer_id, bool(values.get("urgent")), [recipient(r) for r in rows]
-            )
             chosen = [p.recipient for p in planned if p.when is When.NOW]
+            if escalating is not None:
+                chosen = list(escalating.notify)
+                await _log(s, message_id, now, _ESCALATION, "delivery", result=escalating.note)
             for r in chosen:
                 await _enqueue(s, message_id, r, now)
             held = [p.recipient for p in planned if p.when is When.DIGEST]
@@ -177,6 +187,10 @@ class MessageRepository(Repository):
             if chosen and row.status != MessageStatus.NEW:  # back to new until they go out
                 row.status = advance(MessageStatus(row.status), StatusEvent.RESEND_REQUESTED)
             await _log(s, message_id, now, "resend", actor, result=f"{len(chosen)} deliveries")
+            if chosen and row.escalate_at is not None:  # everyone has it now: nothing to do
+                row.escalate_at = None
+                stopped = "escalation stopped: resent to every recipient"
+                await _log(s, message_id, now, _ESCALATION, "delivery", result=stopped)
             return len(chosen)
 
     async def acknowledge(self, message_id: int, now: dt.datetime, actor: str) -> bool:
@@ -191,6 +205,10 @@ class MessageRepository(Repository):
                 return False
             row.status = MessageStatus.ACKNOWLEDGED.value
             await _log(s, message_id, now, "acknowledged", actor, result="link in the e-mail")
+            if row.escalate_at is not None:  # no further steps (domain/escalation.py)
+                row.escalate_at = None
+                stopped = f"escalation stopped after step {row.escalation_step}: acknowledged"
+                await _log(s, message_id, now, _ESCALATION, "delivery", result=stopped)
             return True
 
     async def get_message(self, message_id: int) -> MessageRecord:
@@ -400,6 +418,21 @@ async def _recipients(s: AsyncSession, customer_id: int) -> list[RecipientRecord
         )
         for x in rows
     ]
+
+
+async def _start_escalation(
+    s: AsyncSession, customer_id: int, recipients: list[Recipient], now: dt.datetime
+) -> escalation.Decision | None:
+    """Step 1 of an urgent message's escalation; None: the customer has none (everyone
+    at once)."""
+    minutes = await s.scalar(
+        select(models.Customer.escalate_after_min).where(models.Customer.id == customer_id)
+    )
+    try:
+        after = escalation.escalate_after(minutes)
+    except ValueError:  # written around set_escalate_after: urgent goes to all, not to none
+        return None
+    return escalation.start(escalation.steps(customer_id, recipients), after, now)
 
 
 async def _enqueue(

@@ -143,6 +143,9 @@ class Customer(Base):
     # What the agent says on answering (domain.desk_live.render_greeting); None: the
     # default "{kunde}, dette er {agent}".
     greeting: Mapped[str | None] = mapped_column(String(200))
+    # Urgent messages not acknowledged within this many minutes go to the next person on
+    # the recipient list (domain/escalation.py); None: to everyone at once.
+    escalate_after_min: Mapped[int | None]
 
 
 class CustomerReportEmail(Base):
@@ -363,6 +366,11 @@ class Message(Base):
     status: Mapped[Choice] = mapped_column(server_default="new")
     taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[CreatedAt]
+    # An urgent message escalating (domain/escalation.py): the steps of the recipient
+    # list notified so far, and when the worker looks again (None: not escalating, or
+    # over). Indexed: the worker asks for the due ones each round.
+    escalation_step: Mapped[int | None]
+    escalate_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class MessageLogEntry(Base):

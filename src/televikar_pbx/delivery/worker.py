@@ -29,6 +29,10 @@ counted). When it is, or when any delivery over it succeeds, the channel's waiti
 deliveries are made due at once: messages held by an outage go out within ``probe_s``
 of the server's return, each once; the retry schedule (and its 8 hours before
 ``failed``) is unchanged.
+
+Escalation: each round first asks for the urgent messages whose escalation is due (one
+indexed query, ``db/escalation_repo.py``); each takes its next step (its outbox rows,
+sent in the same round) or ends, as ``domain/escalation.py`` decides.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Protocol
 import structlog
 
 from televikar_pbx.clock import Clock
+from televikar_pbx.db.escalation_repo import EscalationRepository
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from televikar_pbx.db.records import MessageRecord, OutboxJob
@@ -114,9 +119,11 @@ class DeliveryWorker:
         clock: Clock,
         settings: WorkerSettings | None = None,
         digest: BatchChannel | None = None,
+        escalations: EscalationRepository | None = None,
     ) -> None:
         self._outbox = outbox
         self._messages = messages
+        self._escalations = escalations or EscalationRepository(messages.source)
         self._channels = dict(channels)
         self._digest = digest
         self._clock = clock
@@ -189,6 +196,7 @@ class DeliveryWorker:
         s = self._settings
         await self.probe()
         now = self._clock.now()
+        await self.escalate(now)
         jobs = await self._outbox.claim_due(now, s.batch, s.lease_s)
         batches = await self._outbox.claim_digests(now, s.lease_s)
         if not jobs and not batches:
@@ -205,6 +213,20 @@ class DeliveryWorker:
             log.info("delivery.sent", message_id=job.message_id, channel=job.channel,
                      key=job.message_key, attempt=job.attempts)  # fmt: skip
         return len(jobs) + sum(len(b) for b in batches)
+
+    async def escalate(self, now: datetime) -> int:
+        """The escalation pass: urgent messages not acknowledged in time go to the next
+        step of their customer's list (their rows are due now). Returns how many
+        messages took a step or ended. A failure here never holds up the deliveries."""
+        try:
+            done = await self._escalations.escalate_due(now)
+        except Exception:
+            log.exception("delivery.escalation_failed")
+            return 0
+        for e in done:
+            log.info("delivery.escalated", message_id=e.message_id, step=e.step,
+                     deliveries=e.deliveries, note=e.note)  # fmt: skip
+        return len(done)
 
     async def _track_reachability(self, outcomes: _Round, now: datetime) -> None:
         """A success on a channel that was unreachable: it is back, and what waits for

@@ -16,7 +16,8 @@ The rule (:func:`plan_deliveries`)
   ``digest`` gets it in the next digest rather than now.
 - Urgent: every recipient, whatever the scope, at once (a digest never holds an urgent
   message). So an urgent message goes by SMS *and* e-mail to everyone who has both, and
-  ``urgent_only`` recipients hear only of what cannot wait.
+  ``urgent_only`` recipients hear only of what cannot wait. A customer with escalation
+  gets it one person at a time instead (:mod:`televikar_pbx.domain.escalation`).
 - The same (channel, address) twice is one delivery.
 
 Retries (:func:`next_attempt`)
