@@ -451,3 +451,40 @@ async def test_migration_0006_keeps_voice_messages_as_new_undelivered(empty_db_u
     await asyncio.to_thread(migrate.downgrade, empty_db_url, "0005")
     await asyncio.to_thread(migrate.upgrade, empty_db_url)
     await asyncio.to_thread(migrate.check, empty_db_url)
+
+
+async def test_a_delivery_report_that_comes_before_the_round_is_recorded_is_kept(
+    sessionmaker: Sessionmaker,
+) -> None:
+    """The gateway may report an SMS delivered while the worker's round still sends the
+    rest (its outcomes are written when the round ends): the report wins, the log reads
+    new, sent, delivered, and the round's own record changes nothing afterwards."""
+    a, _ = await customers(sessionmaker)
+    message = await take(sessionmaker, a, FormKind.ORDER, urgent="yes", **ORDER)
+    outbox = OutboxRepository(sessionmaker)
+    jobs = await outbox.claim_due(T0, 20, 60)
+    [sms] = [j for j in jobs if j.channel == "sms"]
+    email = next(j for j in jobs if j.channel == "email")
+    report_at = T0 + dt.timedelta(seconds=1)
+    assert await outbox.delivered(sms.message_key, report_at, "delivered")
+    await outbox.finish(T0 + dt.timedelta(seconds=2), sent=[(sms, sms.message_key), (email, None)])
+    messages = MessageRepository(sessionmaker)
+    assert (await messages.get_message(message)).status == "delivered"
+    steps = [(e.status, e.channel) for e in await messages.message_log(message)]
+    assert steps[0] == ("new", None)
+    assert steps.count(("sent", "sms")) == 1 and steps.count(("delivered", "sms")) == 1
+    assert steps.index(("sent", "sms")) < steps.index(("delivered", "sms"))
+    assert ("sent", "email") in steps
+    async with sessionmaker() as s:
+        o = models.OutboxItem
+        states = dict((await s.execute(select(o.channel, o.state))).all())
+    assert states == {"sms": "delivered", "email": "sent"}
+    # An undeliverable report first: failed stays failed.
+    second = await take(sessionmaker, a, FormKind.ORDER, urgent="yes", **ORDER)
+    [sms2] = [j for j in await outbox.claim_due(T0, 20, 60) if j.channel == "sms"]
+    assert await outbox.undeliverable(sms2.message_key, report_at, "not delivered: E07")
+    await outbox.finish(T0 + dt.timedelta(seconds=2), sent=[(sms2, sms2.message_key)])
+    async with sessionmaker() as s:
+        row = await s.scalar(select(o).where(o.message_key == sms2.message_key))
+        assert row is not None and row.state == "failed"
+    assert second != message

@@ -145,9 +145,8 @@ class OutboxRepository(Repository):
 
     async def delivered(self, provider_ref: str, now: dt.datetime, result: str) -> bool:
         """A channel's delivery report (an SMS gateway's webhook) for ``provider_ref``."""
-        o = models.OutboxItem
         async with self._unit() as s:
-            row = await s.scalar(select(o).where(o.provider_ref == provider_ref))
+            row = await _reported(s, provider_ref, now)
             if row is None:
                 return False
             row.state = "delivered"
@@ -161,9 +160,8 @@ class OutboxRepository(Repository):
     async def undeliverable(self, provider_ref: str, now: dt.datetime, result: str) -> bool:
         """The gateway reported that it could not deliver ``provider_ref``: that delivery
         failed (the message too, unless another delivery of it went out)."""
-        o = models.OutboxItem
         async with self._unit() as s:
-            row = await s.scalar(select(o).where(o.provider_ref == provider_ref))
+            row = await _reported(s, provider_ref, now)
             if row is None:
                 return False
             row.state, row.last_error = "failed", result
@@ -204,12 +202,42 @@ class OutboxRepository(Repository):
             return await s.scalar(select(func.min(o.due_at)).where(o.state == "pending"))
 
 
+async def _reported(s: AsyncSession, reference: str, now: dt.datetime) -> models.OutboxItem | None:
+    """The delivery a gateway's report names. Our reference is the delivery's
+    ``message_key``, known from the start: a report can come back before the worker's
+    round has recorded the send (the gateway reports within milliseconds, the round
+    ends when its last delivery is done). Such a delivery is recorded as sent here,
+    first, so its log reads "sent", then what the report says; the round then leaves it
+    alone (:func:`_record_sent` takes only deliveries still ``sending``)."""
+    o = models.OutboxItem
+    named = or_(o.provider_ref == reference, o.message_key == reference)
+    row = await s.scalar(select(o).where(named))
+    if row is None or row.state != "sending":
+        return row
+    row.state, row.sent_at, row.provider_ref, row.last_error = "sent", now, reference, None
+    await _log(
+        s, row.message_id, now, "sent", "delivery",
+        channel=row.channel, recipient=row.address, result=reference,
+    )  # fmt: skip
+    await set_status(s, row.message_id, "sent")
+    return row
+
+
 async def _record_sent(
     s: AsyncSession, now: dt.datetime, sent: Sequence[tuple[OutboxJob, str | None]]
 ) -> None:
-    """Three statements for any number of deliveries (executemany)."""
+    """Four statements for any number of deliveries (executemany). A delivery whose
+    report came first (:func:`_reported`) is already recorded and is left alone."""
     t = cast(Table, models.OutboxItem.__table__)
     log = cast(Table, models.MessageLogEntry.__table__)
+    sending = set(
+        await s.scalars(
+            select(t.c.id).where(t.c.id.in_([job.id for job, _ in sent]), t.c.state == "sending")
+        )
+    )
+    sent = [(job, ref) for job, ref in sent if job.id in sending]
+    if not sent:
+        return
     await s.execute(
         update(t)
         .where(t.c.id == bindparam("job_id"))
