@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import async_playwright, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -355,3 +356,35 @@ async def test_the_wallboard_is_for_supervisors_and_shows_waiting_callers(world:
     assert seen["board"]["customers"][1]["name"] == "Nordlys Regnskap"
     assert {c["id"] for c in seen["sla"]["customers"]} == {world.fjordbakst, world.nordlys}
     response.close()
+
+
+async def test_the_desk_page_in_chromium_pops_the_call_and_reconnects(world: World) -> None:
+    """The browser smoke test beside the lab's (tests/asterisk/test_desk_browser.py):
+    Debian's Chromium through Playwright's async API, the page's own script, the live
+    feed from the real desk; a dropped feed reconnects to the current state."""
+    base = str(world.client.make_url("")).rstrip("/")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1366, "height": 768})
+            await page.goto(f"{base}/login")
+            await page.get_by_label("Brukernavn").fill("kari")
+            await page.get_by_label("Passord").fill(PASSWORD)
+            await page.get_by_role("button", name="Logg inn").click()
+            await expect(page.locator("#agent-state")).to_have_text("Ledig")
+            world.source.calls["ch-f"] = Call(world.fjord_call, None)
+            world.source.desk.handle(acd.CallerArrived("ch-f", world.fjordbakst), T0)
+            world.source.changed()
+            await expect(page.locator("#pop-customer")).to_have_text("Fjordbakst")
+            await expect(page.locator("#pop-caller")).to_have_text("skjult nummer")
+            await expect(page.locator("#pop-greeting")).to_have_text("Fjordbakst, dette er Kari")
+            assert world.source.hub is not None
+            world.source.hub.close_all()  # the feed drops (a restart, a proxy)
+            world.source.desk.handle(acd.AgentAnswered("ch-f", world.kari_agent), T0)
+            await expect(page.locator("#pop-state")).to_have_text("I samtale", timeout=10_000)
+            await expect(page.locator("#call-form")).to_be_visible()
+        finally:
+            await browser.close()
