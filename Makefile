@@ -70,7 +70,7 @@ test: venv test-deps asterisk
 	else bash tests/setup/run-all.sh; fi
 
 # The inner loop: no Asterisk, no PostgreSQL (~45 s on 2 cores, four pytest processes).
-test-fast: venv
+test-fast: venv test-deps
 	$(BIN)/pytest -q -m "not asterisk and not postgres" $(PYTEST_ARGS)
 
 test-unit: venv
