@@ -93,6 +93,7 @@ class Config:
     pop_talk_ms: int = 200
     desk_pages: int = 0
     pages_rate: float = 16.0
+    profile_pages: bool = False
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
@@ -159,6 +160,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
     )
     p.add_argument("--pages-rate", type=float, default=16.0,
                    help="calls/s of the desk-pages steps (80 %% of sustained 20)")  # fmt: skip
+    p.add_argument("--profile-pages", action="store_true",
+                   help="py-spy (if installed) on our service in the desk-pages steps")  # fmt: skip
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args(argv)
     systems = tuple(s for s in a.systems.split(",") if s)
@@ -171,7 +174,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         a.ring_timeout_s, a.answer_timeout_ms, systems, a.probes, a.probe_rate, a.probe_s,
         a.waiting, a.waiting_rate, a.log_level, a.profile_rate, a.message_burst, a.burst_rate,
         a.screen_pop, a.pop_rate, tuple(int(n) for n in a.pop_pages.split(",") if n),
-        a.pop_answer_ms, a.pop_talk_ms, a.desk_pages, a.pages_rate,
+        a.pop_answer_ms, a.pop_talk_ms, a.desk_pages, a.pages_rate, a.profile_pages,
     )  # fmt: skip
     return config, a.results
 
@@ -585,7 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         if config.desk_pages and "ours" in config.systems:
             print(f"Routing with {config.desk_pages} desk pages connected:", flush=True)
-            desk_pages = run_desk_pages_phase(bench, config.desk_pages, config.pages_rate)
+            desk_pages = run_desk_pages_phase(
+                bench, config.desk_pages, config.pages_rate, config.profile_pages
+            )
             for line in report.desk_pages_lines(desk_pages):
                 print(f"  {line}", flush=True)
         if config.probes and "queue" in config.systems:

@@ -22,12 +22,14 @@ the fresh service's first calls.
 from __future__ import annotations
 
 import secrets
+import subprocess
 import time
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.loadbench import procs
 from benchmarks.loadbench.pages import Pages, PopFigures, add_desk_users, pop_figures
+from benchmarks.loadbench.profile import summarize
 from benchmarks.loadbench.service import Seed
 
 if TYPE_CHECKING:
@@ -131,7 +133,25 @@ def pop_line(n: int, pops: PopFigures) -> str:
     )
 
 
-def run_desk_pages_phase(bench: Bench, count: int, rate: float) -> dict[str, Any]:
+def _step(bench: Bench, rate: float, name: str, profile: bool) -> dict[str, Any]:
+    """A step of calls, with py-spy on our service meanwhile if ``profile``."""
+    spy = bench.start_profile(name) if profile else None
+    got = bench.run_calls("ours", rate, bench.config.step_s, name)
+    if spy is not None:
+        proc, out = spy
+        try:
+            proc.wait(30)
+            procs.forget(proc)
+        except subprocess.TimeoutExpired:
+            procs.stop(proc)
+        if out.is_file():
+            got["profile"] = {"file": str(out), **summarize(out.read_text())}
+    return got
+
+
+def run_desk_pages_phase(
+    bench: Bench, count: int, rate: float, profile: bool = False
+) -> dict[str, Any]:
     cfg = bench.config
     pages, users = _start(bench, "ours_pages", Seed(cfg.customers, cfg.agents), cfg.answer_ms)
     assert bench.service is not None
@@ -142,11 +162,11 @@ def run_desk_pages_phase(bench: Bench, count: int, rate: float) -> dict[str, Any
         bench.run_calls("ours", rate, WARM_UP_S, f"pages_warm_up_{rate:g}")
         bench.clean_up_channels("pages_warm_up")
         bench.wait_quiet(bench.service.pid, "desk pages: warm-up")
-        without = bench.run_calls("ours", rate, cfg.step_s, f"pages_none_{rate:g}")
+        without = _step(bench, rate, f"pages_none_{rate:g}", profile)
         bench.clean_up_channels("pages_none")
         pages.open_pages(pages.sessions)
         try:
-            loaded = bench.run_calls("ours", rate, cfg.step_s, f"pages_{count}_{rate:g}")
+            loaded = _step(bench, rate, f"pages_{count}_{rate:g}", profile)
         finally:
             feeds = pages.close_pages()
         bench.clean_up_channels(f"pages_{count}")
@@ -168,4 +188,9 @@ def run_desk_pages_phase(bench: Bench, count: int, rate: float) -> dict[str, Any
         else None,
         "goal_met": None if ratio is None else ratio <= 1.10,
         "pop": pops.as_dict(),
+        "profiles": {
+            k: got["profile"]
+            for k, got in (("without", without), ("with_pages", loaded))
+            if "profile" in got
+        },
     }
