@@ -41,6 +41,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` importable
 from benchmarks.loadbench import procs, profile, report, sipp  # noqa: E402
 from benchmarks.loadbench.asterisk import BENCH_DIR, BenchAsterisk, Layout, did  # noqa: E402
 from benchmarks.loadbench.burst import run_burst_phase  # noqa: E402
+from benchmarks.loadbench.desk_pages import run_desk_pages_phase, run_screen_pop_phase  # noqa: E402
 from benchmarks.loadbench.probes import run_probes  # noqa: E402
 from benchmarks.loadbench.service import Seed, Service  # noqa: E402
 from benchmarks.loadbench.stats import (  # noqa: E402
@@ -85,6 +86,14 @@ class Config:
     profile_rate: float | None
     message_burst: int = 0
     burst_rate: float = 10.0
+    screen_pop: int = 0
+    pop_rate: float = 2.0
+    pop_pages: tuple[int, ...] = (1, 10, 100)
+    pop_answer_ms: int = 100
+    pop_talk_ms: int = 200
+    desk_pages: int = 0
+    pages_rate: float = 16.0
+    profile_pages: bool = False
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
@@ -122,6 +131,37 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
     )
     p.add_argument("--burst-rate", type=float, default=10.0,
                    help="calls/s of the two --with-message-burst steps")  # fmt: skip
+    p.add_argument(
+        "--with-screen-pop",
+        dest="screen_pop",
+        type=int,
+        nargs="?",
+        const=200,
+        default=0,
+        metavar="CALLS",
+        help="after the steps, screen-pop latency (agent phone's INVITE -> the card on "
+        "the desk's pages) with --pop-pages pages, CALLS calls each (default 200)",
+    )
+    p.add_argument("--pop-rate", type=float, default=2.0,
+                   help="calls/s of the screen-pop steps (one agent takes them all)")  # fmt: skip
+    p.add_argument("--pop-pages", default="1,10,100", help="pages of each screen-pop step")
+    p.add_argument("--pop-answer-ms", type=int, default=100)
+    p.add_argument("--pop-talk-ms", type=int, default=200)
+    p.add_argument(
+        "--with-desk-pages",
+        dest="desk_pages",
+        type=int,
+        nargs="?",
+        const=100,
+        default=0,
+        metavar="N",
+        help="after the steps, one step of our service with no desk page connected and "
+        "one with N pages (default 100) on its agents' /events feeds",
+    )
+    p.add_argument("--pages-rate", type=float, default=16.0,
+                   help="calls/s of the desk-pages steps (80 %% of sustained 20)")  # fmt: skip
+    p.add_argument("--profile-pages", action="store_true",
+                   help="py-spy (if installed) on our service in the desk-pages steps")  # fmt: skip
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     a = p.parse_args(argv)
     systems = tuple(s for s in a.systems.split(",") if s)
@@ -133,6 +173,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         tuple(sorted(float(r) for r in a.rates.split(","))), a.step_s, a.limit_ms,
         a.ring_timeout_s, a.answer_timeout_ms, systems, a.probes, a.probe_rate, a.probe_s,
         a.waiting, a.waiting_rate, a.log_level, a.profile_rate, a.message_burst, a.burst_rate,
+        a.screen_pop, a.pop_rate, tuple(int(n) for n in a.pop_pages.split(",") if n),
+        a.pop_answer_ms, a.pop_talk_ms, a.desk_pages, a.pages_rate, a.profile_pages,
     )  # fmt: skip
     return config, a.results
 
@@ -258,12 +300,19 @@ class Bench:
     # --- one step ----------------------------------------------------------------------
 
     def run_calls(
-        self, system: str, rate: float, seconds: float, name: str, customers: int | None = None
+        self,
+        system: str,
+        rate: float,
+        seconds: float,
+        name: str,
+        customers: int | None = None,
+        talk_ms: int | None = None,
     ) -> dict[str, Any]:
         """Place calls at ``rate`` for ``seconds`` to ``system`` (its first ``customers``
-        customers in turn, default all); wait for all of them; what they measured, with
-        the CPU used meanwhile."""
+        customers in turn, default all; calls of ``talk_ms``, default the config's);
+        wait for all of them; what they measured, with the CPU used meanwhile."""
         cfg, ast = self.config, self.asterisk
+        talk_ms = cfg.talk_ms if talk_ms is None else talk_ms
         assert self.agents is not None
         calls = max(1, round(rate * seconds))
         ours = self.service.pid if system == "ours" and self.service else None
@@ -279,9 +328,9 @@ class Bench:
         carrier = sipp.start_carrier(
             self.workdir, name, target=TARGET, dids_file=self.dids_file(system, customers),
             prefix=self.next_prefix(), rate=rate, calls=calls,
-            variables={"talk_ms": str(cfg.talk_ms)}, answer_timeout_ms=cfg.answer_timeout_ms,
+            variables={"talk_ms": str(talk_ms)}, answer_timeout_ms=cfg.answer_timeout_ms,
         )  # fmt: skip
-        limit = seconds + (cfg.answer_timeout_ms + cfg.talk_ms) / 1000 + 30
+        limit = seconds + (cfg.answer_timeout_ms + talk_ms) / 1000 + 30
         code = carrier.wait(limit)
         time.sleep(1.0)  # the agents' legs end (BYE) after the caller's
         if ours:  # its CPU includes the records it writes after the calls ended
@@ -308,6 +357,7 @@ class Bench:
         machine_busy = after[4].busy_s - before[4].busy_s
         return {
             "calls": placed_calls,
+            "offers": offers,
             "placed": placed,
             "failed": failed,
             "routing": Summary.of(routing_latencies_ms(placed_calls, offers)),
@@ -516,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     probes: list[dict[str, Any]] = []
     concurrency: dict[str, Any] | None = None
     message_burst: dict[str, Any] | None = None
+    screen_pop: dict[str, Any] | None = None
+    desk_pages: dict[str, Any] | None = None
     try:
         bench.asterisk.start()
         env = versions(bench)
@@ -526,6 +578,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"A burst of {config.message_burst} messages while routing:", flush=True)
             message_burst = run_burst_phase(bench, config.message_burst, config.burst_rate)
             for line in report.burst_lines(message_burst):
+                print(f"  {line}", flush=True)
+        if config.screen_pop and "ours" in config.systems:
+            print(f"Screen pop, {config.screen_pop} calls at {config.pop_rate:g}/s per step:",
+                  flush=True)  # fmt: skip
+            screen_pop = run_screen_pop_phase(
+                bench, config.pop_pages, config.screen_pop, config.pop_rate,
+                config.pop_answer_ms, config.pop_talk_ms,
+            )  # fmt: skip
+        if config.desk_pages and "ours" in config.systems:
+            print(f"Routing with {config.desk_pages} desk pages connected:", flush=True)
+            desk_pages = run_desk_pages_phase(
+                bench, config.desk_pages, config.pages_rate, config.profile_pages
+            )
+            for line in report.desk_pages_lines(desk_pages):
                 print(f"  {line}", flush=True)
         if config.probes and "queue" in config.systems:
             print("Queue() probes:", flush=True)
@@ -557,7 +623,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["benchmarks/load.py", *map(shlex.quote, sys.argv[1:])]),
         "duration_s": round(time.monotonic() - t0, 1),
         "environment": env,
-        "config": config.__dict__ | {"rates": list(config.rates), "systems": list(config.systems)},
+        "config": config.__dict__
+        | {
+            "rates": list(config.rates),
+            "systems": list(config.systems),
+            "pop_pages": list(config.pop_pages),
+        },
         "valid": not problems,
         "gate_problems": problems,
         "steps": [step_dict(s, config.limit_ms) for s in bench.steps],
@@ -567,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
         "probes": probes,
         "concurrency": concurrency,
         "message_burst": message_burst,
+        "screen_pop": screen_pop,
+        "desk_pages": desk_pages,
         "profile": bench.profile,
         "idle_cpu": bench.idle,
         "notes": bench.notes,

@@ -166,6 +166,62 @@ def burst_lines(b: dict[str, Any]) -> list[str]:
     return out
 
 
+def _spread(d: dict[str, Any]) -> str:
+    return " / ".join(_num(d[k]) for k in ("min", "p50", "p99", "max"))
+
+
+def screen_pop_table(p: dict[str, Any]) -> str:
+    """One row per number of pages."""
+    head = (
+        "| pages | calls | pops | INVITE→page min / p50 / p99 / max ms | last page of a call "
+        "min / p50 / p99 / max ms | missing | routing p50 / p99 ms | our CPU s |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    rows = []
+    for s in p["steps"]:
+        pop = s["pop"]
+        rows.append(
+            f"| {s['pages']} | {pop['calls']} | {pop['per_page_ms']['n']} "
+            f"| {_spread(pop['per_page_ms'])} | {_spread(pop['last_page_ms'])} "
+            f"| {pop['missing']} | {_ms(s['routing_p50_ms'])} / {_ms(s['routing_p99_ms'])} "
+            f"| {_num(s['ours_cpu_s'])} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def screen_pop_lines(p: dict[str, Any]) -> list[str]:
+    return [
+        f"One customer served by one agent, every page following that agent; "
+        f"{p['calls']} calls per step at {p['rate']:g}/s, answered after "
+        f"{p['answer_ms']} ms, {p['talk_ms']} ms long. Latency = a page's receipt of the "
+        "`offered` card with the call (time.time()) minus the agent phone's receipt of the "
+        "call's INVITE (sipp's message log), same clock; negative = the page had it "
+        "before the phone rang.",
+        "",
+        screen_pop_table(p),
+    ]
+
+
+def desk_pages_lines(d: dict[str, Any]) -> list[str]:
+    """The routing with/without pages phase, for the report and the console."""
+    w, p, pop = d["without"], d["with_pages"], d["pop"]
+    verdict = {True: "met", False: "MISSED", None: "not measured"}[d["goal_met"]]
+    return [
+        f"At {d['rate']:g} calls/s, our routing latency p50 / p99 / max: no page "
+        f"{w['routing_p50_ms']} / {w['routing_p99_ms']} / {w['routing_max_ms']} ms "
+        f"({w['placed']} calls, {w['failed']} failed); {d['pages']} pages on "
+        f"{d['agents_followed']} agents' feeds {p['routing_p50_ms']} / {p['routing_p99_ms']} / "
+        f"{p['routing_max_ms']} ms ({p['placed']} calls, {p['failed']} failed). "
+        f"Our service's CPU: {w['ours_cpu_s']} and {p['ours_cpu_s']} s; other work on the "
+        f"machine: {w['other_load_cores']} and {p['other_load_cores']} cores.",
+        f"p99 with / without = **{_num(d['p99_ratio'], 3)}** (goal ≤ 1.10: **{verdict}**); "
+        f"p50 ratio {_num(d['p50_ratio'], 3)}.",
+        f"Pops on the pages meanwhile: {pop['per_page_ms']['n']} (of {pop['calls']} calls), "
+        f"INVITE→page min / p50 / p99 / max {_spread(pop['per_page_ms'])} ms; missing "
+        f"{pop['missing']}, on no page {pop['unpopped']}.",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     cfg, env = results["config"], results["environment"]
     rates = ", ".join(f"{r:g}" for r in cfg["rates"])
@@ -222,6 +278,15 @@ def markdown(results: dict[str, Any]) -> str:
             "## A burst of messages while routing",
             "",
             *burst_lines(results["message_burst"]),
+            "",
+        ]
+    if results.get("screen_pop"):
+        parts += ["## Screen pop on the desk's pages", "", *screen_pop_lines(results["screen_pop"])]
+    if results.get("desk_pages"):
+        parts += [
+            "## Routing with the desk's pages connected",
+            "",
+            *desk_pages_lines(results["desk_pages"]),
             "",
         ]
     if results.get("profile"):

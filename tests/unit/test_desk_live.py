@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -269,6 +269,35 @@ async def test_other_agents_pages_hear_nothing_of_it() -> None:
     hub.changed()
     await asyncio.sleep(0.01)
     assert nora.queue.empty()
+
+
+async def test_only_the_cards_of_agents_whose_desk_changed_are_rebuilt() -> None:
+    greeted = replace(FJORDBAKST, greeting="{hilsen}, {kunde}")
+    source = Source(directory=Directory((greeted, NORDLYS), (KARI, NORA)))
+    hub = LiveDesk(source)
+    kari, nora = hub.subscribe_agent(1), hub.subscribe_agent(2)
+    await next_event(kari.queue), await next_event(nora.queue)
+    source.calls["c1"] = Call(7, "+4791234567")
+    source.desk.handle(CallerArrived("c1", 1), T0)  # 09:00 in Oslo
+    hub.changed()
+    _, data = await next_event(kari.queue)
+    assert isinstance(data["call"], dict) and data["call"]["greeting"] == "God morgen, Fjordbakst"
+    # Nora's desk changes hours later: Kari's card is not rebuilt (its greeting stays the
+    # one of the pop) and her page hears nothing.
+    source.clock.at = T0 + timedelta(hours=3)
+    source.calls["c2"] = Call(8, None)
+    source.desk.handle(CallerArrived("c2", 2), source.clock.at)
+    hub.changed()
+    assert (await next_event(nora.queue))[1]["state"] == "offered"
+    await asyncio.sleep(0.01)
+    assert kari.queue.empty()
+    # A reloaded directory (a new snapshot) rebuilds the cards: the new name shows.
+    renamed = replace(greeted, display_name="Fjordbakst Bakeri")
+    source.directory = Directory((renamed, NORDLYS), (KARI, NORA))
+    hub.changed()
+    _, data = await next_event(kari.queue)
+    assert isinstance(data["call"], dict)
+    assert data["call"]["greeting"] == "God dag, Fjordbakst Bakeri"
 
 
 async def test_without_pages_a_change_costs_nothing() -> None:

@@ -6,6 +6,14 @@ marks itself dirty there; the cards are built and compared on the next turn of t
 loop, once for any number of changes in that turn, and only while a page listens. So
 routing pays one ``call_soon`` per change, whatever the number of pages.
 
+On that turn only the cards whose inputs changed are built: an agent's card is a
+function of its slot in the desk's view, its call's slot, the call's record and caller,
+and the directory, so an agent whose inputs are what they were at its last card keeps
+that card (building every card on every change cost a loaded service ~2 ms of CPU a
+call: docs/performance.md, "Screen pop and the desk's pages"). A card is built at the
+change that makes it (its greeting's time of day is the one of the pop), and each card
+is serialised once for all the pages of its agent.
+
 * An agent's page gets its card (``domain.desk_live.AgentCard``) as ``agent`` events:
   the current one when it connects (a page that reconnects catches up) and then each
   change.
@@ -21,15 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 
 from televikar_pbx.clock import Clock
 from televikar_pbx.domain.desk_live import AgentCard, CallerInfo, agent_cards, wallboard
-from televikar_pbx.domain.desk_view import DeskView
-from televikar_pbx.domain.directory import Directory
+from televikar_pbx.domain.desk_view import AgentView, CallView, DeskView
+from televikar_pbx.domain.directory import Customer, Directory
 
 log = structlog.get_logger("televikar_pbx.web")
 
@@ -56,6 +64,17 @@ class LiveSource(Protocol):
     def view(self) -> DeskView: ...
 
 
+class _CardInputs(NamedTuple):
+    """Everything an agent's card is built from, but the clock (a tuple: made for every
+    followed agent on every change, and compared)."""
+
+    agent: AgentView
+    call: CallView | None
+    record_id: int | None
+    caller_number: str | None
+    directory: Directory  # a snapshot, replaced on reload: compared by identity first
+
+
 class Subscription:
     """One page's feed: (event, JSON) pairs; ``None`` means "dropped, reconnect"."""
 
@@ -64,13 +83,17 @@ class Subscription:
         self.dropped = False
 
     def put(self, event: str, data: dict[str, Any]) -> None:
+        self.put_text(event, json.dumps(data, ensure_ascii=False))
+
+    def put_text(self, event: str, text: str) -> None:
+        """``put`` for data already serialised (one card, many pages)."""
         if self.dropped:
             return
         if self.queue.qsize() >= QUEUE_SIZE:
             self.dropped = True
             self.queue.put_nowait(None)
             return
-        self.queue.put_nowait((event, json.dumps(data, ensure_ascii=False)))
+        self.queue.put_nowait((event, text))
 
     def close(self) -> None:
         if not self.dropped:
@@ -85,6 +108,11 @@ class LiveDesk:
         self._agents: dict[int, set[Subscription]] = {}
         self._boards: set[Subscription] = set()
         self._sent: dict[int, AgentCard] = {}
+        # What each followed agent's last card was built from (see the module's doc).
+        self._inputs: dict[int, _CardInputs] = {}
+        self._directory: Directory | None = None
+        self._customers: dict[int, Customer] = {}
+        self._agent_names: dict[int, str] = {}
         self._scheduled = False
         self._board_due: asyncio.TimerHandle | None = None
         self._board_at = float("-inf")  # the first push goes at once
@@ -102,31 +130,64 @@ class LiveDesk:
     def _publish(self) -> None:
         self._scheduled = False
         if self._agents:
-            cards = self._cards()
-            for agent_id, subscribers in self._agents.items():
-                card = cards.get(agent_id)
-                if card is None or card == self._sent.get(agent_id):
+            view = self._source.view()
+            inputs = self._inputs_of(view, self._agents.keys())
+            due = [i for agent_id, i in inputs.items() if i != self._inputs.get(agent_id)]
+            cards = self._cards(due)
+            for agent_id, card in cards.items():
+                self._inputs[agent_id] = inputs[agent_id]
+                if card == self._sent.get(agent_id):
                     continue
                 self._sent[agent_id] = card
-                data = self._stamped(card)
-                for subscription in subscribers:
-                    subscription.put("agent", data)
+                text = json.dumps(self._stamped(card), ensure_ascii=False)
+                for subscription in self._agents[agent_id]:
+                    subscription.put_text("agent", text)
         if self._boards:
             self._schedule_board()
 
-    def _cards(self) -> dict[int, AgentCard]:
-        source = self._source
-        directory = source.directory
-        callers = {
-            key: CallerInfo(call.record_id, call.caller_number)
-            for key, call in source.calls.items()
-        }
+    def _inputs_of(self, view: DeskView, agent_ids: Iterable[int]) -> dict[int, _CardInputs]:
+        """What the cards of ``agent_ids`` (those in the view) are built from."""
+        wanted = set(agent_ids)
+        calls = {c.call_id: c for c in view.calls}
+        facts = self._source.calls
+        directory = self._source.directory
+        inputs = {}
+        for agent in view.agents:
+            if agent.agent_id not in wanted:
+                continue
+            if agent.call_id is None:
+                inputs[agent.agent_id] = _CardInputs(agent, None, None, None, directory)
+                continue
+            call, fact = calls.get(agent.call_id), facts.get(agent.call_id)
+            inputs[agent.agent_id] = (
+                _CardInputs(agent, call, None, None, directory)
+                if fact is None
+                else _CardInputs(agent, call, fact.record_id, fact.caller_number, directory)
+            )
+        return inputs
+
+    def _cards(self, inputs: Iterable[_CardInputs]) -> dict[int, AgentCard]:
+        """The cards of these agents, from these inputs."""
+        agents, calls, callers = [], {}, {}
+        for i in inputs:
+            agents.append(i.agent)
+            if i.call is not None:
+                calls[i.call.call_id] = i.call
+                if i.record_id is not None:
+                    callers[i.call.call_id] = CallerInfo(i.record_id, i.caller_number)
+        if not agents:
+            return {}
+        directory = self._source.directory
+        if directory is not self._directory:  # a snapshot: replaced on reload, never changed
+            self._directory = directory
+            self._customers = {c.id: c for c in directory.customers}
+            self._agent_names = {a.id: a.name for a in directory.agents}
         return agent_cards(
-            source.view(),
-            {c.id: c for c in directory.customers},
-            {a.id: a.name for a in directory.agents},
+            DeskView(tuple(agents), tuple(calls.values())),
+            self._customers,
+            self._agent_names,
             callers,
-            source.clock.now(),
+            self._source.clock.now(),
         )
 
     def _stamped(self, card: AgentCard) -> dict[str, Any]:
@@ -135,7 +196,7 @@ class LiveDesk:
         return card.to_json() | {"now": self._source.clock.now().isoformat()}
 
     def card(self, agent_id: int) -> AgentCard | None:
-        return self._cards().get(agent_id)
+        return self._cards(self._inputs_of(self._source.view(), (agent_id,)).values()).get(agent_id)
 
     def board(self) -> dict[str, Any]:
         source = self._source
@@ -171,11 +232,13 @@ class LiveDesk:
 
     def subscribe_agent(self, agent_id: int) -> Subscription:
         subscription = Subscription()
-        card = self.card(agent_id)
-        if card is not None:
+        inputs = self._inputs_of(self._source.view(), (agent_id,)).get(agent_id)
+        card = None if inputs is None else self._cards((inputs,)).get(agent_id)
+        if inputs is not None and card is not None:
             subscription.put("agent", self._stamped(card))
             if agent_id not in self._agents:  # else the others may still wait for it
                 self._sent[agent_id] = card
+                self._inputs[agent_id] = inputs
         self._agents.setdefault(agent_id, set()).add(subscription)
         return subscription
 
@@ -198,6 +261,7 @@ class LiveDesk:
         self._boards.clear()
         self._agents.clear()
         self._sent.clear()
+        self._inputs.clear()
 
     @property
     def watching_boards(self) -> bool:
@@ -210,6 +274,7 @@ class LiveDesk:
             if not subscribers:
                 del self._agents[agent_id]
                 self._sent.pop(agent_id, None)
+                self._inputs.pop(agent_id, None)
 
     @property
     def pages(self) -> int:

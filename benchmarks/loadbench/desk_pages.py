@@ -1,0 +1,196 @@
+"""The desk's web pages under load (issue 14's benchmark requirement): two phases of
+``load.py``, each on our service with its web desk on (a desk user per agent, pages =
+logged-in aiohttp connections to ``GET /events``; benchmarks/loadbench/pages.py).
+
+``--with-screen-pop [CALLS]``: screen-pop latency (the agent phone's INVITE -> the
+``offered`` card on a page) with 1, 10 and 100 pages connected, one step each of CALLS
+calls at ``--pop-rate``. One customer served by one agent, and every page follows that
+agent, so every page receives every pop: the 100-page step fans each pop out 100 times.
+Short calls (the agent answers after ``--pop-answer-ms``, the caller hangs up
+``--pop-talk-ms`` later) keep the one agent free for the next call.
+
+``--with-desk-pages [N]``: routing latency at ``--pages-rate`` (default 16 calls/s, 80 %
+of our sustained 20) on the usual 50 agents and 5 customers, as ``make bench`` routes:
+one step with no page connected, then one with N pages connected during the step (N
+sessions, spread over the agents in turn: 100 pages = 2 per agent, each agent's desk
+open twice, so every call's pop reaches 2 pages). Routing p50/p99 side by side, the
+ratio of the p99s (goal: with <= 1.10 x without), and the pops the pages got.
+A short warm-up step (not counted) comes first, so that neither measured step pays for
+the fresh service's first calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.loadbench import procs
+from benchmarks.loadbench.pages import Pages, PopFigures, add_desk_users, pop_figures
+from benchmarks.loadbench.profile import summarize
+from benchmarks.loadbench.service import Seed
+
+if TYPE_CHECKING:
+    from benchmarks.load import Bench
+
+WARM_UP_S = 5.0
+
+
+def web_env() -> tuple[dict[str, str], str]:
+    """serve's settings for the web desk on a free port, and its base URL."""
+    port = procs.free_tcp_port()
+    env = {
+        "TELEVIKAR_WEB_SECRET": secrets.token_urlsafe(32),
+        "TELEVIKAR_WEB_HOST": "127.0.0.1",
+        "TELEVIKAR_WEB_PORT": str(port),
+    }
+    return env, f"http://127.0.0.1:{port}"
+
+
+def wait_for_web(base_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/login", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web desk did not answer on {base_url} in {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def _routing(got: dict[str, Any]) -> dict[str, Any]:
+    r = got["routing"]
+    return {
+        "placed": got["placed"],
+        "failed": got["failed"],
+        "routing_p50_ms": round(r.p50, 1),
+        "routing_p99_ms": round(r.p99, 1),
+        "routing_max_ms": round(r.max, 1),
+        "ours_cpu_s": None if got["ours_cpu_s"] is None else round(got["ours_cpu_s"], 1),
+        "other_load_cores": round(got["other_load_cores"], 2),
+    }
+
+
+def _start(bench: Bench, name: str, seed: Seed, answer_ms: int) -> tuple[Pages, dict[str, int]]:
+    bench.start_agents(f"agents_{name}", answer_ms)
+    env, base = web_env()
+    service = bench.start_service(name, seed, bench.config.ring_timeout_s, env=env)
+    wait_for_web(base)
+    return Pages(base), add_desk_users(service.db_url)
+
+
+def run_screen_pop_phase(
+    bench: Bench,
+    counts: tuple[int, ...],
+    calls: int,
+    rate: float,
+    answer_ms: int,
+    talk_ms: int,
+) -> dict[str, Any]:
+    pages, users = _start(bench, "ours_pop", Seed(1, 1), answer_ms)
+    assert bench.service is not None
+    steps: list[dict[str, Any]] = []
+    try:
+        [(username, agent_id)] = users.items()
+        pages.log_in([(username, agent_id)] * max(counts))  # one session per page
+        bench.wait_quiet(bench.service.pid, "screen pop: log-ins")
+        for n in counts:
+            pages.open_pages(pages.sessions[:n])
+            try:
+                got = bench.run_calls(
+                    "ours", rate, calls / rate, f"pop_{n}", customers=1, talk_ms=talk_ms
+                )
+            finally:
+                time.sleep(0.5)  # the last events of the last call
+                feeds = pages.close_pages()
+            bench.clean_up_channels(f"pop_{n}")
+            pops = pop_figures(got["offers"], feeds)
+            steps.append({"pages": n, **_routing(got), "pop": pops.as_dict()})
+            print(f"  {pop_line(n, pops)}", flush=True)
+    finally:
+        pages.close()
+        bench.stop_service()
+    return {
+        "rate": rate,
+        "calls": calls,
+        "answer_ms": answer_ms,
+        "talk_ms": talk_ms,
+        "steps": steps,
+    }
+
+
+def pop_line(n: int, pops: PopFigures) -> str:
+    p, last = pops.per_page, pops.last_page
+    return (
+        f"{n:3d} page(s): {pops.calls} calls, {p.n} pops, INVITE->page ms "
+        f"min {p.min:.1f} p50 {p.p50:.1f} p99 {p.p99:.1f} max {p.max:.1f}; last page of a "
+        f"call p50 {last.p50:.1f} p99 {last.p99:.1f}; missing {pops.missing}"
+    )
+
+
+def _step(bench: Bench, rate: float, name: str, profile: bool) -> dict[str, Any]:
+    """A step of calls, with py-spy on our service meanwhile if ``profile``."""
+    spy = bench.start_profile(name) if profile else None
+    got = bench.run_calls("ours", rate, bench.config.step_s, name)
+    if spy is not None:
+        proc, out = spy
+        try:
+            proc.wait(30)
+            procs.forget(proc)
+        except subprocess.TimeoutExpired:
+            procs.stop(proc)
+        if out.is_file():
+            got["profile"] = {"file": str(out), **summarize(out.read_text())}
+    return got
+
+
+def run_desk_pages_phase(
+    bench: Bench, count: int, rate: float, profile: bool = False
+) -> dict[str, Any]:
+    cfg = bench.config
+    pages, users = _start(bench, "ours_pages", Seed(cfg.customers, cfg.agents), cfg.answer_ms)
+    assert bench.service is not None
+    try:
+        ordered = sorted(users.items(), key=lambda kv: kv[1])
+        pages.log_in([ordered[i % len(ordered)] for i in range(count)])
+        bench.wait_quiet(bench.service.pid, "desk pages: log-ins")
+        bench.run_calls("ours", rate, WARM_UP_S, f"pages_warm_up_{rate:g}")
+        bench.clean_up_channels("pages_warm_up")
+        bench.wait_quiet(bench.service.pid, "desk pages: warm-up")
+        without = _step(bench, rate, f"pages_none_{rate:g}", profile)
+        bench.clean_up_channels("pages_none")
+        pages.open_pages(pages.sessions)
+        try:
+            loaded = _step(bench, rate, f"pages_{count}_{rate:g}", profile)
+        finally:
+            feeds = pages.close_pages()
+        bench.clean_up_channels(f"pages_{count}")
+    finally:
+        pages.close()
+        bench.stop_service()
+    pops = pop_figures(loaded["offers"], feeds)
+    before, after = _routing(without), _routing(loaded)
+    ratio = after["routing_p99_ms"] / before["routing_p99_ms"] if before["routing_p99_ms"] else None
+    return {
+        "rate": rate,
+        "pages": count,
+        "agents_followed": len({agent for agent, _ in feeds}),
+        "without": before,
+        "with_pages": after,
+        "p99_ratio": None if ratio is None else round(ratio, 3),
+        "p50_ratio": round(after["routing_p50_ms"] / before["routing_p50_ms"], 3)
+        if before["routing_p50_ms"]
+        else None,
+        "goal_met": None if ratio is None else ratio <= 1.10,
+        "pop": pops.as_dict(),
+        "profiles": {
+            k: got["profile"]
+            for k, got in (("without", without), ("with_pages", loaded))
+            if "profile" in got
+        },
+    }
