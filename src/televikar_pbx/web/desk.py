@@ -164,7 +164,9 @@ async def _stream(request: web.Request, live: LiveDesk, feed: Subscription) -> w
         await response.write(b"retry: 1000\n\n")
         while True:
             try:
-                item = await asyncio.wait_for(feed.queue.get(), HEARTBEAT_S)
+                # A timer, not wait_for's task per event: 100 pages wake on every change.
+                async with asyncio.timeout(HEARTBEAT_S):
+                    item = await feed.queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
