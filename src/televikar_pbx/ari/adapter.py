@@ -156,8 +156,10 @@ class AriClient:
         if self._ws is not None:
             await self._ws.close()
         if self._rest is not None:
-            await self._rest.close()
+            await self._rest.close()  # aioari closes its websockets, not the HTTP session
             self._rest = None
+        if self._session is not None:
+            await self._session.close()  # else asyncio logs "Unclosed client session"
             self._session = None
 
     # --- REST --------------------------------------------------------------------------
