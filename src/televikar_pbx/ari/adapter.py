@@ -66,6 +66,7 @@ class AriClient:
         self._rest: Any = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
+        self._rest_lock = asyncio.Lock()
         self.connected = asyncio.Event()
 
     @property
@@ -78,6 +79,14 @@ class AriClient:
     async def _ensure_rest(self) -> Any:
         if self._rest is not None:
             return self._rest
+        # At start the event loop and the first REST calls (hints, presence) get here
+        # together: one client, not one each (the others' HTTP sessions leaked).
+        async with self._rest_lock:
+            if self._rest is not None:
+                return self._rest
+            return await self._make_rest()
+
+    async def _make_rest(self) -> Any:
         import aioari  # the import builds nothing; keep it local to this adapter
         from aioswagger11.http_client import AsynchronousHttpClient, BasicAuthenticator
 
