@@ -94,6 +94,8 @@ class Config:
     desk_pages: int = 0
     pages_rate: float = 16.0
     profile_pages: bool = False
+    burst_rounds: int = 3
+    pages_rounds: int = 3
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
@@ -126,9 +128,11 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         const=1000,
         default=0,
         metavar="N",
-        help="after the steps, one step of our service quiet and one while its "
-        "worker delivers N messages (default 1000) to a local SMTP server",
+        help="after the steps, --burst-rounds rounds of one step of our service quiet "
+        "and one while its worker delivers N messages (default 1000) to a local SMTP server",
     )
+    p.add_argument("--burst-rounds", type=int, default=3,
+                   help="quiet/burst pairs of steps, pooled (default 3)")  # fmt: skip
     p.add_argument("--burst-rate", type=float, default=10.0,
                    help="calls/s of the two --with-message-burst steps")  # fmt: skip
     p.add_argument(
@@ -155,9 +159,11 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         const=100,
         default=0,
         metavar="N",
-        help="after the steps, one step of our service with no desk page connected and "
-        "one with N pages (default 100) on its agents' /events feeds",
+        help="after the steps, --pages-rounds rounds of one step of our service with no "
+        "desk page connected and one with N pages (default 100) on its agents' /events feeds",
     )
+    p.add_argument("--pages-rounds", type=int, default=3,
+                   help="without/with pairs of steps, pooled (default 3)")  # fmt: skip
     p.add_argument("--pages-rate", type=float, default=16.0,
                    help="calls/s of the desk-pages steps (80 %% of sustained 20)")  # fmt: skip
     p.add_argument("--profile-pages", action="store_true",
@@ -175,6 +181,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         a.waiting, a.waiting_rate, a.log_level, a.profile_rate, a.message_burst, a.burst_rate,
         a.screen_pop, a.pop_rate, tuple(int(n) for n in a.pop_pages.split(",") if n),
         a.pop_answer_ms, a.pop_talk_ms, a.desk_pages, a.pages_rate, a.profile_pages,
+        max(1, a.burst_rounds), max(1, a.pages_rounds),
     )  # fmt: skip
     return config, a.results
 
@@ -576,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
         run_steps(bench)
         if config.message_burst and "ours" in config.systems:
             print(f"A burst of {config.message_burst} messages while routing:", flush=True)
-            message_burst = run_burst_phase(bench, config.message_burst, config.burst_rate)
+            message_burst = run_burst_phase(
+                bench, config.message_burst, config.burst_rate, config.burst_rounds
+            )
             for line in report.burst_lines(message_burst):
                 print(f"  {line}", flush=True)
         if config.screen_pop and "ours" in config.systems:
@@ -589,8 +598,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.desk_pages and "ours" in config.systems:
             print(f"Routing with {config.desk_pages} desk pages connected:", flush=True)
             desk_pages = run_desk_pages_phase(
-                bench, config.desk_pages, config.pages_rate, config.profile_pages
-            )
+                bench, config.desk_pages, config.pages_rate, config.profile_pages,
+                config.pages_rounds,
+            )  # fmt: skip
             for line in report.desk_pages_lines(desk_pages):
                 print(f"  {line}", flush=True)
         if config.probes and "queue" in config.systems:

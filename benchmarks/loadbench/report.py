@@ -144,25 +144,64 @@ def profile_lines(p: dict[str, Any]) -> list[str]:
     ]
 
 
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: "not measured"}[met]
+
+
+def _ratio(c: dict[str, Any]) -> str:
+    return (
+        f"**{_num(c['p99_ratio'], 3)}** (95 % interval {_num(c['p99_ratio_low'], 2)} to "
+        f"{_num(c['p99_ratio_high'], 2)})"
+    )
+
+
+def _round_cells(r: dict[str, Any]) -> str:
+    return (
+        f"{r['routing_p50_ms']} / {r['routing_p99_ms']} / {r['routing_max_ms']} "
+        f"| {r['placed']} / {r['failed']} | {r['ours_cpu_s']} | {r['other_load_cores']}"
+    )
+
+
 def burst_lines(b: dict[str, Any]) -> list[str]:
     """The phase for the Markdown report and the console."""
-    q, w, m = b["quiet"], b["with_burst"], b["burst"]
+    q, w = b["quiet"], b["with_burst"]
     out = [
-        f"At {b['rate']:g} calls/s, our routing latency p50 / p99 / max: quiet "
-        f"{q['routing_p50_ms']} / {q['routing_p99_ms']} / {q['routing_max_ms']} ms "
-        f"({q['placed']} calls, {q['failed']} failed); with the burst "
-        f"{w['routing_p50_ms']} / {w['routing_p99_ms']} / {w['routing_max_ms']} ms "
-        f"({w['placed']} calls, {w['failed']} failed). Our service's CPU: {q['ours_cpu_s']} "
-        f"and {w['ours_cpu_s']} s; other work on the machine: "
+        f"At {b['rate']:g} calls/s, {len(b.get('rounds', [])) or 1} round(s), our routing "
+        f"latency p50 / p99 / max over all rounds: quiet {q['routing_p50_ms']} / "
+        f"{q['routing_p99_ms']} / {q['routing_max_ms']} ms ({q['placed']} calls, "
+        f"{q['failed']} failed); with the burst {w['routing_p50_ms']} / "
+        f"{w['routing_p99_ms']} / {w['routing_max_ms']} ms ({w['placed']} calls, "
+        f"{w['failed']} failed). Our service's CPU: {q['ours_cpu_s']} and "
+        f"{w['ours_cpu_s']} s; other work on the machine: "
         f"{q.get('other_load_cores', '?')} and {w.get('other_load_cores', '?')} cores.",
     ]
-    if m.get("delivered_s") is not None:
+    if "comparison" in b:
         out.append(
-            f"The burst: {m['messages']} messages saved in one transaction in {m['saved_s']} s, "
-            f"all accepted by the SMTP server {m['delivered_s']} s after their commit "
-            f"({m['messages_per_s']} messages/s); outbox {m['outbox']}."
+            f"p99 with the burst / quiet = {_ratio(b['comparison'])}; p50 ratio "
+            f"{_num(b['comparison']['p50_ratio'], 3)}. Goal (no worse: "
+            f"ratio ≤ 1.10 and its interval reaching 1.0, no call failed): "
+            f"**{_verdict(b['goal_met'])}**."
         )
-    out += [f"WRONG: {p}" for p in m.get("problems", [])]
+    rounds = b.get("rounds") or [{"quiet": q, "with_burst": w, "burst": b["burst"]}]
+    out += [
+        "",
+        "| round | step | routing p50 / p99 / max ms | calls / failed | our CPU s | "
+        "other load (cores) | the burst |",
+        "|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for n, r in enumerate(rounds, 1):
+        m = r["burst"]
+        if m.get("delivered_s") is not None:
+            burst = (
+                f"{m['messages']} saved in {m['saved_s']} s, all accepted {m['delivered_s']} s "
+                f"after their commit ({m['messages_per_s']}/s); outbox {m['outbox']}"
+            )
+        else:
+            burst = "; ".join(f"WRONG: {p}" for p in m.get("problems", [])) or "?"
+        out.append(f"| {n} | quiet | {_round_cells(r['quiet'])} | |")
+        out.append(f"| {n} | burst | {_round_cells(r['with_burst'])} | {burst} |")
+    for r in rounds:
+        out += [f"WRONG: {p}" for p in r["burst"].get("problems", [])]
     return out
 
 
@@ -205,21 +244,36 @@ def screen_pop_lines(p: dict[str, Any]) -> list[str]:
 def desk_pages_lines(d: dict[str, Any]) -> list[str]:
     """The routing with/without pages phase, for the report and the console."""
     w, p, pop = d["without"], d["with_pages"], d["pop"]
-    verdict = {True: "met", False: "MISSED", None: "not measured"}[d["goal_met"]]
-    return [
-        f"At {d['rate']:g} calls/s, our routing latency p50 / p99 / max: no page "
-        f"{w['routing_p50_ms']} / {w['routing_p99_ms']} / {w['routing_max_ms']} ms "
-        f"({w['placed']} calls, {w['failed']} failed); {d['pages']} pages on "
-        f"{d['agents_followed']} agents' feeds {p['routing_p50_ms']} / {p['routing_p99_ms']} / "
-        f"{p['routing_max_ms']} ms ({p['placed']} calls, {p['failed']} failed). "
-        f"Our service's CPU: {w['ours_cpu_s']} and {p['ours_cpu_s']} s; other work on the "
-        f"machine: {w['other_load_cores']} and {p['other_load_cores']} cores.",
-        f"p99 with / without = **{_num(d['p99_ratio'], 3)}** (goal ≤ 1.10: **{verdict}**); "
+    rounds = d.get("rounds") or [{"without": w, "with_pages": p}]
+    ratio = _ratio(d["comparison"]) if "comparison" in d else f"**{_num(d['p99_ratio'], 3)}**"
+    out = [
+        f"At {d['rate']:g} calls/s, {len(rounds)} round(s), our routing latency p50 / p99 / "
+        f"max over all rounds: no page {w['routing_p50_ms']} / {w['routing_p99_ms']} / "
+        f"{w['routing_max_ms']} ms ({w['placed']} calls, {w['failed']} failed); "
+        f"{d['pages']} pages on {d['agents_followed']} agents' feeds {p['routing_p50_ms']} / "
+        f"{p['routing_p99_ms']} / {p['routing_max_ms']} ms ({p['placed']} calls, "
+        f"{p['failed']} failed). Our service's CPU: {w['ours_cpu_s']} and {p['ours_cpu_s']} s; "
+        f"other work on the machine: {w['other_load_cores']} and {p['other_load_cores']} cores.",
+        f"p99 with / without = {ratio} (goal ≤ 1.10: **{_verdict(d['goal_met'])}**); "
         f"p50 ratio {_num(d['p50_ratio'], 3)}.",
-        f"Pops on the pages meanwhile: {pop['per_page_ms']['n']} (of {pop['calls']} calls), "
-        f"INVITE→page min / p50 / p99 / max {_spread(pop['per_page_ms'])} ms; missing "
-        f"{pop['missing']}, on no page {pop['unpopped']}.",
     ]
+    if pop is not None:
+        out.append(
+            f"Pops on the pages in the last round: {pop['per_page_ms']['n']} (of "
+            f"{pop['calls']} calls), INVITE→page min / p50 / p99 / max "
+            f"{_spread(pop['per_page_ms'])} ms; missing {pop['missing']}, on no page "
+            f"{pop['unpopped']}."
+        )
+    out += [
+        "",
+        "| round | step | routing p50 / p99 / max ms | calls / failed | our CPU s | "
+        "other load (cores) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for n, r in enumerate(rounds, 1):
+        out.append(f"| {n} | no page | {_round_cells(r['without'])} |")
+        out.append(f"| {n} | {d['pages']} pages | {_round_cells(r['with_pages'])} |")
+    return out
 
 
 def markdown(results: dict[str, Any]) -> str:

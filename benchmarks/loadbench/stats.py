@@ -11,6 +11,7 @@ sipp processes run on this machine and stamp messages with the same wall clock.
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -284,6 +285,54 @@ def sipp_error_kinds(text: str, top: int = 6) -> list[tuple[str, int]]:
         line = re.sub(r"\d+", "N", line).strip(" ,.")
         kinds[line[:90]] += 1
     return kinds.most_common(top)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Routing latency of a base condition and of the same load with something beside
+    it (a message burst, desk pages), each pooled over the rounds of both. ``ratio`` is
+    other p99 / base p99; ``ratio_low``/``ratio_high`` its 95 % bootstrap interval:
+    how far the ratio could move by chance alone with this many calls."""
+
+    base: Summary
+    other: Summary
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    p50_ratio: float
+
+    def as_dict(self) -> dict[str, float | int | dict[str, float | int | None] | None]:
+        def clean(x: float) -> float | None:
+            return None if math.isnan(x) else round(x, 3)
+
+        return {
+            "base": self.base.as_dict(),
+            "other": self.other.as_dict(),
+            "p99_ratio": clean(self.ratio),
+            "p99_ratio_low": clean(self.ratio_low),
+            "p99_ratio_high": clean(self.ratio_high),
+            "p50_ratio": clean(self.p50_ratio),
+        }
+
+
+def compare(
+    base: Sequence[float], other: Sequence[float], resamples: int = 2000, seed: int = 1
+) -> Comparison:
+    """``base`` and ``other`` latencies side by side (see :class:`Comparison`). The
+    interval resamples both sets with replacement (percentile bootstrap, fixed seed so
+    a report can be reproduced from its numbers)."""
+    a, b = Summary.of(base), Summary.of(other)
+    if not base or not other or not a.p99 or not a.p50:
+        return Comparison(a, b, math.nan, math.nan, math.nan, math.nan)
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        ra = percentile(rng.choices(base, k=len(base)), 99)
+        rb = percentile(rng.choices(other, k=len(other)), 99)
+        ratios.append(rb / ra if ra else math.inf)
+    return Comparison(
+        a, b, b.p99 / a.p99, percentile(ratios, 2.5), percentile(ratios, 97.5), b.p50 / a.p50
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -133,3 +133,14 @@ def test_the_report_shows_both_phases() -> None:
     }  # fmt: skip
     lines = report.desk_pages_lines(pages)
     assert "**1.071** (goal ≤ 1.10: **met**)" in lines[1]
+    # Rounds: pooled figures, the ratio with its interval, and a row per step.
+    rounds = pages | {
+        "rounds": [{"without": routing, "with_pages": routing}] * 3,
+        "comparison": {"p99_ratio": 1.071, "p99_ratio_low": 0.93, "p99_ratio_high": 1.2,
+                       "p50_ratio": 1.0},
+    }  # fmt: skip
+    lines = report.desk_pages_lines(rounds)
+    assert lines[0].startswith("At 16 calls/s, 3 round(s),")
+    assert "**1.071** (95 % interval 0.93 to 1.20) (goal ≤ 1.10: **met**)" in lines[1]
+    assert sum(1 for line in lines if line.startswith("| 3 |")) == 2
+    assert "| 2 | 100 pages | 9.0 / 14.0 / 15.0 | 200 / 0 | 6.1 | 0.1 |" in lines

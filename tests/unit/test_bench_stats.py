@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.loadbench import report
 from benchmarks.loadbench.asterisk import Layout, Ports, render_config
+from benchmarks.loadbench.burst import verdict as burst_verdict
 from benchmarks.loadbench.profile import package_of, summarize
 from benchmarks.loadbench.stats import (
     StepFigures,
@@ -19,6 +20,7 @@ from benchmarks.loadbench.stats import (
     agent_offers,
     answer_latencies_ms,
     carrier_calls,
+    compare,
     first_degraded,
     gate_problems,
     machine_cpu_ticks,
@@ -331,3 +333,57 @@ def test_the_markdown_report_renders_a_minimal_run() -> None:
     assert "INVALID" not in report.markdown(
         {**results, "valid": True}
     ) and "INVALID RUN" in report.markdown({**results, "valid": False, "gate_problems": ["x"]})
+
+
+def test_compare_the_same_latencies_gives_one_and_an_interval_around_it() -> None:
+    base = [5.0 + (i * 37 % 100) / 20 for i in range(600)]  # 5..10 ms, spread out
+    c = compare(base, list(reversed(base)))
+    assert c.ratio == pytest.approx(1.0)
+    assert c.ratio_low <= 1.0 <= c.ratio_high
+    assert c.p50_ratio == pytest.approx(1.0)
+    assert c.as_dict()["p99_ratio"] == 1.0
+
+
+def test_compare_sees_a_slowdown_chance_would_not_give() -> None:
+    base = [5.0 + (i * 37 % 100) / 20 for i in range(600)]
+    slower = [x * 1.5 for x in base]
+    c = compare(base, slower)
+    assert c.ratio == pytest.approx(1.5)
+    assert 1.3 < c.ratio_low <= 1.5 <= c.ratio_high
+    # Reproducible: the same numbers give the same interval.
+    assert compare(base, slower).ratio_low == c.ratio_low
+
+
+def test_compare_with_nothing_to_compare() -> None:
+    c = compare([], [1.0])
+    assert math.isnan(c.ratio) and c.as_dict()["p99_ratio"] is None
+
+
+def test_the_burst_verdict_needs_no_failure_a_small_ratio_and_chance_to_explain_it() -> None:
+    base = [5.0 + (i * 37 % 100) / 20 for i in range(600)]
+    same = compare(base, list(reversed(base)))
+    assert burst_verdict(same, failed=0) is True
+    assert burst_verdict(same, failed=1) is False
+    assert burst_verdict(compare(base, [x * 1.5 for x in base]), failed=0) is False
+    # Within 10 %, but every resample says slower: worse, if only a little.
+    assert burst_verdict(compare(base, [x * 1.08 for x in base]), failed=0) is False
+    assert burst_verdict(compare([], base), failed=0) is None
+
+
+def test_the_burst_report_has_the_pooled_ratio_and_a_row_per_step() -> None:
+    step = {"placed": 200, "failed": 0, "routing_p50_ms": 9.0, "routing_p99_ms": 14.0,
+            "routing_max_ms": 15.0, "ours_cpu_s": 5.5, "other_load_cores": 0.0}  # fmt: skip
+    burst = {"messages": 1000, "saved_s": 4.2, "delivered_s": 33.8, "messages_per_s": 29.6,
+             "outbox": {"sent": 1000}}  # fmt: skip
+    phase = {
+        "rate": 10.0, "quiet": step, "with_burst": step, "burst": burst, "goal_met": True,
+        "rounds": [{"quiet": step, "with_burst": step, "burst": burst}] * 3,
+        "comparison": {"p99_ratio": 1.02, "p99_ratio_low": 0.9, "p99_ratio_high": 1.15,
+                       "p50_ratio": 1.0},
+    }  # fmt: skip
+    lines = report.burst_lines(phase)
+    assert lines[0].startswith("At 10 calls/s, 3 round(s),")
+    assert "**1.020** (95 % interval 0.90 to 1.15)" in lines[1]
+    assert "**met**" in lines[1]
+    row = "| 3 | burst | 9.0 / 14.0 / 15.0 | 200 / 0 | 5.5 | 0.0 | 1000 saved in 4.2 s"
+    assert any(line.startswith(row) for line in lines)
