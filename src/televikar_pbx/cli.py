@@ -56,7 +56,7 @@ def _cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_delivery(settings, stop, args.clock)
+        await run_delivery(settings, stop, args.clock, idle=args.idle)
 
     asyncio.run(main())
     return 0
@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     deliver = sub.add_parser(
         "deliver",
         help="send the messages in the outbox (serve runs this itself; docs/messages.md)",
+    )
+    deliver.add_argument(
+        "--idle",
+        action="store_true",
+        help="once started, use only CPU that nothing else wants (Linux SCHED_IDLE): "
+        "serve runs its worker so, and routing always comes first",
     )
     deliver.set_defaults(func=_cmd_deliver)
 

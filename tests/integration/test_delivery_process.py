@@ -97,6 +97,9 @@ def test_the_worker_is_niced_restarted_when_it_exits_and_dies_with_its_parent(
     # Ten steps nicer than serve, up to Linux's ceiling of 19 (the suite may run niced).
     expected = min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
     assert os.getpriority(os.PRIO_PROCESS, child) == expected
+    # Once up, it runs only on CPU nothing else wants (SCHED_IDLE); serve does not.
+    until(lambda: os.sched_getscheduler(child) == os.SCHED_IDLE, 30, "SCHED_IDLE")
+    assert os.sched_getscheduler(parent.pid) == os.SCHED_OTHER
     os.kill(child, signal.SIGKILL)  # it dies on its own: the parent starts another
     [again] = until(  # type: ignore[misc]
         lambda: [c for c in children(parent.pid) if c != child], 20, "a new delivery child"

@@ -3,8 +3,9 @@
 Composing e-mails (a voice message is a base64'd WAV) and talking SMTP and HTTP cost
 about 10 ms of CPU per message; in the routing process they would hold its event loop
 and the interpreter lock, and a burst of messages measurably slowed routing (issue 13,
-docs/performance.md). So ``serve`` runs ``televikar-pbx deliver`` beside itself: niced,
-so the routing process wins the CPU, and tied to its parent (it gets SIGTERM when
+docs/performance.md). So ``serve`` runs ``televikar-pbx deliver --idle`` beside itself:
+niced, and once started in Linux's SCHED_IDLE class, so the routing process always wins
+the CPU, and tied to its parent (it gets SIGTERM when
 ``serve`` dies, even by ``kill -9``: Linux's PR_SET_PDEATHSIG), so there is never a second
 worker claiming the same outbox rows. If the child exits, it is started again with a
 growing pause.
@@ -50,7 +51,7 @@ class DeliveryProcess:
         pause = 1.0
         while not self._stopping.is_set():
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "televikar_pbx.cli", "deliver",
+                sys.executable, "-m", "televikar_pbx.cli", "deliver", "--idle",
                 stdin=asyncio.subprocess.DEVNULL, preexec_fn=_tie_to_parent,
             )  # fmt: skip
             log.info("delivery.process_started", pid=self._proc.pid)
