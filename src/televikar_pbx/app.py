@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any
@@ -208,6 +209,12 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         delivery = DeliveryProcess()
         delivery.start()
     desk_web = await _start_desk_web(settings, sessionmaker, clock, calls)
+    # Everything the service needs to run is loaded now (modules, templates, the
+    # directory): out of the cyclic collector's reach from here on. Its full
+    # collections then walk only what calls create, not ~140,000 objects that live as
+    # long as the process: they held the loop for ~75 ms every half minute under load,
+    # the slowest calls routed in the benchmark (docs/performance.md).
+    gc.freeze()
     runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
