@@ -267,7 +267,7 @@ async def test_other_agents_pages_hear_nothing_of_it() -> None:
     source.calls["c1"] = Call(7, None)
     source.desk.handle(CallerArrived("c1", 1), T0)
     hub.changed()
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     assert nora.queue.empty()
 
 
@@ -289,7 +289,7 @@ async def test_only_the_cards_of_agents_whose_desk_changed_are_rebuilt() -> None
     source.desk.handle(CallerArrived("c2", 2), source.clock.at)
     hub.changed()
     assert (await next_event(nora.queue))[1]["state"] == "offered"
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     assert kari.queue.empty()
     # A reloaded directory (a new snapshot) rebuilds the cards: the new name shows.
     renamed = replace(greeted, display_name="Fjordbakst Bakeri")
@@ -298,6 +298,23 @@ async def test_only_the_cards_of_agents_whose_desk_changed_are_rebuilt() -> None
     _, data = await next_event(kari.queue)
     assert isinstance(data["call"], dict)
     assert data["call"]["greeting"] == "God dag, Fjordbakst Bakeri"
+
+
+async def test_the_cards_go_out_a_moment_after_the_change_once_for_many() -> None:
+    source = Source()
+    hub = LiveDesk(source, publish_delay_s=0.2)
+    page = hub.subscribe_agent(1)
+    await next_event(page.queue)
+    source.calls["c1"] = Call(7, None)
+    source.desk.handle(CallerArrived("c1", 1), T0)
+    hub.changed()
+    await asyncio.sleep(0.05)
+    assert page.queue.empty()  # not yet: the change's own commands go first
+    hub.changed()
+    _, data = await next_event(page.queue)
+    assert data["state"] == "offered"
+    await asyncio.sleep(0.3)
+    assert page.queue.empty()  # both changes in one publish
 
 
 async def test_without_pages_a_change_costs_nothing() -> None:

@@ -2,9 +2,12 @@
 
 ``CallService`` calls :meth:`LiveDesk.changed` after every change of the desk (the same
 moment presence learns of it, before the agent's phone is even dialled). The hub only
-marks itself dirty there; the cards are built and compared on the next turn of the event
-loop, once for any number of changes in that turn, and only while a page listens. So
-routing pays one ``call_soon`` per change, whatever the number of pages.
+marks itself dirty there; the cards are built and compared ``PUBLISH_DELAY_S`` later,
+once for any number of changes meanwhile, and only while a page listens. So routing
+pays one timer per change, whatever the number of pages, and the publish runs after the
+change's own commands (the originate that rings the phone) have gone out, not before
+them: run at once, it stood between a caller and the agent's INVITE, and the next
+caller's (docs/performance.md, "Screen pop and the desk's pages").
 
 On that turn only the cards whose inputs changed are built: an agent's card is a
 function of its slot in the desk's view, its call's slot, the call's record and caller,
@@ -42,6 +45,9 @@ from televikar_pbx.domain.directory import Customer, Directory
 log = structlog.get_logger("televikar_pbx.web")
 
 QUEUE_SIZE = 64
+# How long after a change its cards go out: longer than an originate takes to leave
+# (~1 ms), far shorter than a phone takes to be picked up (the pop's goal: 300 ms).
+PUBLISH_DELAY_S = 0.005
 
 
 class CallFacts(Protocol):
@@ -102,9 +108,16 @@ class Subscription:
 
 
 class LiveDesk:
-    def __init__(self, source: LiveSource, *, board_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        source: LiveSource,
+        *,
+        board_interval_s: float = 0.5,
+        publish_delay_s: float = PUBLISH_DELAY_S,
+    ) -> None:
         self._source = source
         self._board_interval_s = board_interval_s
+        self._publish_delay_s = publish_delay_s
         self._agents: dict[int, set[Subscription]] = {}
         self._boards: set[Subscription] = set()
         self._sent: dict[int, AgentCard] = {}
@@ -121,11 +134,11 @@ class LiveDesk:
     # --- the desk's side ------------------------------------------------------------
 
     def changed(self) -> None:
-        """The desk changed: publish on the next turn of the loop (cheap, coalesced)."""
+        """The desk changed: publish ``publish_delay_s`` later (cheap, coalesced)."""
         if self._scheduled or not (self._agents or self._boards):
             return
         self._scheduled = True
-        asyncio.get_running_loop().call_soon(self._publish)
+        asyncio.get_running_loop().call_later(self._publish_delay_s, self._publish)
 
     def _publish(self) -> None:
         self._scheduled = False
