@@ -371,6 +371,8 @@ class Bench:
             "answer": Summary.of(answer_latencies_ms(placed_calls)),
             "asterisk_cpu_s": used[0],
             "ours_cpu_s": used[1] if ours else None,
+            "sipp_cpu_s": used[2],
+            "harness_cpu_s": used[3],  # this process (with the desk-pages client thread)
             "other_load_cores": max(0.0, machine_busy - sum(used)) / wall,
             "started": before[5],
         }

@@ -7,8 +7,9 @@ whose card is ``offered`` with that call - the time the agent's phone (the agent
 UAS) received the call's INVITE. Both are this machine's wall clock (CLOCK_REALTIME):
 sipp stamps a received message with ``gettimeofday`` when it processes it (its
 ``-trace_msg`` log, microseconds), the pages with ``time.time()`` when a chunk of the
-stream is handed to them. The desk publishes the card before it dials the agent's phone,
-so a latency can be negative. The card names the caller as the desk shows it
+stream is handed to them. The desk publishes the card ``PUBLISH_DELAY_S`` (5 ms) after
+the change that offers the call, close to when the phone is dialled, so a latency can
+be negative. The card names the caller as the desk shows it
 (``desk_live.shown_number``: "+47 479 01 123"), the INVITE by the number as it came
 ("47901123"): the match goes through the same function.
 

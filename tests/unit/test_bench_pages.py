@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks.loadbench import report
+from benchmarks.loadbench.desk_pages import disturbed
 from benchmarks.loadbench.pages import (
     Event,
     Spread,
@@ -144,3 +145,14 @@ def test_the_report_shows_both_phases() -> None:
     assert "**1.071** (95 % interval 0.93 to 1.20) (goal ≤ 1.10: **met**)" in lines[1]
     assert sum(1 for line in lines if line.startswith("| 3 |")) == 2
     assert "| 2 | 100 pages | 9.0 / 14.0 / 15.0 | 200 / 0 | 6.1 | 0.1 |" in lines
+    busy = routing | {"other_load_cores": 1.25}
+    lines = report.desk_pages_lines(
+        rounds | {"discarded_rounds": [{"without": busy, "with_pages": routing}]}
+    )
+    assert "| run again | no page | 9.0 / 14.0 / 15.0 | 200 / 0 | 6.1 | 1.25 |" in lines
+
+
+def test_a_round_with_other_work_on_the_machine_is_run_again() -> None:
+    quiet, busy = {"other_load_cores": 0.02}, {"other_load_cores": 0.63}
+    assert not disturbed(quiet, quiet)
+    assert disturbed(quiet, busy) and disturbed(busy, quiet)
