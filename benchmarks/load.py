@@ -95,7 +95,7 @@ class Config:
     pages_rate: float = 16.0
     profile_pages: bool = False
     burst_rounds: int = 3
-    pages_rounds: int = 3
+    pages_rounds: int = 6
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
@@ -162,8 +162,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, Path]:
         help="after the steps, --pages-rounds rounds of one step of our service with no "
         "desk page connected and one with N pages (default 100) on its agents' /events feeds",
     )
-    p.add_argument("--pages-rounds", type=int, default=3,
-                   help="without/with pairs of steps, pooled (default 3)")  # fmt: skip
+    p.add_argument("--pages-rounds", type=int, default=6,
+                   help="without/with pairs of steps, pooled (default 6)")  # fmt: skip
     p.add_argument("--pages-rate", type=float, default=16.0,
                    help="calls/s of the desk-pages steps (80 %% of sustained 20)")  # fmt: skip
     p.add_argument("--profile-pages", action="store_true",

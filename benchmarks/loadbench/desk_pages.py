@@ -11,14 +11,15 @@ Short calls (the agent answers after ``--pop-answer-ms``, the caller hangs up
 
 ``--with-desk-pages [N]``: routing latency at ``--pages-rate`` (default 16 calls/s, 80 %
 of our sustained 20) on the usual 50 agents and 5 customers, as ``make bench`` routes:
-``--pages-rounds`` rounds (default 3) of one step with no page connected, then one with
+``--pages-rounds`` rounds (default 6) of one step with no page connected, then one with
 N pages connected during the step (N sessions, spread over the agents in turn: 100 pages
 = 2 per agent, each agent's desk open twice, so every call's pop reaches 2 pages).
 Routing p50/p99 per round and pooled over the rounds, the ratio of the pooled p99s with
 its 95 % bootstrap interval (goal: with <= 1.10 x without), and the pops the pages got.
 A round during which other work used the machine (``DISTURBED_CORES``) is run again.
 A 20 s step at 16 calls/s has 320 calls, so its p99 is the fourth-slowest call: one
-pair of steps gave ratios from 0.90 to 1.30 for the same code (docs/performance.md).
+pair of steps gave ratios from 0.90 to 1.30 for the same code, and three pooled pairs
+could still be decided by one short slow episode (docs/performance.md).
 A short warm-up step (not counted) comes first, so that neither measured step pays for
 the fresh service's first calls.
 """
@@ -183,7 +184,7 @@ def disturbed(*steps: dict[str, Any]) -> bool:
 
 
 def run_desk_pages_phase(
-    bench: Bench, count: int, rate: float, profile: bool = False, rounds: int = 3
+    bench: Bench, count: int, rate: float, profile: bool = False, rounds: int = 6
 ) -> dict[str, Any]:
     """``rounds`` pairs of steps, without pages then with them, pooled (see module doc)."""
     cfg = bench.config
