@@ -121,11 +121,15 @@ def limit_lines(results: dict[str, Any]) -> list[str]:
         failed = [s for s in own if not s.get("passed", True)]
         at = failed[0] if failed else max(own, key=lambda s: s["rate"])
         ours = f", our service {_num(at.get('ours_cores'), 2)}" if at.get("ours_cores") else ""
+        uas = (  # the bare ceiling rings no agent
+            ""
+            if system == "bare"
+            else f"busiest agents' UAS {_num(at.get('uas_max_core_pct'), 0)} % and "
+        )
         lines.append(
             f"- {LABELS.get(system, system)}: {why}. At {at['rate']:g} calls/s the machine had "
             f"{_num(at.get('machine_busy_cores'), 2)} of {cores} cores busy (Asterisk "
-            f"{_num(at.get('asterisk_cores'), 2)}{ours}), busiest agents' UAS "
-            f"{_num(at.get('uas_max_core_pct'), 0)} % and carrier "
+            f"{_num(at.get('asterisk_cores'), 2)}{ours}), {uas}carrier "
             f"{_num(at.get('carrier_core_pct'), 0)} % of a core, other load "
             f"{_num(at['other_load_cores'], 2)} cores."
         )

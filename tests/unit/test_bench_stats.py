@@ -599,12 +599,14 @@ def test_the_report_has_the_comparison_what_limited_each_system_and_goals_last()
         fig("queue", 10, asterisk=10.0),
         fig("ours", 20, p99=300.0),
         fig("queue", 20, asterisk=10.0),
+        fig("bare", 20, asterisk=3.0),
     )
     for s in steps:
         s.machine_busy_cores, s.asterisk_cores, s.uas_max_core_pct = 1.2, 0.4, 3.0
         s.carrier_core_pct = 5.0
         s.ours_cores = 0.95 if s.system == "ours" else None
-    stopped = {"ours": "failed at 20 calls/s", "queue": "passed every step"}
+    stopped = {"ours": "failed at 20 calls/s", "queue": "passed every step",
+               "bare": "passed every step"}  # fmt: skip
     comparison, goals = evaluate(steps, sustained, stopped, None, 100)
     results = {
         "started": "2026-12-06T10:00:00+00:00",
@@ -639,6 +641,8 @@ def test_the_report_has_the_comparison_what_limited_each_system_and_goals_last()
     )
     assert "- our ACD (ARI): failed at 20 calls/s. At 20 calls/s the machine had 1.20 of 2" in text
     assert "busiest used at most 3 % of a core" in text
+    bare = "- bare Answer(): passed every step. At 20 calls/s the machine had 1.20 of 2 cores"
+    assert f"{bare} busy (Asterisk 0.40), carrier 5 % of a core" in text
     goals_at = text.index("## Goals")
     assert goals_at > text.index("## Notes") and text.rstrip().endswith(
         "not run"
