@@ -25,7 +25,8 @@ help:
 	@echo "make check          ruff, ruff format --check, mypy --strict, import layers"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
-	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~10 min)"
+	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~20 min)"
+	@echo "make bench-quick    its main ratios (ours vs Queue()) in under 3 min: BENCH_ARGS=--quick"
 
 host-deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(HOST_PACKAGES))
 host-deps test-deps:
@@ -92,7 +93,11 @@ clean:
 # Load benchmark (issue 7): our ACD against Queue() and a bare Answer() on this machine,
 # with its own Asterisk beside the lab's (benchmarks/load.py; docs/performance.md).
 # Needs only the lab's root, provisioned here if missing; BENCH_ARGS adds options.
-.PHONY: bench
+.PHONY: bench bench-quick
 bench: venv
 	@test -x $${TELEVIKAR_LAB_DIR:-/var/cache/televikar-pbx/lab}/root/usr/sbin/asterisk || bash $(LAB) provision
 	$(BIN)/python benchmarks/load.py $(BENCH_ARGS)
+
+# The short ladder for work in progress (benchmarks/loadbench/config.py, QUICK).
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"

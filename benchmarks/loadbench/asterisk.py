@@ -60,7 +60,21 @@ ARI_USER = "televikar-bench"
 AMI_USER = "televikar-bench"
 CARRIER_IP = "127.0.0.4"
 AGENT_IP = "127.0.0.5"
-AGENT_PORT = 5200
+AGENT_PORT = 5200  # the first agents' UAS; UAS number i (from 0) listens on AGENT_PORT + i
+
+
+def uas_address(index: int) -> tuple[str, int]:
+    """Where the agents' UAS number ``index`` (from 0) listens."""
+    return AGENT_IP, AGENT_PORT + index
+
+
+def agent_uas(agent: int, uas_count: int) -> int:
+    """Which UAS (0..uas_count-1) answers for agent number ``agent`` (from 1): in turn,
+    so that agents picked in order (both ACDs start from idle agents in the same order)
+    spread over all of them."""
+    if agent < 1 or uas_count < 1:
+        raise ValueError(f"agent {agent} or UAS count {uas_count} below 1")
+    return (agent - 1) % uas_count
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class Layout:
     ari_app: str
     ring_timeout_s: int
     bare_wait_s: int
+    uas: int = 1  # sipp UAS processes answering for the agents (agent_uas)
 
 
 # The dialled numbers that select a system (extensions.conf): prefix + customer 001...
@@ -140,9 +155,14 @@ def render_config(etc: Path, layout: Layout, ports: Ports, creds: dict[str, str]
     etc.mkdir(parents=True)
     for name in SHARED_CONF:
         shutil.copyfile(LAB_CONF / name, etc / name)
+
+    def contact(n: int) -> str:
+        ip, port = uas_address(agent_uas(n, layout.uas))
+        return f"sip:agentb{n}@{ip}:{port}"
+
     agents = "\n".join(
         f"[agentb{n}](agent-endpoint)\naors = agentb{n}\n"
-        f"[agentb{n}](agent-aor)\ncontact = sip:agentb{n}@{AGENT_IP}:{AGENT_PORT}\n"
+        f"[agentb{n}](agent-aor)\ncontact = {contact(n)}\n"
         for n in range(1, layout.agents + 1)
     )
     members = "".join(f"member => PJSIP/agentb{n}\n" for n in range(1, layout.agents + 1))

@@ -36,11 +36,16 @@ def run_probes(bench: Bench) -> list[dict[str, Any]]:
     for label, system, builtin in PROBES:
         name = f"probe_{system}{'_builtin' if builtin else ''}"
         agents = bench.start_agents(name, cfg.answer_ms, builtin)
-        errors_before = sipp.size(agents.error_log)
+        errors_before = [sipp.size(log) for log in agents.error_logs]
         got = bench.run_calls(system, cfg.probe_rate, cfg.probe_s, name, customers=1)
         channels_left = bench.asterisk.channel_count()
         events = queue_log_events(bench.asterisk.queue_log(), since=got["started"])
-        errors = sipp_error_kinds(sipp.read_from(agents.error_log, errors_before))
+        errors = sipp_error_kinds(
+            "\n".join(
+                sipp.read_from(log, offset)
+                for log, offset in zip(agents.error_logs, errors_before, strict=True)
+            )
+        )
         result = {
             "label": f"Queue(), one queue, {label}",
             "rate": cfg.probe_rate,

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,11 +198,16 @@ def self_cpu_seconds() -> float:
 class MachineSample:
     busy_s: float
     total_s: float  # summed over all CPUs
+    at: float = 0.0  # time.monotonic() when taken
+
+    @property
+    def idle_s(self) -> float:
+        return self.total_s - self.busy_s
 
 
 def machine_sample() -> MachineSample:
     busy, total = machine_cpu_ticks(Path("/proc/stat").read_text())
-    return MachineSample(busy / CLOCK_TICKS, total / CLOCK_TICKS)
+    return MachineSample(busy / CLOCK_TICKS, total / CLOCK_TICKS, time.monotonic())
 
 
 def describe_machine() -> dict[str, str | int]:

@@ -1,11 +1,11 @@
 """Where our service's CPU goes: a py-spy profile of one step, summarised.
 
-py-spy is not a project dependency; when ``.venv/bin/py-spy`` (or one on PATH) is
-there, ``--profile-rate R`` records our process during its step at R calls/s
-(``py-spy record --nonblocking --gil --format raw``: one line per distinct stack,
-``frame;frame;...;frame COUNT``, only threads holding the GIL, so samples ~ the
-Python CPU time of the process). :func:`summarize` turns that into shares per library,
-per function of ours, and the hottest functions.
+py-spy is a dev dependency (pyproject.toml), so ``.venv/bin/py-spy`` is there after
+``make venv`` (else one on PATH is used); ``--profile-rate R`` records our process
+during its step at R calls/s (``py-spy record --nonblocking --gil --format raw``: one
+line per distinct stack, ``frame;frame;...;frame COUNT``, only threads holding the GIL,
+so samples ~ the Python CPU time of the process). :func:`summarize` turns that into
+shares per library, per function of ours, and the hottest functions.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ LABELS = {
 }
 
 
+def _uas(count: int) -> str:
+    return "one sipp UAS" if count == 1 else f"{count} sipp UAS processes"
+
+
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -21,11 +25,14 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 def steps_table(steps: list[dict[str, Any]]) -> str:
-    """One row per system and step."""
+    """One row per system and step. The last two columns (while the calls ran): busy
+    cores of the machine / Asterisk / our service, and the busiest agents' UAS / the
+    carrier in % of one core (each sipp is one thread); "—" in older results."""
     head = (
         "| system | calls/s | placed | failed | routing p50 / p99 ms | INVITE→200 p50 / p99 ms "
-        "| Asterisk CPU ms/call | our CPU ms/call | our RSS MB | other load (cores) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| Asterisk CPU ms/call | our CPU ms/call | our RSS MB | other load (cores) "
+        "| busy cores: machine / Asterisk / ours | sipp % of a core: UAS / carrier |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
     for s in steps:
@@ -33,14 +40,111 @@ def steps_table(steps: list[dict[str, Any]]) -> str:
         rss = s.get("ours_rss_kb")
         mark = " (py-spy)" if s.get("profiled") else ""
         mark += " (repeated, see next)" if s.get("repeated") else ""
+        mark += " (80 % step)" if s.get("eighty") else ""
         rows.append(
             f"| {LABELS.get(s['system'], s['system'])}{mark} | {s['rate']:g} | {s['placed']} "
             f"| {s['failed']} | {_ms(routing['p50'])} / {_ms(routing['p99'])} "
             f"| {_ms(answer['p50'])} / {_ms(answer['p99'])} "
             f"| {_num(s['asterisk_cpu_ms_per_call'])} | {_num(s.get('ours_cpu_ms_per_call'))} "
-            f"| {_num(rss / 1024 if rss else None, 0)} | {_num(s['other_load_cores'], 2)} |"
+            f"| {_num(rss / 1024 if rss else None, 0)} | {_num(s['other_load_cores'], 2)} "
+            f"| {_num(s.get('machine_busy_cores'), 2)} / {_num(s.get('asterisk_cores'), 2)} "
+            f"/ {_num(s.get('ours_cores'), 2)} "
+            f"| {_num(s.get('uas_max_core_pct'), 0)} / {_num(s.get('carrier_core_pct'), 0)} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return f"{_ms(a)} / {_ms(b)}"
+
+
+def _x(ratio: float | None) -> str:
+    return "—" if ratio is None else f"x{ratio:.2f}"
+
+
+def comparison_lines(c: dict[str, Any]) -> list[str]:
+    """Ours against Queue(): the sustained rates and, at each rate both ran, latency and
+    CPU per call side by side (issue 15)."""
+    s = c["sustained"]
+    bound = {
+        "exact": "",
+        "at most": " (at most: Queue()'s limit lies higher)",
+        "at least": " (at least: our limit lies higher)",
+        "unknown": " (neither limit reached: a bound neither way)",
+    }.get(s["bound"], "")
+    lines = [
+        f"Sustained rate: ours **{s['ours_text']}** calls/s, Queue() **{s['queue_text']}** "
+        f"calls/s; ours / Queue() = **{_x(s['ratio'])}**{bound}.",
+    ]
+    if c["rates_both_passed"]:
+        lines.append(
+            f"CPU per call, median over the rates both passed: ours "
+            f"{_num(c['median_ours_cpu_ms'])} ms + Asterisk = "
+            f"**{_num(c['median_ours_total_cpu_ms'])} ms** under our desk, Asterisk "
+            f"**{_num(c['median_queue_cpu_ms'])} ms** under Queue(): total ours / Queue() = "
+            f"**{_x(c['median_total_cpu_ratio'])}**; Asterisk alone "
+            f"**{_x(c['median_asterisk_cpu_ratio'])}**."
+        )
+    if not c["per_rate"]:
+        return [*lines, "", "(No rate at which both our desk and Queue() ran.)"]
+    lines += [
+        "",
+        "| calls/s | routing p50 / p99 ms: ours | Queue() | CPU ms/call: ours + Asterisk "
+        "= total | Queue() (Asterisk) | total ours / Queue() | Asterisk ours / Queue() "
+        "| passed: ours / Queue() |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in c["per_rate"]:
+        lines.append(
+            f"| {r['rate']:g} | {_pair(r['ours_routing_p50_ms'], r['ours_routing_p99_ms'])} "
+            f"| {_pair(r['queue_routing_p50_ms'], r['queue_routing_p99_ms'])} "
+            f"| {_num(r['ours_cpu_ms'])} + {_num(r['ours_asterisk_cpu_ms'])} = "
+            f"{_num(r['ours_total_cpu_ms'])} | {_num(r['queue_asterisk_cpu_ms'])} "
+            f"| {_x(r['total_cpu_ratio'])} | {_x(r['asterisk_cpu_ratio'])} "
+            f"| {'yes' if r['ours_passed'] else 'no'} / {'yes' if r['queue_passed'] else 'no'} |"
+        )
+    return lines
+
+
+def limit_lines(results: dict[str, Any]) -> list[str]:
+    """For each system, how busy the machine and each part was at the step where it
+    stopped (the first failed step; else its highest), and the agents' UAS at its
+    busiest over the whole run: measured, so that what limited each system can be read
+    off rather than guessed."""
+    steps = [s for s in results["steps"] if not s.get("repeated") and not s.get("eighty")]
+    cores = results["environment"]["machine"].get("cores", "?")
+    lines = []
+    for system, why in results.get("stopped", {}).items():
+        own = [s for s in steps if s["system"] == system]
+        if not own:
+            continue
+        failed = [s for s in own if not s.get("passed", True)]
+        at = failed[0] if failed else max(own, key=lambda s: s["rate"])
+        ours = f", our service {_num(at.get('ours_cores'), 2)}" if at.get("ours_cores") else ""
+        uas = (  # the bare ceiling rings no agent
+            ""
+            if system == "bare"
+            else f"busiest agents' UAS {_num(at.get('uas_max_core_pct'), 0)} % and "
+        )
+        lines.append(
+            f"- {LABELS.get(system, system)}: {why}. At {at['rate']:g} calls/s the machine had "
+            f"{_num(at.get('machine_busy_cores'), 2)} of {cores} cores busy (Asterisk "
+            f"{_num(at.get('asterisk_cores'), 2)}{ours}), {uas}carrier "
+            f"{_num(at.get('carrier_core_pct'), 0)} % of a core, other load "
+            f"{_num(at['other_load_cores'], 2)} cores."
+        )
+    uas = [s for s in steps if s.get("uas_max_core_pct") is not None and s["system"] != "bare"]
+    if uas:
+        top = max(uas, key=lambda s: s["uas_max_core_pct"])
+        count = results["config"].get("uas", 1)
+        lines.append(
+            f"- The agents' UAS ({count} sipp process{'es' if count != 1 else ''}): the busiest "
+            f"used at most {top['uas_max_core_pct']:.0f} % of a core in any step "
+            f"({LABELS.get(top['system'], top['system'])}, {top['rate']:g} calls/s). The bare "
+            "Answer() ceiling needs no agent: it shows what the carrier and Asterisk's SIP "
+            "stack sustain without the UAS."
+        )
+    return lines
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
@@ -294,7 +398,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"kernel {env['machine']['kernel']}. Asterisk {env['asterisk']}, sipp "
         f"{env['sipp']}, Python {env['python']}, televikar-pbx {env['televikar_pbx']}.",
         "",
-        f"Workload: {cfg['agents']} agents on one sipp UAS answering after "
+        f"Workload: {cfg['agents']} agents on {_uas(cfg.get('uas', 1))} answering after "
         f"{cfg['answer_ms']} ms; calls of {cfg['talk_ms']} ms to {cfg['customers']} "
         f"customers in turn; steps of {cfg['step_s']:g} s at {rates} calls/s; "
         f"ring timeout {cfg['ring_timeout_s']} s, no wrap-up; a call fails when it "
@@ -323,7 +427,11 @@ def markdown(results: dict[str, Any]) -> str:
     parts += ["## Steps", "", steps_table(results["steps"])]
     if results["valid"]:
         parts += ["## Sustained rate", "", *summary_lines(results), ""]
-        parts += ["## Goals", "", *goals_lines(results["goals"]), ""]
+        if results.get("comparison"):
+            parts += ["## Ours against Queue()", "", *comparison_lines(results["comparison"]), ""]
+    limits = limit_lines(results)
+    if limits:
+        parts += ["## What limited each system (measured)", "", *limits, ""]
     if results.get("concurrency"):
         parts += [
             "## Callers waiting at once (our ACD)",
@@ -354,4 +462,5 @@ def markdown(results: dict[str, Any]) -> str:
         parts += ["## Queue() probes", "", probes_table(results["probes"])]
     if results.get("notes"):
         parts += ["## Notes", "", *[f"- {n}" for n in results["notes"]], ""]
+    parts += ["## Goals", "", *goals_lines(results["goals"]), ""]
     return "\n".join(parts)

@@ -1,8 +1,11 @@
-"""sipp for the load benchmark: one UAS answering for all agents, and carrier runs.
+"""sipp for the load benchmark: the agents' UAS processes, and carrier runs.
 
 The carrier calls from 127.0.0.4 (the bench pjsip.conf identifies the carrier by that
-address); the agents' UAS listens on 127.0.0.5:5200 (every agent's static contact).
-Both are disjoint from the lab tests' sipp addresses (127.0.0.1:5071-5079, 127.0.0.2).
+address); K UAS processes answer for the agents on 127.0.0.5:5200, 5201, ... (agent n's
+static contact names UAS (n - 1) mod K). One sipp is one thread: several share the
+agents so that none of them is what limits the rate (each step reports the busiest
+one's CPU). All are disjoint from the lab tests' sipp addresses (127.0.0.1:5071-5079,
+127.0.0.2, 127.0.0.3).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.loadbench import procs
-from benchmarks.loadbench.asterisk import AGENT_IP, AGENT_PORT, CARRIER_IP
-from benchmarks.loadbench.stats import Message, parse_messages, stat_totals
+from benchmarks.loadbench.asterisk import CARRIER_IP, uas_address
+from benchmarks.loadbench.stats import Message, merge_messages, parse_messages, stat_totals
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 AGENT_SCENARIO = SCENARIOS / "agent.xml"
@@ -55,57 +58,101 @@ def size(path: Path) -> int:
 
 
 @dataclass
-class Agents:
-    """The agents' UAS (one sipp for agentb1..N)."""
+class Uas:
+    """One sipp UAS answering for its share of the agents."""
 
     proc: subprocess.Popen[bytes]
+    address: tuple[str, int]
     message_log: Path
     error_log: Path
-    builtin: bool
+    stderr_log: Path
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def log_offset(self) -> int:
-        return size(self.message_log)
 
-    def messages_since(self, offset: int) -> list[Message]:
-        return list(parse_messages(read_from(self.message_log, offset)))
+@dataclass
+class Agents:
+    """The agents' UAS processes (agent n answered by ``asterisk.agent_uas(n, K)``)."""
+
+    uas: list[Uas]
+    builtin: bool
+
+    @property
+    def pids(self) -> list[int]:
+        return [u.pid for u in self.uas]
+
+    @property
+    def error_logs(self) -> list[Path]:
+        return [u.error_log for u in self.uas]
+
+    def log_offset(self) -> tuple[int, ...]:
+        """Where each UAS's message log ends now (for :meth:`messages_since`)."""
+        return tuple(size(u.message_log) for u in self.uas)
+
+    def messages_since(self, offsets: tuple[int, ...]) -> list[Message]:
+        """What every UAS logged since ``offsets``, merged into one stream by time."""
+        return merge_messages(
+            parse_messages(read_from(u.message_log, offset))
+            for u, offset in zip(self.uas, offsets, strict=True)
+        )
+
+    def cpu_seconds(self) -> list[float]:
+        """CPU used so far by each UAS."""
+        return [procs.cpu_seconds(pid) for pid in self.pids]
 
     def stop(self) -> None:
-        procs.stop(self.proc)
+        for u in self.uas:
+            procs.stop(u.proc)
 
 
 def start_agents(
-    workdir: Path, name: str, answer_ms: int, target: str, *, builtin: bool = False
+    workdir: Path,
+    name: str,
+    answer_ms: int,
+    target: str,
+    *,
+    builtin: bool = False,
+    count: int = 1,
 ) -> Agents:
-    """Start the UAS. ``builtin``: sipp's own ``-sn uas`` (answers at once; the harness
-    only uses it to show why it is unfit), else ``scenarios/agent.xml``."""
-    if not procs.udp_port_free(AGENT_IP, AGENT_PORT):
-        raise SippError(f"{AGENT_IP}:{AGENT_PORT}/udp is in use (another benchmark?)")
-    message_log = workdir / f"uas_{name}_messages.log"
-    error_log = workdir / f"uas_{name}_errors.log"
+    """Start ``count`` UAS processes (UAS i on ``asterisk.uas_address(i)``). ``builtin``:
+    sipp's own ``-sn uas`` (answers at once; the harness only uses it to show why it is
+    unfit), else ``scenarios/agent.xml``."""
+    addresses = [uas_address(i) for i in range(count)]
+    busy = [f"{ip}:{port}" for ip, port in addresses if not procs.udp_port_free(ip, port)]
+    if busy:
+        raise SippError(f"{', '.join(busy)}/udp in use (another benchmark?)")
     if builtin:
         scenario = ["-sn", "uas"]
     else:
         scenario = ["-sf", str(AGENT_SCENARIO), "-set", "answer_ms", str(answer_ms)]
-    args = [
-        binary(), *scenario,
-        "-i", AGENT_IP, "-p", str(AGENT_PORT), "-nostdin",
-        "-l", str(OPEN_CALLS),
-        "-trace_msg", "-message_file", str(message_log),
-        "-trace_err", "-error_file", str(error_log),
-        target,
-    ]  # fmt: skip
-    proc = procs.start(args, workdir / f"uas_{name}_stderr.log", keep_stdout=False)
+    started: list[Uas] = []
+    for i, (ip, port) in enumerate(addresses):
+        tag = name if count == 1 else f"{name}_{i + 1}"
+        message_log = workdir / f"uas_{tag}_messages.log"
+        error_log = workdir / f"uas_{tag}_errors.log"
+        args = [
+            binary(), *scenario,
+            "-i", ip, "-p", str(port), "-nostdin",
+            "-l", str(OPEN_CALLS),
+            "-trace_msg", "-message_file", str(message_log),
+            "-trace_err", "-error_file", str(error_log),
+            target,
+        ]  # fmt: skip
+        stderr_log = workdir / f"uas_{tag}_stderr.log"
+        proc = procs.start(args, stderr_log, keep_stdout=False)
+        started.append(Uas(proc, (ip, port), message_log, error_log, stderr_log))
     deadline = time.monotonic() + 5
-    while procs.udp_port_free(AGENT_IP, AGENT_PORT):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            procs.stop(proc)
-            raise SippError(f"the agents' UAS did not start (see {workdir}/uas_{name}_stderr.log)")
-        time.sleep(0.02)
-    return Agents(proc, message_log, error_log, builtin)
+    for u in started:
+        while procs.udp_port_free(*u.address):
+            if u.proc.poll() is not None or time.monotonic() > deadline:
+                for v in started:
+                    procs.stop(v.proc)
+                ip, port = u.address
+                raise SippError(f"the agents' UAS on {ip}:{port} did not start ({u.stderr_log})")
+            time.sleep(0.02)
+    return Agents(started, builtin)
 
 
 def write_dids(path: Path, dids: list[str]) -> Path:

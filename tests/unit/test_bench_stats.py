@@ -4,26 +4,32 @@ verdicts out; no Asterisk, no sipp."""
 from __future__ import annotations
 
 import math
+import shlex
 import stat
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from benchmarks.load import step_dict
 from benchmarks.loadbench import report
-from benchmarks.loadbench.asterisk import Layout, Ports, render_config
+from benchmarks.loadbench.asterisk import Layout, Ports, agent_uas, render_config, uas_address
 from benchmarks.loadbench.burst import verdict as burst_verdict
+from benchmarks.loadbench.config import FULL, QUICK, parse_args
+from benchmarks.loadbench.goals import evaluate, rate_goal, ratios, waiting_goal
 from benchmarks.loadbench.profile import package_of, summarize
 from benchmarks.loadbench.stats import (
     StepFigures,
     Summary,
     agent_offers,
     answer_latencies_ms,
+    busy_cores,
     carrier_calls,
     compare,
     first_degraded,
     gate_problems,
     machine_cpu_ticks,
+    merge_messages,
     parse_messages,
     percentile,
     proc_cpu_ticks,
@@ -276,19 +282,22 @@ def test_bench_asterisk_config_is_complete_and_keeps_passwords_private(tmp_path:
     ).read_text()
 
 
+ENVIRONMENT = {
+    "machine": {"cpu": "cpu", "cores": 2, "memory_mb": 1, "os": "os", "kernel": "k"},
+    "asterisk": "22",
+    "sipp": "3.6.1",
+    "python": "3.11",
+    "televikar_pbx": "abc",
+}
+
+
 def test_the_markdown_report_renders_a_minimal_run() -> None:
     figures = step(5)
     results = {
         "started": "2026-11-27T10:00:00+00:00",
         "command": "benchmarks/load.py",
         "duration_s": 60.0,
-        "environment": {
-            "machine": {"cpu": "cpu", "cores": 2, "memory_mb": 1, "os": "os", "kernel": "k"},
-            "asterisk": "22",
-            "sipp": "3.6.1",
-            "python": "3.11",
-            "televikar_pbx": "abc",
-        },
+        "environment": ENVIRONMENT,
         "config": {
             "agents": 50,
             "customers": 5,
@@ -387,3 +396,263 @@ def test_the_burst_report_has_the_pooled_ratio_and_a_row_per_step() -> None:
     assert "**met**" in lines[1]
     row = "| 3 | burst | 9.0 / 14.0 / 15.0 | 200 / 0 | 5.5 | 0.0 | 1000 saved in 4.2 s"
     assert any(line.startswith(row) for line in lines)
+
+
+# ---------------------------------------------------------------------------
+# Issue 15: several UAS, ours against Queue(), the goals, the presets
+# ---------------------------------------------------------------------------
+
+
+def test_agents_are_spread_over_the_uas_processes_in_turn(tmp_path: Path) -> None:
+    assert [agent_uas(n, 3) for n in range(1, 8)] == [0, 1, 2, 0, 1, 2, 0]
+    assert {agent_uas(n, 1) for n in range(1, 50)} == {0}
+    assert [uas_address(i) for i in range(3)] == [
+        ("127.0.0.5", 5200),
+        ("127.0.0.5", 5201),
+        ("127.0.0.5", 5202),
+    ]
+    with pytest.raises(ValueError):
+        agent_uas(0, 2)
+    etc = tmp_path / "etc"
+    layout = Layout(customers=1, agents=4, ari_app="app", ring_timeout_s=15, bare_wait_s=31,
+                    uas=3)  # fmt: skip
+    render_config(etc, layout, Ports(), {"ARI_PASSWORD": "a", "AMI_PASSWORD": "b"})
+    pjsip = (etc / "pjsip.conf").read_text()
+    for n, port in ((1, 5200), (2, 5201), (3, 5202), (4, 5200)):
+        assert f"contact = sip:agentb{n}@127.0.0.5:{port}\n" in pjsip
+    # Queue() rings every agent, whichever UAS answers for it.
+    queues = (etc / "queues.conf").read_text()
+    assert all(f"member => PJSIP/agentb{n}\n" in queues for n in range(1, 5))
+
+
+def test_the_uas_logs_are_merged_by_time_and_the_first_offer_wins_across_them() -> None:
+    uas_1 = "".join(
+        [
+            entry("10:00:00.050000", "received", invite("a1", "479011", via="127.0.0.1")),
+            entry("10:00:00.300000", "received", invite("a3", "479013", via="127.0.0.1")),
+        ]
+    )
+    uas_2 = "".join(
+        [
+            entry("10:00:00.020000", "received", invite("b1", "479019", via="127.0.0.1")),
+            # the same caller offered to a second agent, on the other UAS, later
+            entry("10:00:00.090000", "received", invite("b2", "479011", via="127.0.0.1")),
+        ]
+    )
+    merged = merge_messages([parse_messages(uas_1), parse_messages(uas_2)])
+    assert [m.call_id for m in merged] == ["b1", "a1", "b2", "a3"]
+    offers = agent_offers(merged)
+    assert offers["479011"] == datetime(2026, 11, 27, 10, 0, 0, 50000).timestamp()
+    assert set(offers) == {"479011", "479013", "479019"}
+    calls = carrier_calls(parse_messages(CARRIER_LOG))
+    assert routing_latencies_ms(calls, offers) == [pytest.approx(50.0, abs=0.01)]
+    assert merge_messages([]) == []
+
+
+def test_busy_cores_come_from_the_idle_time() -> None:
+    # 2 cores for 10 s = 20 core-seconds; 15 of them idle: 0.5 cores busy on average.
+    assert busy_cores(100.0, 115.0, 10.0, 2) == pytest.approx(0.5)
+    assert busy_cores(100.0, 100.0, 10.0, 2) == 2.0
+    assert busy_cores(100.0, 125.0, 10.0, 2) == 0.0  # rounding: never below 0
+    assert busy_cores(1.0, 2.0, 0.0, 2) == 0.0
+
+
+def fig(
+    system: str,
+    rate: float,
+    p50: float = 5.0,
+    p99: float = 10.0,
+    failed: int = 0,
+    asterisk: float = 10.0,
+    ours: float | None = 20.0,
+) -> StepFigures:
+    routing = Summary.of([p50] * 98 + [p99] * 2)
+    answer = Summary.of([p50 + 200] * 100)
+    our_cpu = ours if system == "ours" else None
+    return StepFigures(system, rate, 100, failed, routing, answer, asterisk, our_cpu, None, 0.0)
+
+
+def run_of(*steps: StepFigures) -> tuple[list[StepFigures], dict[str, float | None]]:
+    listed = list(steps)
+    sustained = {
+        system: sustained_rate([s for s in listed if s.system == system], 100)
+        for system in ("ours", "queue")
+    }
+    return listed, sustained
+
+
+def test_ours_and_queue_side_by_side_at_the_rates_both_ran() -> None:
+    steps, sustained = run_of(
+        fig("ours", 10, asterisk=15.0, ours=25.0),
+        fig("queue", 10, asterisk=10.0),
+        fig("ours", 20, asterisk=16.0, ours=24.0),
+        fig("queue", 20, asterisk=12.0),
+        fig("ours", 40, p99=300.0),  # failed: our limit
+        fig("queue", 40),
+        fig("queue", 80),
+        fig("queue", 160, p99=500.0),  # failed: Queue()'s limit
+    )
+    stopped = {"ours": "failed at 40 calls/s", "queue": "failed at 160 calls/s"}
+    c = ratios(steps, sustained, stopped, 100)
+    assert [r["rate"] for r in c["per_rate"]] == [10, 20, 40]
+    first = c["per_rate"][0]
+    assert first["ours_total_cpu_ms"] == 40.0 and first["total_cpu_ratio"] == 4.0
+    assert first["asterisk_cpu_ratio"] == 1.5 and first["routing_p50_ratio"] == 1.0
+    assert c["per_rate"][2]["ours_passed"] is False
+    assert c["sustained"] == {"ours": 20.0, "queue": 80.0, "ours_text": "20",
+                              "queue_text": "80", "ratio": 0.25, "bound": "exact"}  # fmt: skip
+    assert c["rates_both_passed"] == [10, 20]
+    # Medians over 10 and 20 calls/s: totals 40 and 40, Queue() 10 and 12.
+    assert c["median_ours_total_cpu_ms"] == 40.0 and c["median_queue_cpu_ms"] == 11.0
+    assert c["median_total_cpu_ratio"] == pytest.approx((4.0 + 40 / 12) / 2, abs=1e-3)
+    assert c["median_asterisk_cpu_ratio"] == pytest.approx((1.5 + 16 / 12) / 2, abs=1e-3)
+    # Queue() never failed: its limit lies higher, the ratio is an upper bound.
+    c = ratios(
+        steps[:-1], sustained | {"queue": 80.0}, stopped | {"queue": "passed every step"}, 100
+    )
+    assert c["sustained"]["bound"] == "at most" and c["sustained"]["queue_text"] == "80 or more"
+
+
+def test_the_goals_of_issue_15_are_met_missed_or_not_measured() -> None:
+    steps, sustained = run_of(
+        fig("ours", 10, p50=4.0, p99=15.0, ours=8.0, asterisk=12.0),
+        fig("queue", 10, asterisk=10.0),
+        fig("ours", 20, p50=6.0, p99=30.0, ours=9.0, asterisk=12.5),
+        fig("queue", 20, asterisk=10.0),
+        fig("ours", 40, p99=300.0),
+        fig("queue", 40, p99=300.0),
+    )
+    stopped = {"ours": "failed at 40 calls/s", "queue": "failed at 40 calls/s"}
+    eighty = fig("ours", 16, p50=4.5, p99=19.0)
+    eighty.eighty = True  # the extra step at 80 % of 20: judged, but not on the ladder
+    steps.append(eighty)
+    assert sustained_rate([s for s in steps if s.system == "ours"], 100) == 20
+    waiting = {"placed": 1000, "peak_waiting": 1000, "degraded_at": None,
+               "rss_growth_per_waiting_kb": 14.0, "rss_per_waiting_kb": 2.0}  # fmt: skip
+    _, goals = evaluate(steps, sustained, stopped, waiting, 100)
+    assert {k: g["met"] for k, g in goals.items()} == {
+        "rate": True, "latency": True, "our_cpu": True, "asterisk_cpu": True, "waiting": True,
+    }  # fmt: skip
+    assert goals["latency"]["detail"].startswith("p50 4.5 ms, p99 19.0 ms at 16 calls/s")
+    assert "median over the rates both passed (10, 20)" in goals["our_cpu"]["detail"]
+    assert goals["asterisk_cpu"]["detail"].startswith("x1.23")
+
+    # Without the 80 % step the highest step under it counts (10 calls/s); missed when slow.
+    _, goals = evaluate(steps[:-1], sustained, stopped, None, 100)
+    assert (
+        goals["latency"]["met"] is True and "the highest step <= 16" in goals["latency"]["detail"]
+    )
+    assert goals["waiting"] == {
+        "goal": "1,000 callers waiting at once, under 100 KB of our RSS each",
+        "met": None,
+        "detail": "not run",
+    }
+    slower = [fig("ours", 10, p50=6.0, ours=12.0, asterisk=14.0), fig("queue", 10)]
+    _, goals = evaluate(slower, {"ours": 10, "queue": 10}, stopped, None, 100)
+    assert goals["latency"]["met"] is None  # 80 % of 10 = 8: no step there
+    assert goals["our_cpu"]["met"] is False and goals["asterisk_cpu"]["met"] is False
+    # Fewer callers placed than the goal asks for: not measured, whatever they cost.
+    assert waiting_goal({**waiting, "placed": 600, "peak_waiting": 600})["met"] is None
+    assert waiting_goal({**waiting, "degraded_at": 700})["met"] is False
+
+    # Queue() better: missed; Queue() not run: not measured, and so are the CPU goals.
+    _, goals = evaluate(steps, {"ours": 20.0, "queue": 40.0}, stopped, None, 100)
+    assert goals["rate"]["met"] is False
+    ours_only = [s for s in steps if s.system == "ours"]
+    _, goals = evaluate(ours_only, {"ours": 20.0}, {"ours": "failed at 40 calls/s"}, None, 100)
+    assert goals["rate"]["met"] is None
+    assert goals["our_cpu"]["met"] is None and goals["asterisk_cpu"]["met"] is None
+    # Both passed every step: met, but said to be a bound only.
+    passed = {"ours": "passed every step", "queue": "passed every step"}
+    goal = rate_goal(ratios(steps[:4], {"ours": 20.0, "queue": 20.0}, passed, 100), passed)
+    assert goal["met"] is True and "neither limit was reached" in goal["detail"]
+
+
+def test_the_quick_preset_and_options_given_beside_it() -> None:
+    results = Path("/tmp/r")
+    full, _ = parse_args([], "d", results)
+    assert full.rates == tuple(float(r) for r in FULL["rates"].split(","))
+    assert full.systems == ("ours", "queue", "bare") and full.probes and full.waiting == 1000
+    assert full.agents == 300 and full.uas == 2 and not full.quick
+    quick, _ = parse_args(["--quick"], "d", results)
+    assert quick.quick and quick.systems == ("ours", "queue") and not quick.probes
+    assert quick.step_s == QUICK["step_s"] and quick.waiting == 0 and not quick.repeat
+    assert full.repeat and full.eighty
+    assert quick.profile_rate in quick.rates  # every run has a profile of our service
+    assert full.profile_rate in full.rates
+    mine, _ = parse_args(["--quick", "--rates", "20,10", "--waiting", "50"], "d", results)
+    assert mine.rates == (10.0, 20.0) and mine.waiting == 50 and mine.step_s == QUICK["step_s"]
+    # The other benchmarks' command lines keep working.
+    command = "--systems ours --rates 10 --no-probes --waiting 0 --profile-rate 0"
+    other, _ = parse_args([*shlex.split(command), "--with-message-burst"], "d", results)
+    assert other.systems == ("ours",) and other.rates == (10.0,) and not other.probes
+    assert other.message_burst == 1000 and other.profile_rate == 0 and other.phase_agents == 50
+    pages, _ = parse_args(["--systems", "ours", "--with-desk-pages"], "d", results)
+    assert pages.desk_pages == 100 and pages.step_s == FULL["step_s"]
+    with pytest.raises(SystemExit):
+        parse_args(["--systems", "ours,nobody"], "d", results)
+
+
+def test_the_report_has_the_comparison_what_limited_each_system_and_goals_last() -> None:
+    steps, sustained = run_of(
+        fig("ours", 10, ours=25.0, asterisk=15.0),
+        fig("queue", 10, asterisk=10.0),
+        fig("ours", 20, p99=300.0),
+        fig("queue", 20, asterisk=10.0),
+        fig("bare", 20, asterisk=3.0),
+    )
+    for s in steps:
+        s.machine_busy_cores, s.asterisk_cores, s.uas_max_core_pct = 1.2, 0.4, 3.0
+        s.carrier_core_pct = 5.0
+        s.ours_cores = 0.95 if s.system == "ours" else None
+    stopped = {"ours": "failed at 20 calls/s", "queue": "passed every step",
+               "bare": "passed every step"}  # fmt: skip
+    comparison, goals = evaluate(steps, sustained, stopped, None, 100)
+    results = {
+        "started": "2026-12-06T10:00:00+00:00",
+        "command": "benchmarks/load.py --quick",
+        "duration_s": 150.0,
+        "environment": ENVIRONMENT,
+        "config": {
+            "agents": 300, "uas": 2, "customers": 5, "answer_ms": 200, "talk_ms": 1000,
+            "step_s": 6.0, "rates": [10.0, 20.0], "ring_timeout_s": 15,
+            "answer_timeout_ms": 10000, "log_level": "warning", "limit_ms": 100.0,
+        },
+        "valid": True,
+        "gate_problems": [],
+        "steps": [step_dict(s, 100) for s in steps],
+        "sustained": sustained,
+        "stopped": stopped,
+        "comparison": comparison,
+        "goals": goals,
+        "probes": [],
+        "concurrency": None,
+        "profile": None,
+        "notes": ["a note"],
+    }  # fmt: skip
+    text = report.markdown(results)
+    assert "300 agents on 2 sipp UAS processes" in text
+    assert "| 1.20 / 0.40 / 0.95 | 3 / 5 |" in text  # ours' row: busy cores, sipp
+    assert "ours **10** calls/s, Queue() **20 or more** calls/s" in text
+    assert "**x0.50** (at most: Queue()'s limit lies higher)" in text
+    assert (
+        "| 10 | 5.0 / 10 | 5.0 / 10 | 25.0 + 15.0 = 40.0 | 10.0 | x4.00 | x1.50 | yes / yes |"
+        in text
+    )
+    assert "- our ACD (ARI): failed at 20 calls/s. At 20 calls/s the machine had 1.20 of 2" in text
+    assert "busiest used at most 3 % of a core" in text
+    bare = "- bare Answer(): passed every step. At 20 calls/s the machine had 1.20 of 2 cores"
+    assert f"{bare} busy (Asterisk 0.40), carrier 5 % of a core" in text
+    goals_at = text.index("## Goals")
+    assert goals_at > text.index("## Notes") and text.rstrip().endswith(
+        "not run"
+    )  # the waiting goal, last
+    assert "- our CPU per call <= 10 ms: **MISSED** — 25.0 ms" in text[goals_at:]
+    # Results of older runs (no comparison, no per-step machine figures) still render.
+    old = {**results, "comparison": None, "config": {**results["config"]}}
+    del old["config"]["uas"]
+    for s in old["steps"]:
+        for key in ("machine_busy_cores", "asterisk_cores", "ours_cores", "uas_max_core_pct"):
+            s.pop(key)
+    text = report.markdown(old)
+    assert "300 agents on one sipp UAS" in text and "| — / — / — | — / 5 |" in text
