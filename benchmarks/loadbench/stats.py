@@ -400,6 +400,22 @@ class StepFigures:
         return figure.p99 < limit_ms
 
 
+# Other work on the machine (cores, over the step) from which on a failed step is run
+# once more whatever failed: other work on the shared 2-core machine (a test suite) can
+# take a third of it. 2026-12-06 05:12 UTC: Queue() failed at 120 calls/s beside 0.63
+# cores of other load; it passed 120-140 in the runs without.
+OTHER_LOAD_REPEAT = 0.25
+
+
+def should_repeat(step: StepFigures, limit_ms: float) -> bool:
+    """Whether a step is run once more (the repeat counts): it failed, and either every
+    call connected (only the latency bound was broken: a burst of someone else's work
+    can do that to one step) or other work took at least OTHER_LOAD_REPEAT cores."""
+    if step.passed(limit_ms):
+        return False
+    return step.failed == 0 or step.other_load_cores >= OTHER_LOAD_REPEAT
+
+
 def sustained_rate(steps: Sequence[StepFigures], limit_ms: float) -> float | None:
     """The highest rate of the unbroken run of passing steps from the lowest rate up;
     None when the lowest step already failed. Repeated steps count by their repeat; the

@@ -37,6 +37,7 @@ from benchmarks.loadbench.stats import (
     queue_log_events,
     ringing_latencies_ms,
     routing_latencies_ms,
+    should_repeat,
     sipp_error_kinds,
     stat_totals,
     sustained_rate,
@@ -479,6 +480,15 @@ def run_of(*steps: StepFigures) -> tuple[list[StepFigures], dict[str, float | No
         for system in ("ours", "queue")
     }
     return listed, sustained
+
+
+def test_a_failed_step_is_repeated_when_only_latency_failed_or_other_work_was_heavy() -> None:
+    assert not should_repeat(fig("queue", 120), 100)  # passed
+    assert should_repeat(fig("queue", 120, p99=400.0), 100)  # latency alone
+    calls_failed = fig("queue", 120, p99=400.0, failed=97)
+    assert not should_repeat(calls_failed, 100)  # overloaded on its own
+    calls_failed.other_load_cores = 0.63  # ... or beside the test suite?
+    assert should_repeat(calls_failed, 100)
 
 
 def test_ours_and_queue_side_by_side_at_the_rates_both_ran() -> None:
