@@ -25,7 +25,7 @@ help:
 	@echo "make check          ruff, ruff format --check, mypy --strict, import layers"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
-	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~20 min)"
+	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~14 min)"
 	@echo "make bench-quick    its main ratios (ours vs Queue()) in under 3 min: BENCH_ARGS=--quick"
 
 host-deps test-deps: PACKAGES = $(if $(filter test-deps,$@),$(TEST_PACKAGES),$(HOST_PACKAGES))
