@@ -9,9 +9,10 @@ import asyncio
 import datetime as dt
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -22,6 +23,7 @@ from televikar_pbx.db import migrate, models
 from televikar_pbx.db.engine import make_engine
 from televikar_pbx.db.messages_repo import MessageRepository
 from televikar_pbx.db.outbox_repo import OutboxRepository
+from televikar_pbx.db.records import OutboxJob
 from televikar_pbx.db.repositories import CallRepository, DirectoryRepository
 from televikar_pbx.delivery.service import Delivery, channels, digest_channel, start_delivery
 from televikar_pbx.delivery.sveve_standin import SveveStandIn
@@ -453,6 +455,15 @@ async def test_migration_0006_keeps_voice_messages_as_new_undelivered(empty_db_u
     await asyncio.to_thread(migrate.check, empty_db_url)
 
 
+async def urgent_order_claimed(sm: Sessionmaker, customer: int) -> tuple[int, OutboxJob, OutboxJob]:
+    """An urgent order of ``customer``, its deliveries claimed: (message, SMS, e-mail)."""
+    message = await take(sm, customer, FormKind.ORDER, urgent="yes", **ORDER)
+    jobs = await OutboxRepository(sm).claim_due(T0, 20, 60)
+    [sms] = [j for j in jobs if j.channel == "sms"]
+    email = next(j for j in jobs if j.channel == "email")
+    return message, sms, email
+
+
 async def test_a_delivery_report_that_comes_before_the_round_is_recorded_is_kept(
     sessionmaker: Sessionmaker,
 ) -> None:
@@ -460,11 +471,8 @@ async def test_a_delivery_report_that_comes_before_the_round_is_recorded_is_kept
     rest (its outcomes are written when the round ends): the report wins, the log reads
     new, sent, delivered, and the round's own record changes nothing afterwards."""
     a, _ = await customers(sessionmaker)
-    message = await take(sessionmaker, a, FormKind.ORDER, urgent="yes", **ORDER)
+    message, sms, email = await urgent_order_claimed(sessionmaker, a)
     outbox = OutboxRepository(sessionmaker)
-    jobs = await outbox.claim_due(T0, 20, 60)
-    [sms] = [j for j in jobs if j.channel == "sms"]
-    email = next(j for j in jobs if j.channel == "email")
     report_at = T0 + dt.timedelta(seconds=1)
     assert await outbox.delivered(sms.message_key, report_at, "delivered")
     await outbox.finish(T0 + dt.timedelta(seconds=2), sent=[(sms, sms.message_key), (email, None)])
@@ -488,3 +496,52 @@ async def test_a_delivery_report_that_comes_before_the_round_is_recorded_is_kept
         row = await s.scalar(select(o).where(o.message_key == sms2.message_key))
         assert row is not None and row.state == "failed"
     assert second != message
+
+
+@pytest.mark.parametrize("first", ["round", "report"])
+async def test_a_report_racing_the_rounds_record_is_logged_once(
+    engine: AsyncEngine, sessionmaker: Sessionmaker, first: str
+) -> None:
+    """The gateway's report and the round's record of the same SMS overlap: the other
+    one starts right after the ``first`` one's first statement, which then waits a
+    while. Whichever records the send, the SMS's log reads sent once, then delivered,
+    and its outbox row stays delivered. Deciding by a read and writing later logged
+    "sent" twice (and the round wrote "sent" over "delivered")."""
+    a, _ = await customers(sessionmaker)
+    message, sms, email = await urgent_order_claimed(sessionmaker, a)
+    outbox = OutboxRepository(sessionmaker)
+    other: list[asyncio.Task[object]] = []
+
+    def record_round(repo: OutboxRepository) -> Coroutine[Any, Any, object]:
+        return repo.finish(
+            T0 + dt.timedelta(seconds=2), sent=[(sms, sms.message_key), (email, None)]
+        )
+
+    def report(repo: OutboxRepository) -> Coroutine[Any, Any, object]:
+        return repo.delivered(sms.message_key, T0 + dt.timedelta(seconds=1), "ok")
+
+    mine, theirs = (record_round, report) if first == "round" else (report, record_round)
+
+    class OtherStartsAfterFirstStatement(AsyncSession):
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            result = await super().execute(*args, **kwargs)
+            if not other:
+                other.append(asyncio.create_task(theirs(outbox)))
+                await asyncio.sleep(0.3)  # time enough for the other to commit, if it can
+            return result
+
+    racing = async_sessionmaker(
+        engine, class_=OtherStartsAfterFirstStatement, expire_on_commit=False
+    )
+    await mine(OutboxRepository(racing))
+    await other[0]
+    messages = MessageRepository(sessionmaker)
+    assert (await messages.get_message(message)).status == "delivered"
+    steps = [(e.status, e.channel) for e in await messages.message_log(message)]
+    assert steps.count(("sent", "sms")) == 1 and steps.count(("delivered", "sms")) == 1
+    assert steps.index(("sent", "sms")) < steps.index(("delivered", "sms"))
+    assert steps.count(("sent", "email")) == 1
+    async with sessionmaker() as s:
+        o = models.OutboxItem
+        states = dict((await s.execute(select(o.channel, o.state))).all())
+    assert states == {"sms": "delivered", "email": "sent"}

@@ -208,13 +208,27 @@ async def _reported(s: AsyncSession, reference: str, now: dt.datetime) -> models
     round has recorded the send (the gateway reports within milliseconds, the round
     ends when its last delivery is done). Such a delivery is recorded as sent here,
     first, so its log reads "sent", then what the report says; the round then leaves it
-    alone (:func:`_record_sent` takes only deliveries still ``sending``)."""
+    alone (:func:`_record_sent` changes only deliveries still ``sending``).
+
+    Who records the send is decided by one conditional UPDATE, not by a read and a
+    later write: the worker's round may commit between the two (on SQLite a unit of
+    work takes the write lock at its first write; on PostgreSQL a plain read takes no
+    lock), and both would then log "sent". After that UPDATE this transaction holds the
+    write lock (SQLite) or, with ``FOR UPDATE``, the row (PostgreSQL)."""
     o = models.OutboxItem
     named = or_(o.provider_ref == reference, o.message_key == reference)
-    row = await s.scalar(select(o).where(named))
-    if row is None or row.state != "sending":
+    recorded_here = await s.scalar(
+        update(o)
+        .where(named, o.state == "sending")
+        .values(state="sent", sent_at=now, provider_ref=reference, last_error=None)
+        .returning(o.id)
+        .execution_options(synchronize_session=False)
+    )
+    row = await s.scalar(
+        select(o).where(named).with_for_update().execution_options(populate_existing=True)
+    )
+    if row is None or recorded_here is None:
         return row
-    row.state, row.sent_at, row.provider_ref, row.last_error = "sent", now, reference, None
     await _log(
         s, row.message_id, now, "sent", "delivery",
         channel=row.channel, recipient=row.address, result=reference,
@@ -226,24 +240,28 @@ async def _reported(s: AsyncSession, reference: str, now: dt.datetime) -> models
 async def _record_sent(
     s: AsyncSession, now: dt.datetime, sent: Sequence[tuple[OutboxJob, str | None]]
 ) -> None:
-    """Four statements for any number of deliveries (executemany). A delivery whose
-    report came first (:func:`_reported`) is already recorded and is left alone."""
+    """Four statements for any number of deliveries (executemany). Each row changes
+    only while it is still ``sending``, decided by the UPDATE itself: a delivery whose
+    report came first (:func:`_reported`) is left alone, even when that report commits
+    while this round is being recorded. The UPDATE makes this transaction the writer
+    (SQLite) or locks the rows (PostgreSQL), so the read after it sees which rows this
+    round changed: those now ``sent`` (a reported one is ``delivered`` or ``failed``)."""
     t = cast(Table, models.OutboxItem.__table__)
     log = cast(Table, models.MessageLogEntry.__table__)
-    sending = set(
-        await s.scalars(
-            select(t.c.id).where(t.c.id.in_([job.id for job, _ in sent]), t.c.state == "sending")
-        )
-    )
-    sent = [(job, ref) for job, ref in sent if job.id in sending]
-    if not sent:
-        return
     await s.execute(
         update(t)
-        .where(t.c.id == bindparam("job_id"))
+        .where(t.c.id == bindparam("job_id"), t.c.state == "sending")
         .values(state="sent", sent_at=now, provider_ref=bindparam("ref"), last_error=None),
         [{"job_id": job.id, "ref": ref} for job, ref in sent],
     )
+    ours = set(
+        await s.scalars(
+            select(t.c.id).where(t.c.id.in_([job.id for job, _ in sent]), t.c.state == "sent")
+        )
+    )
+    sent = [(job, ref) for job, ref in sent if job.id in ours]
+    if not sent:
+        return
     await s.execute(
         insert(log),
         [
