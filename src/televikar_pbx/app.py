@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -66,8 +67,19 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         heartbeat_s=settings.ari_heartbeat_s,
         reconnect_max_s=settings.ari_reconnect_max_s,
     )
-    # Call records survive a database outage in a local spool (calls/spool.py).
-    store = SpoolingStore(CallStoreRepository(sessionmaker), settings.spool_dir / "calls.jsonl")
+
+    # Call records survive a database outage in a local spool (calls/spool.py), and
+    # most are written behind the routing through it, a batch per transaction.
+    @asynccontextmanager
+    async def one_transaction() -> AsyncIterator[CallStoreRepository]:
+        async with sessionmaker.begin() as session:
+            yield CallStoreRepository(session)
+
+    store = SpoolingStore(
+        CallStoreRepository(sessionmaker),
+        settings.spool_dir / "calls.jsonl",
+        batch=one_transaction if settings.calls_write_behind else None,
+    )
     store.start()
     presence = Presence(ari, directory, desk)
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Call records written while the database is unreachable wait here (fsync'ed) until
     # it is back (created 0700, files 0600).
     spool_dir: Path = Path("/var/lib/televikar-pbx/spool")
+    # Journal entries and a call's answer and end are written behind the routing, in
+    # batches, through that spool (calls/spool.py); false: each at once, in the routing.
+    calls_write_behind: bool = True
     # Asterisk's cdr_custom file (asterisk/conf/cdr_custom.conf): where the end of a call
     # is read when it ended while the service was down or disconnected.
     cdr_file: Path | None = Path("/var/log/asterisk/cdr-custom/Master.csv")

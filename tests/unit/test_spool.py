@@ -3,7 +3,11 @@ real outage: tests/asterisk/test_faults.py."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,3 +204,143 @@ async def test_a_call_begun_in_an_outage_keeps_its_arrival_entry(tmp_path: Path)
     assert db.journal[1] == [Event("arrived", T0)]
     assert db.first_data[1] == {"dialled": "4721000001", "caller": "4790000001"}
     assert await store.drain() == 0  # nothing twice
+
+
+# --- written behind the routing (``batch``) ---------------------------------------------
+
+
+@dataclass
+class Batches:
+    """``batch`` for a FakeDatabase: each transaction is recorded (its ops), rolled back
+    when it raises, and can be held open until ``release`` is set."""
+
+    db: FakeDatabase
+    done: list[list[str]] = field(default_factory=list)
+    release: asyncio.Event | None = None
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[FakeDatabase]:
+        if self.release is not None:
+            await self.release.wait()
+        before = len(self.db.writes)
+        saved = copy.deepcopy((self.db.calls, self.db.journal, self.db.messages))
+        try:
+            yield self.db
+        except BaseException:  # a transaction: nothing of it stays
+            self.db.calls, self.db.journal, self.db.messages = saved
+            raise
+        self.done.append(self.db.writes[before:])
+
+
+def behind(db: FakeDatabase, tmp_path: Path, **kw: Any) -> tuple[SpoolingStore, Batches]:
+    batches = Batches(db)
+    return SpoolingStore(db, tmp_path / "calls.jsonl", batch=batches, **kw), batches
+
+
+async def test_behind_the_routing_records_wait_for_no_database_and_arrive_in_order(
+    tmp_path: Path,
+) -> None:
+    db = FakeDatabase()
+    store, batches = behind(db, tmp_path)
+    batches.release = asyncio.Event()  # the database is slow: nothing is written yet
+    first = await a_call(store, "c1", T0)
+    second = await a_call(store, "c2", T0)
+    assert (first, second) == (1, 2)  # the rows themselves are written at once
+    assert db.writes == ["create_call", "create_call"]
+    assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 6  # queued, on disk
+    flushed = asyncio.create_task(store.flush())
+    await asyncio.sleep(0.01)
+    assert not flushed.done()
+    batches.release.set()
+    await flushed
+    assert batches.done == [["append_event", "mark_answered", "mark_ended"] * 2]  # one batch
+    assert db.calls[1]["outcome"] == db.calls[2]["outcome"] == "answered"
+    assert not (tmp_path / "calls.jsonl").exists() and not store.spooling
+    await store.close()
+
+
+async def test_reads_wait_for_what_was_written_behind_before_them(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    store, batches = behind(db, tmp_path)
+    batches.release = asyncio.Event()
+    call_id = await a_call(store, "c1", T0)
+    read = asyncio.create_task(store.events(call_id))
+    await asyncio.sleep(0.01)
+    assert not read.done()
+    batches.release.set()
+    assert [e.type for e in await read] == ["arrived"]
+    await store.close()
+
+
+async def test_an_outage_behind_the_routing_hands_the_queue_to_the_spool(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    store, _ = behind(db, tmp_path, retry_s=3600)
+    first = await a_call(store, "c1", T0)
+    await store.flush()
+    db.down = True
+    await store.append_event(first, "late_note", T0)  # queued; its batch fails
+    await store.flush()  # does not wait for the database to come back
+    assert store.spooling
+    second = await store.create_call(
+        channel_id="c2", linkedid="c2", customer_id=1, dialled_number="4721000001",
+        caller_number=None, caller_name=None, arrived_at=T0,
+    )  # fmt: skip
+    assert second == -1
+    await store.append_event(second, "arrived", T0)  # spooled behind the queued line
+    db.down = False
+    assert await store.drain() == 3
+    assert [e.type for e in db.journal[1]] == ["arrived", "late_note"]
+    assert [e.type for e in db.journal[2]] == ["arrived"]
+    assert not store.spooling and not (tmp_path / "calls.jsonl").exists()
+    await store.append_event(second, "agent_hung_up", T0)  # behind again, by its real id
+    await store.flush()
+    assert [e.type for e in db.journal[2]] == ["arrived", "agent_hung_up"]
+    await store.close()
+
+
+async def test_a_record_the_database_refuses_is_left_out_and_the_rest_written(
+    tmp_path: Path,
+) -> None:
+    class Refuses(FakeDatabase):
+        async def mark_ended(self, call_id: int, **fields: Any) -> None:
+            if fields["outcome"] == "x":
+                raise ValueError("unknown outcome 'x'")
+            await super().mark_ended(call_id, **fields)
+
+    db = Refuses()
+    store, _ = behind(db, tmp_path)
+    call_id = await a_call(store, "c1", T0)
+    await store.mark_ended(call_id, outcome="x")
+    await store.append_event(call_id, "after", T0)
+    await store.flush()
+    assert [e.type for e in db.journal[1]] == ["arrived", "after"]
+    assert db.calls[1]["outcome"] == "answered" and not store.spooling
+    await store.close()
+
+
+async def test_close_writes_what_is_queued(tmp_path: Path) -> None:
+    db = FakeDatabase()
+    store, _ = behind(db, tmp_path)
+    await a_call(store, "c1", T0)
+    await store.close()
+    assert db.calls[1]["outcome"] == "answered"
+    assert not (tmp_path / "calls.jsonl").exists()
+
+
+async def test_a_crash_before_the_batch_leaves_the_records_to_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """What was queued but not written (the process killed) is replayed at the next start,
+    once, even when part of it was written (the count of done lines is behind)."""
+    db = FakeDatabase()
+    store, batches = behind(db, tmp_path, retry_s=3600)
+    batches.release = asyncio.Event()  # never: the process dies first
+    call_id = await a_call(store, "c1", T0)
+    await db.append_event(call_id, "arrived", T0)  # committed, not counted: a kill -9
+    restarted = SpoolingStore(db, tmp_path / "calls.jsonl", retry_s=3600, batch=Batches(db))
+    assert restarted.spooling
+    assert await restarted.drain() == 3
+    assert [e.type for e in db.journal[1]] == ["arrived"]
+    assert db.calls[1]["outcome"] == "answered"
+    await store.close(flush_s=0.01)
+    await restarted.close()

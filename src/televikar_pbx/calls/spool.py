@@ -18,15 +18,31 @@ crash between a database commit and that count would replay one line, so each re
 idempotent: a call is looked up by its channel id before it is created, a message by its
 call, an event by its call, type and instant; setting the answer or the end again
 writes the same values.
+
+Written behind the routing (``batch`` given, as ``serve`` does): the journal entries and
+the row's answer and end (:data:`BEHIND_OPS`) do not wait for the database at all. Each
+is appended to the same spool file (without ``fsync``: a ``kill -9`` does not lose what
+the kernel holds, a power cut may lose the last milliseconds, as the database's own
+``synchronous = NORMAL`` does) and queued; a writer task writes the queue in order, up
+to :data:`MAX_BATCH` records in one transaction, as soon as it can (the lag is the
+write of one batch), and counts them done. A restart after a crash replays the lines
+not counted, with the same idempotent replay. The call's row itself (``create_call``)
+and a voice message are still written at once while the database answers: the agent's
+screen pop needs the row's id. Reads (recovery's) first wait for what was queued before
+them (:meth:`SpoolingStore.flush`); ``close`` flushes. A record the database refuses
+for another reason than an outage (a bug, bad data) is logged and left out, as a write
+that raised did before; the rest of its batch is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +53,12 @@ from sqlalchemy import exc as sa_exc
 log = structlog.get_logger("televikar_pbx.calls.spool")
 
 _DATETIME_FIELDS = ("arrived_at", "at", "answered_at", "ended_at")
+
+# What is written behind the routing when the store has a ``batch`` (module doc).
+BEHIND_OPS = frozenset({"append_event", "mark_answered", "mark_ended"})
+# Records in one transaction of the writer: a call's own row (create_call) waits for at
+# most one batch.
+MAX_BATCH = 200
 
 
 # SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P
@@ -83,8 +105,19 @@ class SpoolingStore:
     def __init__(
         self, inner: Any, spool_file: Path, *, retry_s: float = 1.0,
         outage: Callable[[BaseException], bool] = is_outage,
+        batch: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:  # fmt: skip
+        """``batch``: one transaction, as a store like ``inner`` (write behind the routing,
+        module doc); None: every write goes straight through while the database answers."""
         self._inner = inner
+        self._batch = batch
+        self._queue: list[dict[str, Any]] = []  # written behind, not yet in the database
+        self._queued = 0  # records ever queued behind; and of those, written (for flush)
+        self._written = 0
+        self._done = 0  # lines of the spool file in the database (its .done count)
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         self._file = spool_file
         self._done_file = spool_file.with_name(spool_file.name + ".done")
         self._retry_s = retry_s
@@ -102,6 +135,7 @@ class SpoolingStore:
         """Resume a spool a previous run left (it died during an outage)."""
         lines = self._lines()
         done = self._done_count()
+        self._done = done
         self._backlog = max(0, len(lines) - done)
         for line in lines:
             ref = line.get("ref")
@@ -127,27 +161,35 @@ class SpoolingStore:
         except (OSError, ValueError):
             return 0
 
-    def _append(self, record: dict[str, Any]) -> None:
-        self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
+        """One line; ``sync``: on disk (fsync) before returning, else in the kernel's
+        hands (safe from a kill -9, not from a power cut)."""
         line = json.dumps({k: _encode(v) for k, v in record.items()}) + "\n"
-        fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except FileNotFoundError:
+            self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _mark_done(self, count: int) -> None:
+    def _mark_done(self, count: int, *, sync: bool = True) -> None:
         tmp = self._done_file.with_name(self._done_file.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, str(count).encode())
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self._done_file)
 
     def _clear(self) -> None:
+        self._done = 0
         for path in (self._file, self._done_file):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -159,6 +201,9 @@ class SpoolingStore:
         return self._backlog > 0
 
     async def _write(self, op: str, fields: dict[str, Any], ref: int | None = None) -> Any:
+        if self._batch is not None and op in BEHIND_OPS and not self._backlog:
+            self._enqueue(op, fields)
+            return None
         async with self._lock:
             call_id = fields.get("call_id")
             if isinstance(call_id, int) and call_id in self._real:
@@ -169,15 +214,112 @@ class SpoolingStore:
                 except Exception as exc:
                     if not self._outage(exc):
                         raise
-                    log.error("spool.database_unavailable", error=str(exc).splitlines()[0])
+                    self._to_outage(exc)
             if op == "create_call":
                 self._provisional -= 1
                 ref = self._provisional
             record = {"op": op, "ref": ref, **fields}
-            await asyncio.to_thread(self._append, record)
-            self._backlog += 1
+            self._backlog += 1  # first: a write behind now queues after this line
+            try:
+                await asyncio.to_thread(self._append, record)
+            except BaseException:
+                self._backlog -= 1
+                raise
             self._start_drainer()
             return ref
+
+    def _to_outage(self, exc: BaseException) -> None:
+        """The database is away: every line not yet written, the queue's too, is the
+        drainer's now (it replays them in order, idempotently). Under the lock."""
+        log.error("spool.database_unavailable", error=str(exc).splitlines()[0])
+        self._backlog += len(self._queue)
+        self._written += len(self._queue)  # the drainer's: flush() no longer waits for them
+        self._queue.clear()
+        self._progress.set()  # flush() does not wait for an outage to end
+        self._progress = asyncio.Event()
+        self._start_drainer()
+
+    # --- written behind the routing --------------------------------------------------
+
+    def _enqueue(self, op: str, fields: dict[str, Any]) -> None:
+        """Append and queue, without awaiting: the two writes of a journal method (the
+        row, then its entry) are in one batch, and the routing never waits here."""
+        call_id = fields.get("call_id")
+        if isinstance(call_id, int) and call_id in self._real:
+            fields = {**fields, "call_id": self._real[call_id]}
+        record = {"op": op, "ref": None, **fields}
+        self._append(record, sync=False)
+        self._queue.append(record)
+        self._queued += 1
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_behind(), name="spool-writer")
+
+    async def _write_behind(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and not self._backlog:
+                try:
+                    async with self._lock:
+                        if self._queue and not self._backlog:
+                            await self._write_batch(self._queue[:MAX_BATCH])
+                except Exception:  # the spool file itself (a full disk): try again
+                    log.exception("spool.writer_failed")
+                    await asyncio.sleep(self._retry_s)
+
+    async def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        """Under the lock: the batch in one transaction; when that fails for another
+        reason than an outage, one record per transaction, leaving out the refused."""
+        assert self._batch is not None
+        try:
+            async with self._batch() as unit:
+                for record in batch:
+                    await self._apply(unit, record)
+        except Exception as exc:
+            if self._outage(exc):
+                self._to_outage(exc)
+                return
+            for n, record in enumerate(batch):
+                try:
+                    async with self._batch() as unit:
+                        await self._apply(unit, record)
+                except Exception as one:
+                    if self._outage(one):
+                        self._advance(n)
+                        self._to_outage(one)
+                        return
+                    log.error(
+                        "spool.record_refused", op=record["op"], call_id=record.get("call_id"),
+                        error=str(one).splitlines()[0],
+                    )  # fmt: skip
+        self._advance(len(batch))
+
+    @staticmethod
+    async def _apply(unit: Any, record: dict[str, Any]) -> None:
+        fields = {k: v for k, v in record.items() if k not in ("op", "ref")}
+        await getattr(unit, record["op"])(**fields)
+
+    def _advance(self, n: int) -> None:
+        """``n`` records at the head of the queue are in the database."""
+        if not n:
+            return
+        del self._queue[:n]
+        self._written += n
+        self._done += n
+        if not self._queue and not self._backlog:
+            self._clear()
+        else:
+            self._mark_done(self._done, sync=False)
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def flush(self) -> None:
+        """Wait until what was written behind before this call is in the database (or
+        the database went away: then it waits in the spool)."""
+        target = self._queued
+        while self._written < target and not self._backlog:
+            await self._progress.wait()
 
     async def create_call(self, **fields: Any) -> int:
         result: int = await self._write("create_call", fields)
@@ -219,9 +361,18 @@ class SpoolingStore:
         result: int = await self._write("add_message", fields)
         return result
 
-    # Reads go to the database (they are for recovery, which retries on its next run).
+    # Reads go to the database (they are for recovery, which retries on its next run),
+    # after what was written behind before them.
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        attr = getattr(self._inner, name)
+        if self._batch is None or not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def after_flush(*args: Any, **kwargs: Any) -> Any:
+            await self.flush()
+            return await attr(*args, **kwargs)
+
+        return after_flush
 
     # --- draining --------------------------------------------------------------------
 
@@ -234,10 +385,18 @@ class SpoolingStore:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain_loop(), name="spool-drainer")
 
-    async def close(self) -> None:
-        if self._drainer is not None:
-            self._drainer.cancel()
-            await asyncio.gather(self._drainer, return_exceptions=True)
+    async def close(self, flush_s: float = 5.0) -> None:
+        """Write what is queued behind (up to ``flush_s``; what is left stays in the
+        spool for the next start), then stop the writer and the drainer."""
+        if self._queue and not self._backlog:
+            try:
+                await asyncio.wait_for(self.flush(), flush_s)
+            except TimeoutError:
+                log.warning("spool.not_flushed", records=len(self._queue), file=str(self._file))
+        for task in (self._writer, self._drainer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _drain_loop(self) -> None:
         while self._backlog:
@@ -253,12 +412,13 @@ class SpoolingStore:
         """Write the spooled records to the database; returns how many were written."""
         async with self._lock:
             lines = await asyncio.to_thread(self._lines)
-            done = self._done_count()
+            done = self._done
             ids: dict[int, int] = {}  # provisional -> real (earlier drains: _resolve)
             written = 0
             for n in range(done, len(lines)):
                 await self._replay(lines[n], ids)
                 await asyncio.to_thread(self._mark_done, n + 1)
+                self._done = n + 1
                 written += 1
             self._backlog = 0
             self._real.update(ids)
