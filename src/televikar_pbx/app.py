@@ -152,6 +152,10 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
 
     async def on_connected() -> None:
         try:
+            await ari.filter_events(calls.ari_event_types())
+        except AriError as exc:  # every event comes, as before: more work, no harm
+            log.warning("service.event_filter_failed", error=str(exc))
+        try:
             await install_hints(
                 settings.asterisk_conf_dir, calls.directory, ari, settings.max_message_s
             )

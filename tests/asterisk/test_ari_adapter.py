@@ -110,6 +110,42 @@ async def test_events_flow_and_the_connection_comes_back_after_a_drop(
         await asyncio.wait_for(runner, 5)
 
 
+async def test_the_event_filter_leaves_only_the_types_asked_for(
+    client: AriClient, tmp_path: Path
+) -> None:
+    """The hot-path requests (originate with variables, hangup) and ARI's eventFilter:
+    with StasisStart and StasisEnd allowed, a call brings those two and nothing else
+    (without the filter it brings ChannelVarset, ChannelStateChange, Dial, ...)."""
+    events: list[AriEvent] = []
+    connected = asyncio.Event()
+
+    async def on_connected() -> None:
+        await client.filter_events(["StasisStart", "StasisEnd"])
+        connected.set()
+
+    runner = asyncio.create_task(client.run(events.append, on_connected))
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        with sipp.agent_phone(5, workdir=tmp_path, answer_ms=100):
+            await client.originate(
+                "PJSIP/agent5",
+                channel_id="adapter-test-2",
+                app_args="probe,2",
+                caller_id='"Probe" <123>',
+                timeout_s=5,
+                variables={"TELEVIKAR_PROBE": "a b,c"},
+            )
+            await wait_for(lambda: any(e.type == "StasisStart" for e in events), 10, "StasisStart")
+            assert await client.get_variable("adapter-test-2", "TELEVIKAR_PROBE") == "a b,c"
+            await client.hangup("adapter-test-2")
+            await wait_for(lambda: any(e.type == "StasisEnd" for e in events), 10, "StasisEnd")
+        assert [e.type for e in events] == ["StasisStart", "StasisEnd"]
+        assert events[0].args == ["probe", "2"]
+    finally:
+        await client.close()
+        await asyncio.wait_for(runner, 5)
+
+
 async def test_heartbeat_notices_a_silent_asterisk(client: AriClient, lab: Lab) -> None:
     pid = int((lab.env_file.parent / "asterisk.pid").read_text())
     connections = 0

@@ -273,7 +273,10 @@ def test_bench_asterisk_config_is_complete_and_keeps_passwords_private(tmp_path:
     assert "[bench-002](bench-queue)" in queues and "timeout = 15" in queues
     assert queues.count("member => PJSIP/agentb3") == 4  # bench-00N and bench-nofill-00N
     extensions = (etc / "extensions.conf").read_text()
-    assert "Stasis(televikar-bench,inbound,${EXTEN})" in extensions and "Wait(31)" in extensions
+    assert (
+        "Stasis(televikar-bench,inbound,${EXTEN},${CHANNEL(linkedid)})" in extensions
+        and "Wait(31)" in extensions
+    )
     assert "bindport = 8189" in (etc / "http.conf").read_text()
     for private in ("ari_users.conf", "manager_users.conf"):
         assert stat.S_IMODE((etc / private).stat().st_mode) == 0o600

@@ -35,6 +35,7 @@ class FakeAri:
 
     def __init__(self) -> None:
         self.requests: list[tuple[Any, ...]] = []
+        self.variables_read: list[str] = []
         self.fail: set[str] = set()
         self.refuse: set[str] = set()
 
@@ -58,6 +59,7 @@ class FakeAri:
         self._log("subscribe", channel_id)
 
     async def get_variable(self, channel_id: str, name: str) -> str | None:
+        self.variables_read.append(name)
         return channel_id if name == "CHANNEL(linkedid)" else None
 
     async def originate(self, endpoint: str, **kw: Any) -> dict[str, Any]:
@@ -366,3 +368,25 @@ async def test_a_recording_asterisk_never_reports_is_taken_after_the_grace(
         event("RecordingFinished", 1, recording={"name": name, "target_uri": "channel:c1"})
     )
     assert len(h.store.messages) == 1 and h.store.calls[1]["outcome"] == "message"
+
+
+async def test_the_linked_id_comes_with_the_stasis_arguments_without_a_request(
+    tmp_path: Path,
+) -> None:
+    """The dialplan passes ${CHANNEL(linkedid)} as the third Stasis() argument; a
+    dialplan that does not (an older one) costs one request for it."""
+    h = Harness(tmp_path, ())
+    args = ["inbound", "4721000001", "1733.41"]
+    await h.send(event("StasisStart", 0, channel=caller("c1"), args=args))
+    assert h.store.calls[1]["linkedid"] == "1733.41" and h.ari.variables_read == []
+    await h.send(event("StasisStart", 1, channel=caller("c2"), args=["inbound", "4721000001"]))
+    assert h.store.calls[2]["linkedid"] == "c2"
+    assert h.ari.variables_read == ["CHANNEL(linkedid)"]
+
+
+def test_the_service_asks_asterisk_only_for_the_events_it_handles(tmp_path: Path) -> None:
+    h = Harness(tmp_path, ())
+    assert h.service.ari_event_types() == {
+        "StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackFinished",
+        "RecordingFinished", "RecordingFailed",
+    }  # fmt: skip

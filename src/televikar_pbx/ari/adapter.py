@@ -2,8 +2,13 @@
 
 Everything that talks to Asterisk's REST interface goes through :class:`AriClient`:
 
-* REST requests use aioari's swagger-generated operations, authenticated with an HTTP
+* REST requests a call makes (ring, answer, originate, bridges, media, hang-up: the
+  hot path) are plain aiohttp requests on the client's session; the rest (lists,
+  device states, reloads) use aioari's swagger-generated operations. Both send an HTTP
   Basic header (credentials never appear in a URL, so any character is safe in them).
+  The swagger client validates and wraps every request and response in Python; for
+  the dozen requests of each call that cost more of our CPU than the routing itself
+  (docs/performance.md, issue 15).
 * The event websocket is ours, not aioari's: aioari joins query parameters without
   URL-encoding them and offers no heartbeat. We connect with the credentials in a header,
   the application name URL-encoded, and aiohttp's ping/pong heartbeat, so a dead peer is
@@ -24,8 +29,9 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -40,6 +46,16 @@ from televikar_pbx.errors import AriError, AriNotFound, AriUnavailable
 __all__ = ["GLOBAL_KEY", "AriClient", "AriEvent", "EventDispatcher", "parse_ari_time"]
 
 log = structlog.get_logger(__name__)
+
+# A hot-path request Asterisk has not answered in this time is taken as Asterisk being
+# unreachable (AriUnavailable); it answers in milliseconds when it is up.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def _q(part: str) -> str:
+    """One path segment, percent-encoded (channel ids, bridge ids and names are ours or
+    Asterisk's, but never trusted to be URL-safe)."""
+    return quote(part, safe="")
 
 
 class AriClient:
@@ -56,6 +72,7 @@ class AriClient:
         reconnect_max_s: float = 10.0,
     ) -> None:
         self._base = URL(url if url.endswith("/") else url + "/")
+        self._api = self._base.joinpath("ari")
         self._user = user
         self._password = password
         self._auth_header = {"Authorization": aiohttp.encode_basic_auth(user, password)}
@@ -183,6 +200,38 @@ class AriClient:
             return AriUnavailable(f"{doing}: {exc or type(exc).__name__}")
         return AriError(f"{doing}: {exc!r}")
 
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One hot-path request: ``path`` under ``ari/`` (its parts already quoted),
+        the JSON answer (None for 204). Errors as :meth:`_call`'s."""
+        await self._ensure_rest()
+        assert self._session is not None
+        doing = f"{method} {path}"
+        try:
+            async with self._session.request(
+                method,
+                self._api.joinpath(path, encoded=True),
+                params=params,
+                json=body,
+                headers=self._auth_header,
+                timeout=REQUEST_TIMEOUT,
+            ) as response:
+                if response.status == 404:
+                    raise AriNotFound(f"{doing}: not found", 404)
+                if response.status >= 400:
+                    text = (await response.text()).strip()
+                    raise AriError(f"{doing}: HTTP {response.status} {text}", response.status)
+                if response.status == 204:
+                    return None
+                return await response.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise AriUnavailable(f"{doing}: {exc or type(exc).__name__}") from exc
+
     async def _call(self, resource: str, operation: str, **kwargs: Any) -> Any:
         rest = await self._ensure_rest()
         try:
@@ -196,13 +245,13 @@ class AriClient:
         return data if isinstance(data, dict) else {}
 
     async def ring(self, channel_id: str) -> None:
-        await self._call("channels", "ring", channelId=channel_id)
+        await self._request("POST", f"channels/{_q(channel_id)}/ring")
 
     async def answer(self, channel_id: str) -> None:
-        await self._call("channels", "answer", channelId=channel_id)
+        await self._request("POST", f"channels/{_q(channel_id)}/answer")
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
-        await self._call("channels", "hangup", channelId=channel_id, reason=reason)
+        await self._request("DELETE", f"channels/{_q(channel_id)}", {"reason": reason})
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self._call(
@@ -220,70 +269,72 @@ class AriClient:
         originator: str | None = None,
         variables: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
+        params = {
             "endpoint": endpoint,
-            "channelId": channel_id,
             "app": self.app,
             "appArgs": app_args,
             "callerId": caller_id,
-            "timeout": timeout_s,
+            "timeout": str(timeout_s),
         }
         if originator:
-            kwargs["originator"] = originator
-        if variables:
-            kwargs["variables"] = variables
-        return self._json(await self._call("channels", "originate", **kwargs))
+            params["originator"] = originator
+        body = {"variables": variables} if variables else None
+        result = await self._request("POST", f"channels/{_q(channel_id)}", params, body)
+        return self._json(result)
 
     async def play(self, channel_id: str, media: list[str], playback_id: str) -> None:
-        await self._call(
-            "channels", "play", channelId=channel_id, media=media, playbackId=playback_id
-        )
+        path = f"channels/{_q(channel_id)}/play/{_q(playback_id)}"
+        await self._request("POST", path, {"media": ",".join(media)})
 
     async def record(
         self, channel_id: str, name: str, *, max_s: int, terminate_on: str = "#"
     ) -> None:
-        await self._call(
-            "channels",
-            "record",
-            channelId=channel_id,
-            name=name,
-            format="wav",
-            maxDurationSeconds=max_s,
-            terminateOn=terminate_on,
-            beep="true",  # yarl refuses bool query values
-            ifExists="overwrite",
-        )
+        params = {
+            "name": name,
+            "format": "wav",
+            "maxDurationSeconds": str(max_s),
+            "terminateOn": terminate_on,
+            "beep": "true",
+            "ifExists": "overwrite",
+        }
+        await self._request("POST", f"channels/{_q(channel_id)}/record", params)
 
     async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
-        kwargs = {"mohClass": moh_class} if moh_class else {}
-        await self._call("channels", "startMoh", channelId=channel_id, **kwargs)
+        params = {"mohClass": moh_class} if moh_class else None
+        await self._request("POST", f"channels/{_q(channel_id)}/moh", params)
 
     async def stop_moh(self, channel_id: str) -> None:
-        await self._call("channels", "stopMoh", channelId=channel_id)
+        await self._request("DELETE", f"channels/{_q(channel_id)}/moh")
 
     async def create_bridge(self, bridge_id: str, name: str = "") -> dict[str, Any]:
-        return self._json(
-            await self._call("bridges", "create", type="mixing", bridgeId=bridge_id, name=name)
-        )
+        params = {"type": "mixing", "name": name}
+        return self._json(await self._request("POST", f"bridges/{_q(bridge_id)}", params))
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
-        await self._call("bridges", "addChannel", bridgeId=bridge_id, channel=channel_ids)
+        path = f"bridges/{_q(bridge_id)}/addChannel"
+        await self._request("POST", path, {"channel": ",".join(channel_ids)})
 
     async def destroy_bridge(self, bridge_id: str) -> None:
-        await self._call("bridges", "destroy", bridgeId=bridge_id)
+        await self._request("DELETE", f"bridges/{_q(bridge_id)}")
 
     async def subscribe_channel(self, channel_id: str) -> None:
         """Keep receiving this channel's events after it leaves Stasis (its
         ChannelDestroyed carries the hang-up cause)."""
-        await self._call(
-            "applications",
-            "subscribe",
-            applicationName=self.app,
-            eventSource=f"channel:{channel_id}",
-        )
+        path = f"applications/{_q(self.app)}/subscription"
+        await self._request("POST", path, {"eventSource": f"channel:{channel_id}"})
+
+    async def filter_events(self, types: Iterable[str]) -> None:
+        """Have Asterisk send this application only events of ``types`` (ARI's
+        eventFilter): the others (variable sets, state changes, dialplan steps, bridge
+        entries: most of a call's events) cost Asterisk their JSON and us their parsing,
+        and nobody reads them."""
+        body = {"allowed": [{"type": t} for t in sorted(types)], "disallowed": []}
+        await self._request("PUT", f"applications/{_q(self.app)}/eventFilter", body=body)
 
     async def get_variable(self, channel_id: str, name: str) -> str | None:
-        result = await self._call("channels", "getChannelVar", channelId=channel_id, variable=name)
+        result = await self._request(
+            "GET", f"channels/{_q(channel_id)}/variable", {"variable": name}
+        )
         value = self._json(result).get("value")
         return str(value) if value is not None else None
 

@@ -87,6 +87,11 @@ class CallService(StasisEvents, DeskCommands):
         finally:
             current_key.reset(token)
 
+    def ari_event_types(self) -> frozenset[str]:
+        """The ARI event types the service handles (``AriClient.filter_events``); the
+        synthetic ones it queues itself are named ``Televikar…``."""
+        return frozenset(t for t in self._handlers if not t.startswith("Televikar"))
+
     async def adopt(self, adoptions: list[Adoption]) -> None:
         """Take back calls found in Asterisk (calls/recovery.py), in the given order.
 

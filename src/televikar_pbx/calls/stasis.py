@@ -62,9 +62,12 @@ class StasisEvents(CallShell):
         if role == "agent":
             await self._on_agent_answered(event, args[1] if len(args) > 1 else "")
         else:
-            await self._on_caller_arrived(event, args[1] if len(args) > 1 else None)
+            dialled = args[1] if len(args) > 1 else ""
+            await self._on_caller_arrived(event, dialled, args[2] if len(args) > 2 else "")
 
-    async def _on_caller_arrived(self, event: AriEvent, dialled: str | None) -> None:
+    async def _on_caller_arrived(self, event: AriEvent, dialled: str, linkedid: str) -> None:
+        """``dialled`` and ``linkedid``: the dialplan's Stasis() arguments (empty when it
+        did not give them: the channel's own, and a request for the linked id)."""
         channel = event.channel
         key = str(channel["id"])
         dialled = dialled or str(channel.get("dialplan", {}).get("exten", ""))
@@ -78,7 +81,7 @@ class StasisEvents(CallShell):
             # puts it in REDIRECTING) may name the customer's own forwarded line.
             forwarded_from = await self._variable(key, "REDIRECTING(from-num)")
             customer = self.directory.customer_for_call(dialled, forwarded_from)
-        linkedid = await self._variable(key, "CHANNEL(linkedid)")
+        linkedid = linkedid or await self._variable(key, "CHANNEL(linkedid)") or ""
         try:
             await self._ari.subscribe_channel(key)
             self._subscribed.add(key)
@@ -86,7 +89,7 @@ class StasisEvents(CallShell):
             log.warning("call.subscribe_failed", call_id=key, error=str(exc))
         record_id = await self._store.create_call(
             channel_id=key,
-            linkedid=linkedid,
+            linkedid=linkedid or None,
             customer_id=customer.id if customer else None,
             dialled_number=dialled,
             caller_number=caller_number,
