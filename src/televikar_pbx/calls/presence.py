@@ -9,7 +9,9 @@ busy-lamp fields, queue counts as global variables, and the status snapshot.
   ``TELEVIKAR_WAITING_<customer id>`` (``asterisk -rx "dialplan show globals"``).
 
 Publishing runs in its own task and sends only the latest value of what changed, so a
-burst of calls never delays call handling.
+burst of calls never delays call handling. The desk is compared with what was published
+at most every :data:`COALESCE_S` (a call changes the desk about six times in a few
+milliseconds; each comparison copies the whole desk's view): lamps follow within that.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from televikar_pbx.domain.directory import Directory
 from televikar_pbx.errors import AriError
 
 log = structlog.get_logger("televikar_pbx.presence")
+
+COALESCE_S = 0.05
 
 DEVICE_STATES = {
     acd.AgentState.IDLE: "NOT_INUSE",
@@ -58,6 +62,7 @@ class Presence:
         self._pending: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._due: asyncio.TimerHandle | None = None
 
     def reload(self, directory: Directory) -> None:
         self._endpoints = {a.id: a.endpoint for a in directory.agents}
@@ -68,6 +73,9 @@ class Presence:
         self._task = asyncio.create_task(self._run(), name="presence")
 
     async def close(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -78,7 +86,13 @@ class Presence:
         self.changed()
 
     def changed(self) -> None:
+        """The desk changed: compare it with what was published within COALESCE_S."""
+        if self._due is None:
+            self._due = asyncio.get_running_loop().call_later(COALESCE_S, self._compare)
+
+    def _compare(self) -> None:
         """Compare the desk with what was published; queue the differences."""
+        self._due = None
         wanted: dict[str, str] = {}
         view = self._desk.view()
         for agent in view.agents:
