@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from structlog.testing import capture_logs
 
 from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.spool import SpoolingStore
@@ -161,14 +162,37 @@ async def test_batches_write_each_calls_journal_in_order(
         await journal.offered(call_id, at, agent)
         await journal.answered(call_id, at + timedelta(seconds=2), agent)
         ids.append(call_id)
-    for call_id in ids:
-        await journal.ended(call_id, T0 + timedelta(minutes=5), Outcome.ANSWERED)
-    await store.flush()
+    with capture_logs() as logs:
+        for call_id in ids:
+            await journal.ended(call_id, T0 + timedelta(minutes=5), Outcome.ANSWERED)
+        await store.flush()
+    assert not [e for e in logs if e["event"] == "spool.batch_refused"]  # few statements
     for call_id in ids:
         entries = await repo.events(call_id)
         assert [(e.seq, e.type) for e in entries] == [
             (1, "offered"), (2, "answered"), (3, "ended"),
         ]  # fmt: skip
         assert (await repo.get_call(call_id)).outcome == "answered"
+    await store.close()
+    assert not (tmp_path / "calls.jsonl").exists()
+
+
+async def test_a_record_for_a_call_that_does_not_exist_is_left_out_not_its_batch(
+    sessionmaker: Sessionmaker, tmp_path: Path
+) -> None:
+    customer, agent = await seed(sessionmaker)
+    repo = CallStoreRepository(sessionmaker)
+    store = SpoolingStore(repo, tmp_path / "calls.jsonl", batch=batches(sessionmaker))
+    journal = CallJournal(store)
+    call_id = await store.create_call(
+        channel_id="1701.1", linkedid=None, customer_id=customer, dialled_number="4721000001",
+        caller_number=None, caller_name=None, arrived_at=T0,
+    )  # fmt: skip
+    await journal.offered(call_id, T0, agent)
+    await journal.offered(call_id + 1000, T0, agent)  # no such call: a bug somewhere
+    await journal.ended(call_id, T0 + timedelta(seconds=5), Outcome.ABANDONED)
+    await store.flush()
+    assert [e.type for e in await repo.events(call_id)] == ["offered", "ended"]
+    assert (await repo.get_call(call_id)).outcome == "abandoned"
     await store.close()
     assert not (tmp_path / "calls.jsonl").exists()

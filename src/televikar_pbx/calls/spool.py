@@ -92,6 +92,11 @@ def _encode(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A queued record's arguments (without its op and provisional ref)."""
+    return {k: v for k, v in record.items() if k not in ("op", "ref")}
+
+
 def _decode(fields: dict[str, Any]) -> dict[str, Any]:
     return {
         k: datetime.fromisoformat(v) if k in _DATETIME_FIELDS and isinstance(v, str) else v
@@ -274,12 +279,17 @@ class SpoolingStore:
         assert self._batch is not None
         try:
             async with self._batch() as unit:
-                for record in batch:
-                    await self._apply(unit, record)
+                many = getattr(unit, "write_records", None)
+                if many is None:
+                    for record in batch:
+                        await self._apply(unit, record)
+                else:  # the repository's few statements for the whole batch
+                    await many([(r["op"], _fields(r)) for r in batch])
         except Exception as exc:
             if self._outage(exc):
                 self._to_outage(exc)
                 return
+            log.warning("spool.batch_refused", records=len(batch), error=str(exc).splitlines()[0])
             for n, record in enumerate(batch):
                 try:
                     async with self._batch() as unit:
@@ -297,8 +307,7 @@ class SpoolingStore:
 
     @staticmethod
     async def _apply(unit: Any, record: dict[str, Any]) -> None:
-        fields = {k: v for k, v in record.items() if k not in ("op", "ref")}
-        await getattr(unit, record["op"])(**fields)
+        await getattr(unit, record["op"])(**_fields(record))
 
     def _advance(self, n: int) -> None:
         """``n`` records at the head of the queue are in the database."""

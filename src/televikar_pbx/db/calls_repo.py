@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -11,6 +12,8 @@ from sqlalchemy import (
     DateTime,
     SQLColumnExpression,
     String,
+    Table,
+    bindparam,
     case,
     func,
     insert,
@@ -202,6 +205,84 @@ class CallRepository(Repository):
                 )
             except IntegrityError as exc:
                 raise Conflict(f"event {type!r} of call {call_id}: {exc.orig}") from exc
+
+    async def write_records(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Records written behind the routing (calls/spool.py), in order, as if each
+        ``(op, fields)`` were :meth:`append_event`, :meth:`mark_answered` or
+        :meth:`mark_ended` called in turn, in a few statements for any number: one
+        UPDATE moves every call's event counter at once (RETURNING the new values), one
+        INSERT takes all the entries, one UPDATE per kind of row change (executemany).
+        A call that does not exist raises :class:`CallNotFound` (the caller then writes
+        the records one by one to find it); an unknown ``op`` raises ValueError."""
+        events: list[Mapping[str, Any]] = []
+        answered: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        for op, fields in records:
+            if op == "append_event":
+                require_aware("at", fields["at"])
+                events.append(fields)
+            elif op == "mark_answered":
+                require_aware("answered_at", fields["answered_at"])
+                answered.append({"call_id": fields["call_id"], "agent_id": fields["agent_id"],
+                                 "answered_at": fields["answered_at"]})  # fmt: skip
+            elif op == "mark_ended":
+                require_aware("ended_at", fields["ended_at"])
+                ended.append({
+                    "call_id": fields["call_id"], "ended_at": fields["ended_at"],
+                    "outcome": CallOutcome(fields["outcome"]).value,
+                    "hangup_cause": fields.get("hangup_cause"),
+                    "hangup_cause_text": fields.get("hangup_cause_text"),
+                })  # fmt: skip
+            else:
+                raise ValueError(f"not a record written behind: {op!r}")
+        calls = cast(Table, models.Call.__table__)
+        seen: set[int] = set()  # calls known to exist (their event counter moved)
+        async with self._unit() as s:
+            if events:
+                per_call = Counter(int(e["call_id"]) for e in events)
+                bump = case(
+                    *((calls.c.id == call_id, n) for call_id, n in per_call.items()), else_=0
+                )
+                rows = await s.execute(
+                    update(calls)
+                    .where(calls.c.id.in_(list(per_call)))
+                    .values(last_event_seq=calls.c.last_event_seq + bump)
+                    .returning(calls.c.id, calls.c.last_event_seq)
+                )
+                next_seq = {int(i): int(last) - per_call[int(i)] + 1 for i, last in rows}
+                seen = set(next_seq)
+                missing = set(per_call) - seen
+                if missing:
+                    raise CallNotFound(f"no call with id {min(missing)}")
+                values = []
+                for e in events:
+                    call_id = int(e["call_id"])
+                    values.append({
+                        "call_id": call_id, "seq": next_seq[call_id], "type": e["type"],
+                        "at": e["at"], "agent_id": e.get("agent_id"),
+                        "data": dict(e.get("data") or {}),
+                    })  # fmt: skip
+                    next_seq[call_id] += 1
+                try:
+                    await s.execute(insert(models.CallEvent), values)
+                except IntegrityError as exc:
+                    raise Conflict(f"events of calls {sorted(per_call)}: {exc.orig}") from exc
+            unseen = {int(c["call_id"]) for c in answered + ended} - seen
+            if unseen:  # executemany's rowcount cannot tell (asyncpg): ask
+                found = set(await s.scalars(select(calls.c.id).where(calls.c.id.in_(unseen))))
+                if unseen - found:
+                    raise CallNotFound(f"no call with id {min(unseen - found)}")
+            for changes, columns in ((answered, ("agent_id", "answered_at")),
+                                     (ended, ("ended_at", "outcome", "hangup_cause",
+                                              "hangup_cause_text"))):  # fmt: skip
+                if not changes:
+                    continue
+                await s.execute(
+                    update(calls)
+                    .where(calls.c.id == bindparam("call_id"))
+                    .values({c: bindparam(c) for c in columns}),
+                    changes,
+                )
 
     async def mark_offered(self, call_id: int, agent_id: int) -> None:
         """The call rings at ``agent_id`` (the last agent offered is kept)."""
