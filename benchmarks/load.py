@@ -113,6 +113,7 @@ class Bench:
             self.asterisk, self.workdir, name, seed, ari_app=ARI_APP,
             ring_timeout_s=ring_timeout_s, log_level=self.config.log_level,
         )  # fmt: skip
+        self.service.env.update(dict(self.config.service_settings))
         self.service.env.update(env or {})
         self.service.start()
         return self.service

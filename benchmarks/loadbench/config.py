@@ -79,6 +79,8 @@ class Config:
     phase_agents: int = 50
     eighty: bool = True  # a step of ours at 80 % of its sustained rate, if the ladder has none
     repeat: bool = True  # a step that fails on latency alone is run once more
+    # Settings given to our service (TELEVIKAR_<KEY>=<value>), to measure a lever off/on.
+    service_settings: tuple[tuple[str, str], ...] = ()
 
 
 def build_parser(description: str, results: Path) -> argparse.ArgumentParser:
@@ -137,6 +139,15 @@ def build_parser(description: str, results: Path) -> argparse.ArgumentParser:
     )
     p.add_argument("--waiting-rate", type=float, default=20.0)
     p.add_argument("--log-level", default="warning", help="our service's log level")
+    p.add_argument(
+        "--service-setting",
+        dest="service_settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of our service, as TELEVIKAR_KEY=VALUE (repeatable), e.g. "
+        "calls_write_behind=false or event_loop=asyncio to measure a lever off",
+    )
     p.add_argument(
         "--profile-rate",
         type=float,
@@ -241,12 +252,19 @@ def parse_args(argv: list[str] | None, description: str, results: Path) -> tuple
         p.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
     if a.agents < 1 or a.uas < 1 or a.phase_agents < 1:
         p.error("--agents, --uas and --phase-agents must be at least 1")
+    settings = []
+    for item in a.service_settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            p.error(f"--service-setting wants KEY=VALUE, got {item!r}")
+        settings.append((f"TELEVIKAR_{key.strip().upper()}", value))
     given = vars(a) | {
         "systems": systems,
         "rates": tuple(sorted(float(r) for r in a.rates.split(",") if r)),
         "pop_pages": tuple(int(n) for n in a.pop_pages.split(",") if n),
         "burst_rounds": max(1, a.burst_rounds),
         "pages_rounds": max(1, a.pages_rounds),
+        "service_settings": tuple(settings),
     }
     config = Config(**{f.name: given[f.name] for f in fields(Config)})
     return config, a.results

@@ -669,3 +669,14 @@ def test_the_report_has_the_comparison_what_limited_each_system_and_goals_last()
             s.pop(key)
     text = report.markdown(old)
     assert "300 agents on one sipp UAS" in text and "| — / — / — | — / 5 |" in text
+
+
+def test_service_settings_measure_a_lever_off() -> None:
+    argv = ["--quick", "--service-setting", "calls_write_behind=false"]
+    config, _ = parse_args([*argv, "--service-setting", "event_loop=asyncio"], "d", Path("/r"))
+    assert config.service_settings == (
+        ("TELEVIKAR_CALLS_WRITE_BEHIND", "false"), ("TELEVIKAR_EVENT_LOOP", "asyncio"),
+    )  # fmt: skip
+    assert parse_args(["--quick"], "d", Path("/r"))[0].service_settings == ()
+    with pytest.raises(SystemExit):
+        parse_args(["--service-setting", "no-equals-sign"], "d", Path("/r"))
