@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Journal entries and a call's answer and end are written behind the routing, in
     # batches, through that spool (calls/spool.py); false: each at once, in the routing.
     calls_write_behind: bool = True
+    # The event loop of serve: uvloop (libuv's, cheaper per callback and socket) or
+    # Python's own asyncio loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Asterisk's cdr_custom file (asterisk/conf/cdr_custom.conf): where the end of a call
     # is read when it ended while the service was down or disconnected.
     cdr_file: Path | None = Path("/var/log/asterisk/cdr-custom/Master.csv")
