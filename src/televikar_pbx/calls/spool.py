@@ -58,7 +58,7 @@ _DATETIME_FIELDS = ("arrived_at", "at", "answered_at", "ended_at")
 BEHIND_OPS = frozenset({"append_event", "mark_answered", "mark_ended"})
 # Records in one transaction of the writer: a call's own row (create_call) waits for at
 # most one batch.
-MAX_BATCH = 200
+MAX_BATCH = 100
 
 
 # SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P
@@ -123,6 +123,7 @@ class SpoolingStore:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._fd: int | None = None  # the spool file, open while lines are written behind
         self._file = spool_file
         self._done_file = spool_file.with_name(spool_file.name + ".done")
         self._retry_s = retry_s
@@ -166,19 +167,27 @@ class SpoolingStore:
         except (OSError, ValueError):
             return 0
 
-    def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
-        """One line; ``sync``: on disk (fsync) before returning, else in the kernel's
-        hands (safe from a kill -9, not from a power cut)."""
-        line = json.dumps({k: _encode(v) for k, v in record.items()}) + "\n"
+    def _open(self) -> int:
         try:
-            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            return os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except FileNotFoundError:
             self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            return os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _append(self, record: dict[str, Any], *, sync: bool = True) -> None:
+        """One line; ``sync``: on disk (fsync) before returning (its own descriptor:
+        it runs in a thread), else in the kernel's hands (safe from a kill -9, not from
+        a power cut) through the descriptor kept open while lines are written behind."""
+        line = (json.dumps({k: _encode(v) for k, v in record.items()}) + "\n").encode()
+        if not sync:
+            if self._fd is None:
+                self._fd = self._open()
+            os.write(self._fd, line)
+            return
+        fd = self._open()
         try:
-            os.write(fd, line.encode("utf-8"))
-            if sync:
-                os.fsync(fd)
+            os.write(fd, line)
+            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -195,9 +204,15 @@ class SpoolingStore:
 
     def _clear(self) -> None:
         self._done = 0
+        self._close_fd()
         for path in (self._file, self._done_file):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     # --- writes ----------------------------------------------------------------------
 
@@ -406,6 +421,7 @@ class SpoolingStore:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        self._close_fd()
 
     async def _drain_loop(self) -> None:
         while self._backlog:

@@ -82,23 +82,32 @@ class StasisEvents(CallShell):
             forwarded_from = await self._variable(key, "REDIRECTING(from-num)")
             customer = self.directory.customer_for_call(dialled, forwarded_from)
         linkedid = linkedid or await self._variable(key, "CHANNEL(linkedid)") or ""
+
+        async def subscribe() -> None:
+            try:
+                await self._ari.subscribe_channel(key)
+                self._subscribed.add(key)
+            except AriError as exc:
+                log.warning("call.subscribe_failed", call_id=key, error=str(exc))
+
+        # The subscription (Asterisk) and the call's row (the database) at the same time:
+        # both stand between the caller's arrival and the agent's phone ringing.
+        subscribing = asyncio.ensure_future(subscribe())
         try:
-            await self._ari.subscribe_channel(key)
-            self._subscribed.add(key)
-        except AriError as exc:
-            log.warning("call.subscribe_failed", call_id=key, error=str(exc))
-        record_id = await self._store.create_call(
-            channel_id=key,
-            linkedid=linkedid or None,
-            customer_id=customer.id if customer else None,
-            dialled_number=dialled,
-            caller_number=caller_number,
-            caller_name=caller_name,
-            arrived_at=event.timestamp,
-            first_event=self._journal.arrival(
-                dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
-            ),
-        )
+            record_id = await self._store.create_call(
+                channel_id=key,
+                linkedid=linkedid or None,
+                customer_id=customer.id if customer else None,
+                dialled_number=dialled,
+                caller_number=caller_number,
+                caller_name=caller_name,
+                arrived_at=event.timestamp,
+                first_event=self._journal.arrival(
+                    dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
+                ),
+            )
+        finally:
+            await subscribing
         bound = log.bind(call_id=key, customer=customer.name if customer else None)
         call = ActiveCall(key, record_id, key, customer, bound, caller_number)
         self.calls[key] = call
