@@ -12,10 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from televikar_pbx.domain.directory import CustomerRules
 from tests.asterisk import sipp
-from tests.asterisk.conftest import CDR_TOLERANCE_S, Service, StartService, free_port, poll
+from tests.asterisk.ari_gate import AriGate
+from tests.asterisk.conftest import (
+    CDR_TOLERANCE_S,
+    Lab,
+    Service,
+    StartService,
+    free_port,
+    poll,
+)
 from tests.asterisk.pg_instance import PgInstance
 from tests.asterisk.test_desk import DIDS, PROMPT_AND_BEEP_MS, seeder
 
@@ -205,12 +214,23 @@ def cut_ari(service: Service, seconds: float) -> int:
     return killed
 
 
+@pytest.fixture
+def ari_gate(lab: Lab) -> Iterator[AriGate]:
+    target = URL(lab.env.get("TELEVIKAR_ARI_URL", "http://127.0.0.1:8088/"))
+    gate = AriGate((target.host or "127.0.0.1", target.port or 8088))
+    try:
+        yield gate
+    finally:
+        gate.close()
+
+
 def test_calls_that_end_while_ari_is_cut_off_are_closed_from_the_cdr(
-    start_service: StartService, tmp_path: Path
+    start_service: StartService, ari_gate: AriGate, tmp_path: Path
 ) -> None:
     service: Service = start_service(
-        seeder(rules=CustomerRules(wrap_up_s=0)), ring_timeout_s="30", ari_reconnect_max_s="1"
-    )
+        seeder(rules=CustomerRules(wrap_up_s=0)), ring_timeout_s="30", ari_reconnect_max_s="1",
+        ari_url=ari_gate.url,
+    )  # fmt: skip
     with (
         sipp.agent_phone(1, workdir=tmp_path, answer_ms=500) as phone,
         ThreadPoolExecutor(1) as pool,
@@ -220,7 +240,7 @@ def test_calls_that_end_while_ari_is_cut_off_are_closed_from_the_cdr(
         # Connected (the agent answered after 0.5 s); the caller hangs up 3 s later.
         poll(lambda: (c := service.calls()) and c[0].answered_at, 5, "the call connected")
         disconnects = service.log().count('"ari.disconnected"')
-        assert cut_ari(service, 4.0) >= 1
+        assert ari_gate.cut(4.0) >= 1  # everything through the gate, for 4 s
         assert service.log().count('"ari.disconnected"') > disconnects  # really cut
         assert talk.result().ok, talk.result().describe()
         service.wait_connected()
