@@ -285,13 +285,25 @@ class BenchAsterisk:
 
     # --- ARI -------------------------------------------------------------------------
 
-    def ari(self, method: str, path: str, timeout: float = 5.0) -> Any:
+    def ari(self, method: str, path: str, timeout: float = 5.0, tries: int = 3) -> Any:
+        """One ARI request of the harness's own. An overloaded Asterisk may drop the
+        connection (its HTTP server refuses sessions beyond its limit): tried again,
+        ``tries`` times in all, a second apart, so one refusal does not end a run."""
         request = urllib.request.Request(f"{self.ari_url}ari/{path.lstrip('/')}", method=method)
         token = base64.b64encode(f"{ARI_USER}:{self.creds['ARI_PASSWORD']}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+        for attempt in range(tries):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    body = response.read()
+                return json.loads(body) if body else None
+            except urllib.error.HTTPError:
+                raise  # Asterisk answered: not a dropped connection
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if attempt == tries - 1:
+                    raise
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def version(self) -> str:
         info = self.ari("GET", "asterisk/info")

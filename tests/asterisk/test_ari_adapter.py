@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from televikar_pbx.ari.adapter import AriClient, AriEvent
+from televikar_pbx.ari.adapter import ARI_CONNECTIONS, AriClient, AriEvent
 from televikar_pbx.errors import AriNotFound
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Lab
@@ -144,6 +144,21 @@ async def test_the_event_filter_leaves_only_the_types_asked_for(
     finally:
         await client.close()
         await asyncio.wait_for(runner, 5)
+
+
+async def test_a_burst_of_requests_uses_a_bounded_number_of_connections(
+    client: AriClient,
+) -> None:
+    """200 requests at once (a slow Asterisk makes them pile up): they queue for at most
+    ARI_CONNECTIONS connections of ours, far below Asterisk's session limit (100), which
+    an unbounded pool would reach and so lock everyone else out."""
+    answers = await asyncio.gather(
+        *(client.get_variable(f"no-such-channel-{n}", "X") for n in range(200)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(a, AriNotFound) for a in answers)
+    ours = await asyncio.to_thread(_our_ports)
+    assert 1 <= len(ours) <= ARI_CONNECTIONS + 1, ours  # + aioswagger's, for the cold path
 
 
 async def test_heartbeat_notices_a_silent_asterisk(client: AriClient, lab: Lab) -> None:

@@ -344,3 +344,20 @@ async def test_a_crash_before_the_batch_leaves_the_records_to_the_next_start(
     assert db.calls[1]["outcome"] == "answered"
     await store.close(flush_s=0.01)
     await restarted.close()
+
+
+async def test_records_gather_into_one_batch_and_a_flush_does_not_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    db = FakeDatabase()
+    store, batches = behind(db, tmp_path, gather_s=0.2)
+    await a_call(store, "c1", T0)
+    await asyncio.sleep(0.01)
+    await a_call(store, "c2", T0)
+    await asyncio.sleep(0.4)
+    assert len(batches.done) == 1 and len(batches.done[0]) == 6  # two calls, one transaction
+    slow, _ = behind(FakeDatabase(), tmp_path / "other", gather_s=3600)
+    await a_call(slow, "c1", T0)
+    await asyncio.wait_for(slow.flush(), 5)  # a reader does not wait for the gathering
+    await store.close()
+    await slow.close()

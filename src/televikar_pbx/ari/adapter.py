@@ -50,6 +50,13 @@ log = structlog.get_logger(__name__)
 # A hot-path request Asterisk has not answered in this time is taken as Asterisk being
 # unreachable (AriUnavailable); it answers in milliseconds when it is up.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# Connections of ours to Asterisk's HTTP server for the hot path and the event
+# websocket. Asterisk serves at most ``sessionlimit`` at once (http.conf, default 100),
+# everyone's together; when Asterisk is overloaded and answers slowly, an unbounded pool
+# (aiohttp's default is 100) opens connections until Asterisk refuses new ones: then
+# operators' tools, and our own websocket's reconnection, are refused too. More requests
+# than this wait in our queue instead.
+ARI_CONNECTIONS = 24
 
 
 def _q(part: str) -> str:
@@ -79,7 +86,8 @@ class AriClient:
         self.app = app
         self._heartbeat = heartbeat_s
         self._reconnect_max = reconnect_max_s
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # aioswagger's (cold requests)
+        self._http: aiohttp.ClientSession | None = None  # ours: hot path and websocket
         self._rest: Any = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
@@ -118,6 +126,7 @@ class AriClient:
             raise self._translate(exc, "loading ARI API description") from exc
         self._rest = client
         self._session = http.session
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=ARI_CONNECTIONS))
         return client
 
     async def run(
@@ -130,8 +139,8 @@ class AriClient:
         while not self._stopping.is_set():
             try:
                 await self._ensure_rest()
-                assert self._session is not None
-                async with self._session.ws_connect(
+                assert self._http is not None
+                async with self._http.ws_connect(
                     self.events_url,
                     params={"app": self.app, "subscribeAll": "false"},
                     headers=self._auth_header,
@@ -184,9 +193,10 @@ class AriClient:
         if self._rest is not None:
             await self._rest.close()  # aioari closes its websockets, not the HTTP session
             self._rest = None
-        if self._session is not None:
-            await self._session.close()  # else asyncio logs "Unclosed client session"
-            self._session = None
+        for session in (self._session, self._http):
+            if session is not None:
+                await session.close()  # else asyncio logs "Unclosed client session"
+        self._session = self._http = None
 
     # --- REST --------------------------------------------------------------------------
 
@@ -210,10 +220,10 @@ class AriClient:
         """One hot-path request: ``path`` under ``ari/`` (its parts already quoted),
         the JSON answer (None for 204). Errors as :meth:`_call`'s."""
         await self._ensure_rest()
-        assert self._session is not None
+        assert self._http is not None
         doing = f"{method} {path}"
         try:
-            async with self._session.request(
+            async with self._http.request(
                 method,
                 self._api.joinpath(path, encoded=True),
                 params=params,

@@ -24,14 +24,15 @@ the row's answer and end (:data:`BEHIND_OPS`) do not wait for the database at al
 is appended to the same spool file (without ``fsync``: a ``kill -9`` does not lose what
 the kernel holds, a power cut may lose the last milliseconds, as the database's own
 ``synchronous = NORMAL`` does) and queued; a writer task writes the queue in order, up
-to :data:`MAX_BATCH` records in one transaction, as soon as it can (the lag is the
-write of one batch), and counts them done. A restart after a crash replays the lines
-not counted, with the same idempotent replay. The call's row itself (``create_call``)
-and a voice message are still written at once while the database answers: the agent's
-screen pop needs the row's id. Reads (recovery's) first wait for what was queued before
-them (:meth:`SpoolingStore.flush`); ``close`` flushes. A record the database refuses
-for another reason than an outage (a bug, bad data) is logged and left out, as a write
-that raised did before; the rest of its batch is written.
+to :data:`MAX_BATCH` records in one transaction, after letting them gather for
+:data:`GATHER_S` (the lag: that, and the write of one batch), and counts them done. A
+restart after a crash replays the lines not counted, with the same idempotent replay.
+The call's row itself (``create_call``) and a voice message are still written at once
+while the database answers: the agent's screen pop needs the row's id. Reads
+(recovery's) first wait for what was queued before them (:meth:`SpoolingStore.flush`,
+which does not wait for the gathering); ``close`` flushes. A record the database
+refuses for another reason than an outage (a bug, bad data) is logged and left out, as
+a write that raised did before; the rest of its batch is written.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ BEHIND_OPS = frozenset({"append_event", "mark_answered", "mark_ended"})
 # Records in one transaction of the writer: a call's own row (create_call) waits for at
 # most one batch.
 MAX_BATCH = 100
+# How long the writer lets records gather before a batch that is not full: at a few
+# calls a second a transaction per record or two cost more of our CPU per call than
+# the routing; this bounds the lag (a flush does not wait for it).
+GATHER_S = 0.05
 
 
 # SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P
@@ -111,6 +116,7 @@ class SpoolingStore:
         self, inner: Any, spool_file: Path, *, retry_s: float = 1.0,
         outage: Callable[[BaseException], bool] = is_outage,
         batch: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+        gather_s: float = GATHER_S,
     ) -> None:  # fmt: skip
         """``batch``: one transaction, as a store like ``inner`` (write behind the routing,
         module doc); None: every write goes straight through while the database answers."""
@@ -121,6 +127,8 @@ class SpoolingStore:
         self._written = 0
         self._done = 0  # lines of the spool file in the database (its .done count)
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone flushes: no gathering
+        self._gather_s = gather_s
         self._progress = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._fd: int | None = None  # the spool file, open while lines are written behind
@@ -279,6 +287,9 @@ class SpoolingStore:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if len(self._queue) < MAX_BATCH and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self._gather_s)
             while self._queue and not self._backlog:
                 try:
                     async with self._lock:
@@ -343,7 +354,10 @@ class SpoolingStore:
         the database went away: then it waits in the spool)."""
         target = self._queued
         while self._written < target and not self._backlog:
+            self._hurry.set()
             await self._progress.wait()
+        if not self._queue:
+            self._hurry.clear()
 
     async def create_call(self, **fields: Any) -> int:
         result: int = await self._write("create_call", fields)
