@@ -250,6 +250,7 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         scanner.cancel()
         await asyncio.gather(runner, scanner, return_exceptions=True)
         await dispatcher.drain()
+        await calls.rows_written()
         await store.close()
         await engine.dispose()
         log.info("service.stopped")

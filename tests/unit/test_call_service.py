@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.media import MediaFlows
@@ -160,9 +161,11 @@ class HarnessClock:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, agents: tuple[Agent, ...]) -> None:
+    def __init__(
+        self, tmp_path: Path, agents: tuple[Agent, ...], store: FakeStore | None = None
+    ) -> None:
         self.ari = FakeAri()
-        self.store = FakeStore()
+        self.store = store or FakeStore()
         self.spool = tmp_path / "spool"
         self.spool.mkdir()
         self.messages_dir = tmp_path / "messages"
@@ -390,3 +393,64 @@ def test_the_service_asks_asterisk_only_for_the_events_it_handles(tmp_path: Path
         "StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackFinished",
         "RecordingFinished", "RecordingFailed",
     }  # fmt: skip
+
+
+class SlowStore(FakeStore):
+    """A database that takes its time over a call's row, until ``written`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = asyncio.Event()
+
+    async def create_call(self, **kw: Any) -> int:
+        await self.written.wait()
+        return await super().create_call(**kw)
+
+
+async def test_the_agents_phone_rings_before_the_calls_row_is_written(tmp_path: Path) -> None:
+    """The routing does not wait for the database: the agent's INVITE leaves while the
+    call's row is still being written; the journal follows with the row's id, and the
+    web desk hears of the id once it is known (its cards show the call's link then)."""
+    store = SlowStore()
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),), store)
+    changes: list[int | None] = []
+    h.service.watch(lambda: changes.append(h.service.calls["c1"].record_id))
+    h.dispatcher.dispatch(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    for _ in range(100):
+        if "originate" in h.ari.names():
+            break
+        await asyncio.sleep(0.01)
+    assert ("originate", "PJSIP/agent1", "c1-a1", '"Acme" <4790000001>') in h.ari.requests
+    assert store.calls == {} and h.service.calls["c1"].record_id is None
+    assert changes and changes[-1] is None  # the offer's change, before the row
+    store.written.set()
+    await h.dispatcher.drain()
+    assert h.service.calls["c1"].record_id == 1
+    assert changes[-1] == 1  # told once the id is known
+    assert store.events == [(1, "arrived"), (1, "offered")]
+    await h.send(event("StasisStart", 2, channel={"id": "c1-a1"}, args=["agent", "c1"]))
+    await h.send(event("ChannelDestroyed", 5, channel={"id": "c1"}, cause=16))
+    assert store.calls[1]["outcome"] == "answered" and store.calls[1]["agent_id"] == 7
+
+
+async def test_a_row_the_database_refuses_is_logged_and_the_caller_still_routed(
+    tmp_path: Path,
+) -> None:
+    """Not an outage (that is spooled): a refused row is one logged error; the caller is
+    routed all the same (nobody is left in silence), the journal writes fail."""
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
+
+    async def refuse(**kw: Any) -> int:
+        raise ValueError("value too long for the column")
+
+    h.store.create_call = refuse  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+        await h.service.rows_written()
+    refused = [e for e in logs if e["event"] == "call.row_refused"]
+    assert [(e["call_id"], e["error"]) for e in refused] == [
+        ("c1", "value too long for the column")
+    ]
+    assert ("originate", "PJSIP/agent1", "c1-a1", '"Acme" <4790000001>') in h.ari.requests
+    assert h.service.calls["c1"].record_id is None
+    assert h.store.events == []

@@ -76,7 +76,7 @@ class DeskCommands(CallShell):
             if not call.caller_gone:
                 await quietly(self._ari.hangup(call.caller_channel))
         elif isinstance(command, acd.CaptureMessage):
-            await self._journal.message_capture(call.record_id, at, command.reason)
+            await self._journal.message_capture(await call.record(), at, command.reason)
             call.log.info("call.message_capture", reason=command.reason)
             if not await self._media.capture(call, command.prompt):
                 await self._feed(acd.MessageRecorded(call.key, 0.0), at)
@@ -90,13 +90,13 @@ class DeskCommands(CallShell):
                 duration = await self._media.recording_done(call, done)
             await self._feed(acd.MessageRecorded(call.key, duration), at)
         elif isinstance(command, acd.Announce):
-            await self._journal.announcement(call.record_id, at, command.announcement)
+            await self._journal.announcement(await call.record(), at, command.announcement)
             if not await self._media.announce(call, command.announcement):
                 await self._feed(acd.AnnouncementDone(call.key), at)
         elif isinstance(command, acd.OfferMissed):
             call.log.info("call.offer_missed", reason=str(command.cause_txt or command.cause))
             await self._journal.offer_missed(
-                call.record_id, at, command.agent_id, command.cause, command.cause_txt
+                await call.record(), at, command.agent_id, command.cause, command.cause_txt
             )
             call.agent_channel = None
         elif isinstance(command, acd.KeepHangupCause):
@@ -153,7 +153,7 @@ class DeskCommands(CallShell):
                     )
                 ),
             )
-        await self._journal.offered(call.record_id, at, agent_id)
+        await self._journal.offered(await call.record(), at, agent_id)
 
     async def _connect(self, call: ActiveCall, at: datetime) -> None:
         assert call.agent_id is not None and call.agent_channel is not None
@@ -167,7 +167,7 @@ class DeskCommands(CallShell):
             # One leg hung up meanwhile; its ChannelDestroyed will end the call.
             call.log.info("call.leg_gone_while_connecting")
             return
-        await self._journal.answered(call.record_id, at, call.agent_id)
+        await self._journal.answered(await call.record(), at, call.agent_id)
         call.log.info("call.answered")
 
     async def _close(self, call: ActiveCall, outcome: Outcome, ended_at: datetime) -> None:
@@ -175,7 +175,7 @@ class DeskCommands(CallShell):
         if call.bridge_id:
             await quietly(self._ari.destroy_bridge(call.bridge_id))
         await self._journal.ended(
-            call.record_id,
+            await call.record(),
             ended_at,
             outcome,
             cause=call.cause if isinstance(call.cause, int) else None,

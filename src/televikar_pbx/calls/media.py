@@ -120,7 +120,7 @@ class MediaFlows:
                 await self._ari.start_moh(call.caller_channel)
             return None
         if playback_id == naming.prompt_playback(call.key) and call.recording_name is None:
-            name = recording_name(call)
+            name = naming.recording(await call.record(), call.key)
             try:
                 await self._ari.record(call.caller_channel, name, max_s=self._max_s)
             except AriError as exc:
@@ -145,7 +145,7 @@ class MediaFlows:
             return duration
         target = await asyncio.to_thread(self._keep, source, call.customer.id)
         await self._store.add_message(
-            call.record_id, call.customer.id, call.caller_number, str(target), duration
+            await call.record(), call.customer.id, call.caller_number, str(target), duration
         )
         call.log.info("call.message", seconds=round(duration, 2), file=str(target))
         return duration
@@ -177,7 +177,10 @@ def keep_private(source: Path, target: Path) -> Path:
 
 
 def recording_name(call: ActiveCall) -> str:
-    """A unique, file-system-safe name: record id and channel id."""
+    """A unique, file-system-safe name: record id and channel id (of a call whose row
+    is written: one adopted after a restart)."""
+    if call.record_id is None:
+        raise RuntimeError(f"call {call.key}: its row is not written yet")
     return naming.recording(call.record_id, call.key)
 
 

@@ -29,7 +29,7 @@ from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import ADOPT, Adoption
 from televikar_pbx.calls.shell import TICK, current_key, synthetic
 from televikar_pbx.calls.stasis import StasisEvents
-from televikar_pbx.calls.state import ActiveCall
+from televikar_pbx.calls.state import ActiveCall, written
 from televikar_pbx.clock import Clock
 from televikar_pbx.domain import acd
 from televikar_pbx.domain.directory import Agent, Directory
@@ -73,6 +73,7 @@ class CallService(StasisEvents, DeskCommands):
         self._tick_at: datetime | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchers: list[Callable[[], None]] = []
+        self._rows: set[asyncio.Future[int]] = set()  # calls' rows being written
         self._handlers = self.stasis_handlers()
 
     async def handle(self, event: AriEvent) -> None:
@@ -119,10 +120,8 @@ class CallService(StasisEvents, DeskCommands):
             except acd.IllegalEvent as exc:
                 log.error("recovery.adopt_refused", call_id=key, error=str(exc))
                 continue
-            call = ActiveCall(
-                key, record.id, key, customer, log.bind(call_id=key, customer=customer.name),
-                record.caller_number,
-            )  # fmt: skip
+            bound = log.bind(call_id=key, customer=customer.name)
+            call = ActiveCall(key, written(record.id), key, customer, bound, record.caller_number)
             call.offers, call.answered = adoption.offers, adoption.caller_up
             call.hold = customer.rules.hold_style
             if adoption.state is acd.CallState.CONNECTED:
@@ -198,6 +197,25 @@ class CallService(StasisEvents, DeskCommands):
         """Call ``changed()`` after every change of the desk (the web desk's live feed).
         It runs in the routing path: it must only take note and return."""
         self._watchers.append(changed)
+
+    def _row_written(self, key: str, row: asyncio.Future[int]) -> None:
+        """A call's row is written (or refused): the web desk's cards may show its id."""
+        self._rows.discard(row)
+        if row.cancelled():
+            return
+        error = row.exception()
+        if error is not None:
+            # Not an outage (that is spooled): a bug or data the database refuses. The
+            # call is routed all the same; its journal writes fail, each logged.
+            log.error("call.row_refused", call_id=key, error=str(error).splitlines()[0])
+            return
+        for changed in self._watchers:
+            changed()
+
+    async def rows_written(self) -> None:
+        """Wait for the calls' rows still being written (before the store closes)."""
+        if self._rows:
+            await asyncio.gather(*list(self._rows), return_exceptions=True)
 
     def _after_change(self) -> None:
         self._schedule_tick()

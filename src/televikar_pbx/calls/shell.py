@@ -63,6 +63,10 @@ class CallShell:
     _subscribed: set[str]
     _tick_at: datetime | None
     _tick_handle: asyncio.TimerHandle | None
+    _rows: set[asyncio.Future[int]]  # calls' rows being written (CallService)
+
+    def _row_written(self, key: str, row: asyncio.Future[int]) -> None:
+        raise NotImplementedError
 
     async def _feed(self, event: acd.Event, at: datetime) -> None:
         """Hand an event to the desk and carry out its commands."""

@@ -28,7 +28,9 @@ to :data:`MAX_BATCH` records in one transaction, after letting them gather for
 :data:`GATHER_S` (the lag: that, and the write of one batch), and counts them done. A
 restart after a crash replays the lines not counted, with the same idempotent replay.
 The call's row itself (``create_call``) and a voice message are still written at once
-while the database answers: the agent's screen pop needs the row's id. Reads
+while the database answers (the screen pop and the messages need the row's id), but the
+routing does not wait for the row: the desk offers the call while it is written
+(``ActiveCall.row``), and only what needs the id awaits it. Reads
 (recovery's) first wait for what was queued before them (:meth:`SpoolingStore.flush`,
 which does not wait for the gathering); ``close`` flushes. A record the database
 refuses for another reason than an outage (a bug, bad data) is logged and left out, as

@@ -9,6 +9,7 @@ desk decides what follows.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -83,18 +84,12 @@ class StasisEvents(CallShell):
             customer = self.directory.customer_for_call(dialled, forwarded_from)
         linkedid = linkedid or await self._variable(key, "CHANNEL(linkedid)") or ""
 
-        async def subscribe() -> None:
-            try:
-                await self._ari.subscribe_channel(key)
-                self._subscribed.add(key)
-            except AriError as exc:
-                log.warning("call.subscribe_failed", call_id=key, error=str(exc))
-
-        # The subscription (Asterisk) and the call's row (the database) at the same time:
-        # both stand between the caller's arrival and the agent's phone ringing.
-        subscribing = asyncio.ensure_future(subscribe())
-        try:
-            record_id = await self._store.create_call(
+        # The call's row is written at once, but nothing of the routing waits for it:
+        # the subscription (Asterisk) is awaited, the desk decides and the agent's phone
+        # rings while the database writes; what needs the row's id awaits it
+        # (ActiveCall.record), after the agent's INVITE has left.
+        row = asyncio.ensure_future(
+            self._store.create_call(
                 channel_id=key,
                 linkedid=linkedid or None,
                 customer_id=customer.id if customer else None,
@@ -106,10 +101,16 @@ class StasisEvents(CallShell):
                     dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
                 ),
             )
-        finally:
-            await subscribing
+        )
+        self._rows.add(row)
+        row.add_done_callback(functools.partial(self._row_written, key))
+        try:
+            await self._ari.subscribe_channel(key)
+            self._subscribed.add(key)
+        except AriError as exc:
+            log.warning("call.subscribe_failed", call_id=key, error=str(exc))
         bound = log.bind(call_id=key, customer=customer.name if customer else None)
-        call = ActiveCall(key, record_id, key, customer, bound, caller_number)
+        call = ActiveCall(key, row, key, customer, bound, caller_number)
         self.calls[key] = call
         self._channel_call[key] = key
         if customer is None:
@@ -132,7 +133,7 @@ class StasisEvents(CallShell):
             log.info("call.stale_agent_leg", call_id=key, channel=channel_id)
             await quietly(self._ari.hangup(channel_id))
             return
-        await self._journal.agent_answered(call.record_id, event.timestamp, call.agent_id)
+        await self._journal.agent_answered(await call.record(), event.timestamp, call.agent_id)
         await self._feed(acd.AgentAnswered(key, call.agent_id), event.timestamp)
 
     async def _on_adopt(self, event: AriEvent) -> None:
@@ -150,7 +151,7 @@ class StasisEvents(CallShell):
         for leg in adoption.stale_agent_legs:  # offers from before: ring no more
             await quietly(self._ari.hangup(leg))
         await self._journal.adopted(
-            call.record_id, event.timestamp, call.agent_id, adoption.state.value,
+            await call.record(), event.timestamp, call.agent_id, adoption.state.value,
             adoption.capture_phase,
         )  # fmt: skip
         call.log.info("call.adopted", state=adoption.state.value, capture=adoption.capture_phase)

@@ -51,7 +51,9 @@ PUBLISH_DELAY_S = 0.005
 
 
 class CallFacts(Protocol):
-    record_id: int
+    @property
+    def record_id(self) -> int | None: ...  # None until the call's row is written
+
     caller_number: str | None
 
 
