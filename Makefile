@@ -78,14 +78,14 @@ test-unit: venv
 	$(BIN)/pytest -ra tests/unit
 
 check: venv
-	$(BIN)/ruff check src tests migrations benchmarks
-	$(BIN)/ruff format --check src tests migrations benchmarks
+	$(BIN)/ruff check src tests migrations benchmarks lab
+	$(BIN)/ruff format --check src tests migrations benchmarks lab
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo  # the layer order ([tool.importlinter])
 
 fmt: venv
-	$(BIN)/ruff check --fix src tests migrations benchmarks
-	$(BIN)/ruff format src tests migrations benchmarks
+	$(BIN)/ruff check --fix src tests migrations benchmarks lab
+	$(BIN)/ruff format src tests migrations benchmarks lab
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

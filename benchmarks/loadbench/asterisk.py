@@ -2,17 +2,10 @@
 configuration, separate ports, and separate state, so it runs beside the lab's
 Asterisk (and its tests) without touching either.
 
-How it is isolated:
-
-* It runs in a private mount namespace (``unshare --mount``), chrooted into a bind
-  mount of the lab root at ``$BENCH_DIR/root``. /proc and /dev are mounted there in
-  that namespace only, so they vanish with the process, whatever happens to the harness.
-  Its root is not the lab root's path, so ``lab.sh stop`` (which stops every process
-  whose root is the lab root) leaves it alone, and it never stops the lab's.
-* Everything it reads or writes is under ``/mnt`` in the root, where
-  ``$BENCH_DIR/state`` is bind-mounted: configuration (``state/etc``, generated from
-  ``benchmarks/asterisk/`` and the lab's ``asterisk/conf/``), control socket, spool,
-  logs (queue_log, CDR), astdb. Nothing is written into the lab root.
+How it is isolated: lab/asterisk.py (a private mount namespace, chrooted into a bind
+mount of the lab root at ``$BENCH_DIR/root``, everything it writes under
+``$BENCH_DIR/state``, mounted at ``/mnt``). Its configuration (``state/etc``) is
+generated from ``benchmarks/asterisk/`` and the lab's ``asterisk/conf/``.
 * SIP 127.0.0.1:5160/udp, HTTP/ARI 8189, AMI 5139, RTP 30000-33999 (the lab: 5060,
   8088, 5038, 10000-10999). Its ARI and AMI users have their own random passwords in
   ``$BENCH_DIR/credentials`` (0600).
@@ -20,26 +13,21 @@ How it is isolated:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
-import re
-import secrets
-import shutil
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.loadbench import procs
+from lab import asterisk as isolated
+from lab.asterisk import LAB_ROOT, InstanceError
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "benchmarks" / "asterisk"
-LAB_CONF = REPO / "asterisk" / "conf"
 # Taken as they are from the lab's configuration (asterisk/conf): what does not name a
 # port, a path or a user. modules.conf keeps both module sets identical.
 SHARED_CONF = (
@@ -52,8 +40,6 @@ TEMPLATE_CONF = (
     "pjsip.conf", "extensions.conf", "queues.conf", "queuerules.conf",
 )  # fmt: skip
 
-LAB_DIR = Path(os.environ.get("TELEVIKAR_LAB_DIR", "/var/cache/televikar-pbx/lab"))
-LAB_ROOT = LAB_DIR / "root"
 BENCH_DIR = Path(os.environ.get("TELEVIKAR_BENCH_DIR", "/var/cache/televikar-pbx/bench"))
 
 ARI_USER = "televikar-bench"
@@ -106,55 +92,18 @@ def did(system: str, customer: int) -> str:
     return f"{DID_PREFIX[system]}{customer:03d}"
 
 
-class AsteriskError(RuntimeError):
+class AsteriskError(InstanceError):
     """The benchmark's Asterisk could not be set up or started."""
 
 
 def credentials() -> dict[str, str]:
     """ARI and AMI passwords of the benchmark's Asterisk, generated once (0600)."""
-    path = BENCH_DIR / "credentials"
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                values[key] = value
-    if not values.get("ARI_PASSWORD") or not values.get("AMI_PASSWORD"):
-        values = {
-            "ARI_PASSWORD": secrets.token_urlsafe(18),
-            "AMI_PASSWORD": secrets.token_urlsafe(18),
-        }
-        BENCH_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("".join(f"{k}={v}\n" for k, v in values.items()))
-        tmp.replace(path)
-    return values
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    left = re.search(r"@[A-Z_]+@", text)
-    if left:
-        raise AsteriskError(f"unfilled placeholder {left.group(0)} in benchmark config")
-    return text
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    return isolated.credentials(BENCH_DIR / "credentials", ("ARI_PASSWORD", "AMI_PASSWORD"))
 
 
 def render_config(etc: Path, layout: Layout, ports: Ports, creds: dict[str, str]) -> None:
     """Write the complete configuration of the benchmark's Asterisk into ``etc``."""
-    if etc.exists():
-        shutil.rmtree(etc)
-    etc.mkdir(parents=True)
-    for name in SHARED_CONF:
-        shutil.copyfile(LAB_CONF / name, etc / name)
+    isolated.copy_conf(etc, SHARED_CONF)
 
     def contact(n: int) -> str:
         ip, port = uas_address(agent_uas(n, layout.uas))
@@ -187,26 +136,17 @@ def render_config(etc: Path, layout: Layout, ports: Ports, creds: dict[str, str]
         "BARE_WAIT_S": str(layout.bare_wait_s),
     }
     for name in TEMPLATE_CONF:
-        (etc / name).write_text(_fill((TEMPLATES / name).read_text(), values))
-    _write_private(
+        text = (TEMPLATES / name).read_text()
+        (etc / name).write_text(isolated.fill(text, values, f"benchmark config {name}"))
+    isolated.write_private(
         etc / "ari_users.conf",
         f"[{ARI_USER}]\ntype = user\nread_only = no\npassword_format = plain\n"
         f"password = {creds['ARI_PASSWORD']}\n",
     )
-    _write_private(
+    isolated.write_private(
         etc / "manager_users.conf",
         f"[{AMI_USER}](televikar-ami)\nsecret = {creds['AMI_PASSWORD']}\n",
     )
-
-
-# Runs as: sh -c SCRIPT sh LAB_ROOT BENCH_ROOT STATE, inside `unshare --mount`.
-_START_SCRIPT = """set -e
-mount --bind "$1" "$2"
-mount -t proc proc "$2/proc"
-mount --bind /dev "$2/dev"
-mount --bind "$3" "$2/mnt"
-exec chroot "$2" /usr/sbin/asterisk -C /mnt/etc/asterisk.conf -f
-"""
 
 
 class BenchAsterisk:
@@ -250,20 +190,10 @@ class BenchAsterisk:
         ]
         if busy:
             raise AsteriskError(f"ports in use: {', '.join(busy)} (another benchmark running?)")
-        for sub in ("run", "spool", "log", "db"):
-            shutil.rmtree(self.state / sub, ignore_errors=True)
-            (self.state / sub).mkdir(parents=True)
-        (self.state / "log" / "cdr-custom").mkdir()
-        (self.state / "spool" / "recording").mkdir()
+        isolated.prepare_state(self.state)
         render_config(self.state / "etc", self.layout, self.ports, self.creds)
-        bench_root = BENCH_DIR / "root"
-        bench_root.mkdir(parents=True, exist_ok=True)
         self.output.write_bytes(b"")
-        self.proc = procs.start(
-            ["unshare", "--mount", "--propagation", "private",
-             "sh", "-c", _START_SCRIPT, "sh", str(LAB_ROOT), str(bench_root), str(self.state)],
-            self.output,
-        )  # fmt: skip
+        self.proc = procs.start(isolated.command(BENCH_DIR / "root", self.state), self.output)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -289,14 +219,10 @@ class BenchAsterisk:
         """One ARI request of the harness's own. An overloaded Asterisk may drop the
         connection (its HTTP server refuses sessions beyond its limit): tried again,
         ``tries`` times in all, a second apart, so one refusal does not end a run."""
-        request = urllib.request.Request(f"{self.ari_url}ari/{path.lstrip('/')}", method=method)
-        token = base64.b64encode(f"{ARI_USER}:{self.creds['ARI_PASSWORD']}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        password = self.creds["ARI_PASSWORD"]
         for attempt in range(tries):
             try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    body = response.read()
-                return json.loads(body) if body else None
+                return isolated.ari_request(self.ari_url, ARI_USER, password, method, path, timeout)
             except urllib.error.HTTPError:
                 raise  # Asterisk answered: not a dropped connection
             except (urllib.error.URLError, ConnectionError, TimeoutError):

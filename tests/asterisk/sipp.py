@@ -32,13 +32,10 @@ interpreter exit is killed by pid.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import errno
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -50,9 +47,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from lab import procs
+
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 AGENT_SCENARIO = SCENARIO_DIR / "agent_answer.xml"
 REGISTER_SCENARIO = SCENARIO_DIR / "agent_register.xml"
+REGISTER_OPEN_SCENARIO = SCENARIO_DIR / "agent_register_open.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
 CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
 FEATURE_CODE_SCENARIO = SCENARIO_DIR / "agent_feature_code.xml"
@@ -103,62 +103,26 @@ def agent_port(agent: int) -> int:
 # Processes
 # ---------------------------------------------------------------------------
 
-_live: set[subprocess.Popen[bytes]] = set()
-
 
 def _start(
     args: Sequence[str], stderr_path: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(
-            list(args),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # sipp's screen; results come from the trace files
-            stderr=err,
-            start_new_session=True,  # own process group: stopped as a whole, by pid
-        )
-    _live.add(proc)
-    return proc
+    # Its own process group, stopped by pid (and at interpreter exit); sipp's screen
+    # (stdout) is dropped: results come from the trace files.
+    stderr_path.write_bytes(b"")
+    return procs.start(args, stderr_path, cwd=cwd, keep_stdout=False)
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> int:
     """SIGTERM the process group of ``proc``, SIGKILL after ``grace_s``; its exit status."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    _live.discard(proc)
-    return proc.returncode
-
-
-@atexit.register
-def _stop_all() -> None:
-    for proc in list(_live):
-        _stop(proc, grace_s=1.0)
+    return procs.stop(proc, grace_s)
 
 
 def _udp_port_in_use(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((ip, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            raise
-    return False
+    return not procs.udp_port_free(ip, port)
 
 
-def _free_udp_port(ip: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((ip, 0))
-        port: int = sock.getsockname()[1]
-        return port
+_free_udp_port = procs.free_udp_port
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -602,12 +566,14 @@ def start_agent_phone(
     trace_stat: bool = False,
     extra_args: Sequence[str] = (),
     start_timeout_s: float = 5.0,
+    address: tuple[str, int] | None = None,
 ) -> AgentPhone:
     """Start agent phone N in the background; prefer the ``agent_phone`` context
-    manager, which always stops it."""
-    port = agent_port(agent)
-    if _udp_port_in_use(AGENT_IP, port):
-        raise SippError(f"{AGENT_IP}:{port}/udp (agent{agent}) is already in use")
+    manager, which always stops it. ``address``: where it listens, if not where the
+    lab's static contact for agent N points (the cluster lab's phones register)."""
+    ip, port = address or (AGENT_IP, agent_port(agent))
+    if _udp_port_in_use(ip, port):
+        raise SippError(f"{ip}:{port}/udp (agent{agent}) is already in use")
     workdir.mkdir(parents=True, exist_ok=True)
     name = f"agent{agent}"
     message_log = workdir / f"{name}_messages.log"
@@ -617,7 +583,7 @@ def start_agent_phone(
     args = [
         sipp_binary(),
         "-sf", str(AGENT_SCENARIO),
-        "-i", AGENT_IP,
+        "-i", ip,
         "-p", str(port),
         "-nostdin",
         "-set", "answer_ms", str(answer_ms),
@@ -631,7 +597,7 @@ def start_agent_phone(
     phone = AgentPhone(agent, port, message_log, error_log, stderr_log, stat_file, proc)
     # Ready once sipp holds its SIP port.
     deadline = time.monotonic() + start_timeout_s
-    while not _udp_port_in_use(AGENT_IP, port):
+    while not _udp_port_in_use(ip, port):
         if proc.poll() is not None or time.monotonic() >= deadline:
             status = phone.stop()
             raise SippError(
@@ -649,10 +615,16 @@ def agent_phone(
     answer_ms: int = 2000,
     trace_stat: bool = False,
     extra_args: Sequence[str] = (),
+    address: tuple[str, int] | None = None,
 ) -> Iterator[AgentPhone]:
     """Agent phone N (1..5) answering every call after ``answer_ms`` until exit."""
     phone = start_agent_phone(
-        agent, workdir=workdir, answer_ms=answer_ms, trace_stat=trace_stat, extra_args=extra_args
+        agent,
+        workdir=workdir,
+        answer_ms=answer_ms,
+        trace_stat=trace_stat,
+        extra_args=extra_args,
+        address=address,
     )
     try:
         yield phone
@@ -728,6 +700,7 @@ def carrier_call(
     target: tuple[str, int] = (ASTERISK_HOST, ASTERISK_SIP_PORT),
     name: str = "carrier",
     extra_args: Sequence[str] = (),
+    local_ip: str = CARRIER_IP,
 ) -> CarrierResult:
     """Place ``calls`` calls from the carrier to ``dialled`` and wait for them.
 
@@ -759,6 +732,7 @@ def carrier_call(
         timeout_s=timeout_s,
         target=target,
         extra_args=extra_args,
+        local_ip=local_ip,
     )
 
 
@@ -922,6 +896,48 @@ def register_phone(
     ``user`` with digest auth, so calls to that endpoint reach ``agent_phone(N)``."""
     name = name or f"register_{user}_{expires_s}"
     scenario = _private_scenario(REGISTER_SCENARIO, workdir, name, user, password)
+    return _register(
+        scenario,
+        user,
+        expires_s,
+        workdir=workdir,
+        name=name,
+        address=(AGENT_IP, agent_port(agent)),
+        target=(ASTERISK_HOST, ASTERISK_SIP_PORT),
+    )
+
+
+def register_open(
+    user: str,
+    *,
+    workdir: Path,
+    address: tuple[str, int],
+    target: tuple[str, int],
+    expires_s: int = 300,
+) -> CarrierResult:
+    """Register ``user`` from ``address`` (then start the phone there) at a registrar
+    that does not authenticate, the cluster lab's Kamailio; ``expires_s`` 0 unregisters."""
+    return _register(
+        REGISTER_OPEN_SCENARIO,
+        user,
+        expires_s,
+        workdir=workdir,
+        name=f"register_{user}_{expires_s}",
+        address=address,
+        target=target,
+    )
+
+
+def _register(
+    scenario: Path,
+    user: str,
+    expires_s: int,
+    *,
+    workdir: Path,
+    name: str,
+    address: tuple[str, int],
+    target: tuple[str, int],
+) -> CarrierResult:
     return _run_carrier(
         scenario,
         "register",
@@ -936,10 +952,10 @@ def register_phone(
         max_concurrent=None,
         answer_timeout_s=10.0,
         timeout_s=20.0,
-        target=(ASTERISK_HOST, ASTERISK_SIP_PORT),
+        target=target,
         extra_args=[],
-        local_ip=AGENT_IP,
-        local_port=agent_port(agent),
+        local_ip=address[0],
+        local_port=address[1],
     )
 
 
