@@ -14,9 +14,9 @@ LAB_ENV = $(shell bash $(LAB) env-file)
 HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
 	sip-tester espeak-ng sox postgresql systemd
 # Only the tests need these: the agent desk's browser test runs Debian's Chromium.
-TEST_PACKAGES := chromium
+TEST_PACKAGES := chromium kamailio
 
-.PHONY: help host-deps test-deps venv asterisk asterisk-stop db run test test-fast test-unit check fmt clean
+.PHONY: help host-deps test-deps venv asterisk asterisk-stop cluster db run test test-fast test-unit check fmt clean
 
 help:
 	@echo "make run            set up everything and run the service (embedded defaults)"
@@ -25,6 +25,7 @@ help:
 	@echo "make check          ruff, ruff format --check, mypy --strict, import layers"
 	@echo "make asterisk       provision and start the Asterisk lab (idempotent)"
 	@echo "make asterisk-stop  stop the Asterisk lab and unmount what it mounted"
+	@echo "make cluster        the cluster lab: Kamailio + two Asterisk nodes, until Ctrl-C"
 	@echo "make bench          load benchmark: our desk vs Queue() vs bare Answer() (~14 min)"
 	@echo "make bench-quick    its main ratios (ours vs Queue()) in under 3 min: BENCH_ARGS=--quick"
 
@@ -54,6 +55,12 @@ asterisk: host-deps
 
 asterisk-stop:
 	bash $(LAB) stop
+
+# The cluster lab (asterisk/README.md, "The cluster lab"): Kamailio in front of two Asterisk
+# nodes from the lab's root, beside the lab; stops everything it started on Ctrl-C.
+cluster: venv test-deps
+	@test -x $${TELEVIKAR_LAB_DIR:-/var/cache/televikar-pbx/lab}/root/usr/sbin/asterisk || bash $(LAB) provision
+	$(BIN)/python -m lab.cluster run
 
 db: venv
 	TELEVIKAR_ENV_FILE=$(LAB_ENV) $(BIN)/televikar-pbx db upgrade

@@ -1,0 +1,228 @@
+"""The cluster lab on real parts (issue 16, part A): Kamailio in front of two Asterisk
+nodes (lab/cluster.py), driven with sipp. SIP level only: no desk is connected, so a
+node's dialplan takes each carrier call into the fallback that records a message
+(asterisk/conf/extensions.conf: Stasis() fails at once, [televikar-fallback] answers).
+
+The cluster starts once for this module, beside the single-node lab (other loopback
+addresses), and is stopped by pid at the end whatever happened. These tests fail, never
+skip, when Kamailio or an Asterisk node cannot start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import asterisk as isolated
+from lab.cluster import (
+    CARRIER_IP,
+    KAMAILIO_IP,
+    SIP_PORT,
+    CdrRow,
+    Cluster,
+    ClusterError,
+    Node,
+    agent_address,
+)
+from lab.kamailio import Event, KamailioError
+from tests.asterisk import sipp
+from tests.asterisk.conftest import REPO, poll
+
+KAMAILIO = (KAMAILIO_IP, SIP_PORT)
+DIALLED = "4721000001"  # any number: without the app every node takes a message
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not (isolated.LAB_ROOT / "usr/sbin/asterisk").is_file():
+        done = subprocess.run(
+            ["bash", str(REPO / "asterisk" / "lab.sh"), "provision"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"lab.sh provision failed:\n{done.stderr[-2000:]}", pytrace=False)
+    cluster = Cluster(nodes=2)
+    try:
+        cluster.start()
+    except (ClusterError, KamailioError, isolated.InstanceError, OSError) as exc:
+        pytest.fail(f"the cluster lab did not start: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def live(cluster: Cluster) -> Cluster:
+    """Every node running (a test may have killed one), no channel left over, and
+    Kamailio sending calls to all of them again."""
+    for node in cluster.nodes:
+        if not node.running():
+            cluster.restart_node(node.name)
+        node.hang_up_everything()
+
+    def all_active() -> bool:
+        states = cluster.kamailio.node_states()
+        return all(states.get(n.spec.sip_uri, "").startswith("A") for n in cluster.nodes)
+
+    poll(all_active, 10, "Kamailio to see every node up")
+    return cluster
+
+
+def carrier_cdrs(node: Node) -> list[CdrRow]:
+    """The node's CDRs of calls from the carrier (that is, through Kamailio), in order."""
+    return [row for row in node.cdr_rows() if row.channel.startswith("PJSIP/carrier-")]
+
+
+def report(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[cluster] {text}")
+
+
+def test_carrier_calls_land_on_both_nodes(
+    live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {n.name: len(carrier_cdrs(n)) for n in live.nodes}
+    calls = 10
+    result = sipp.carrier_call(
+        DIALLED, workdir=tmp_path, calls=calls, rate=5, talk_ms=500,
+        answer_timeout_s=10, target=KAMAILIO, local_ip=CARRIER_IP,
+    )  # fmt: skip
+    assert result.ok, result.describe()
+
+    def counted() -> dict[str, int] | None:
+        split = {n.name: len(carrier_cdrs(n)) - before[n.name] for n in live.nodes}
+        return split if sum(split.values()) >= calls else None
+
+    split: dict[str, int] = poll(counted, 10, "a CDR on a node for every call")
+    rows = [row for n in live.nodes for row in carrier_cdrs(n)[before[n.name] :]]
+    outcome = Counter((row.dcontext, row.disposition) for row in rows)
+    report(capsys, f"{calls} carrier calls via Kamailio, CDRs per node: {split}; {outcome}")
+    assert sum(split.values()) == calls
+    # Round-robin over two nodes: 5 and 5; at least 3 each whatever the timing.
+    assert all(count >= 3 for count in split.values()), split
+    # Kamailio's own account agrees: the same calls went to both.
+    sent = Counter(e.node for e in live.kamailio.events() if e.kind == "call")
+    assert all(sent[n.spec.sip_uri] >= split[n.name] for n in live.nodes), sent
+
+
+def test_agent_registered_at_kamailio_is_reachable_from_both_nodes(
+    live: Cluster, tmp_path: Path
+) -> None:
+    address = agent_address(1)
+    registered = sipp.register_open("agent1", workdir=tmp_path, address=address, target=KAMAILIO)
+    assert registered.ok, registered.describe()
+    contacts = live.kamailio.registered()
+    assert any(f"{address[0]}:{address[1]}" in c for c in contacts.get("agent1", [])), contacts
+    try:
+        with sipp.agent_phone(1, workdir=tmp_path, answer_ms=200, address=address) as phone:
+            for i, node in enumerate(live.nodes, start=1):
+                # Context "default" hangs up whatever it gets (extensions.conf): the agent
+                # answers, and the node's BYE must reach the phone through Kamailio too.
+                node.ari(
+                    "POST",
+                    "channels?endpoint=PJSIP/agent1&context=default&extension=100&priority=1"
+                    f"&callerId=node-{node.name}",
+                )
+                invites = phone.wait_for_invites(i)
+                assert len(invites) == i, f"node {node.name}'s call did not reach the phone"
+                # The INVITE came through Kamailio, from this node.
+                vias = invites[-1].headers("Via")
+                assert KAMAILIO_IP in vias[0] and node.spec.ip in vias[-1], vias
+
+            def hung_up() -> bool:
+                return sipp.count_requests(phone.messages(), "BYE") >= len(live.nodes)
+
+            poll(hung_up, 10, "each node's BYE at the phone, through Kamailio")
+            answered = [
+                m for m in phone.messages()
+                if m.direction == "sent" and m.status == 200 and m.cseq_method == "INVITE"
+            ]  # fmt: skip
+            assert len({m.call_id for m in answered}) == len(live.nodes)
+    finally:
+        sipp.register_open(
+            "agent1", workdir=tmp_path, address=address, target=KAMAILIO, expires_s=0
+        )
+
+
+def test_kill_node_a_during_calls_new_calls_go_to_b(
+    live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    node_a, node_b = live.node("a"), live.node("b")
+    seen_before = len(live.kamailio.events())
+    results: list[sipp.CarrierResult] = []
+
+    def steady_calls() -> None:
+        results.append(
+            sipp.carrier_call(
+                DIALLED,
+                workdir=tmp_path,
+                calls=60,
+                rate=5,
+                talk_ms=1000,
+                answer_timeout_s=10,
+                target=KAMAILIO,
+                local_ip=CARRIER_IP,
+            )
+        )
+
+    run = threading.Thread(target=steady_calls)
+    run.start()
+    try:
+
+        def calls_on_a() -> bool:
+            new = live.kamailio.events()[seen_before:]
+            return sum(e.kind == "call" and e.node == node_a.spec.sip_uri for e in new) >= 5
+
+        poll(calls_on_a, 15, "steady calls on node a before the kill")
+        killed_at = time.time()  # Kamailio logs the wall clock too
+        node_a.kill()
+    finally:
+        run.join(60)
+    assert results, "the carrier's sipp run did not finish"
+    carrier = results[0]
+
+    events = live.kamailio.events()[seen_before:]
+    after = [e for e in events if e.at >= killed_at]
+    a, b = node_a.spec.sip_uri, node_b.spec.sip_uri
+    routed = [e for e in after if e.kind in ("call", "failover")]
+    tried_on_a = [e.at - killed_at for e in routed if e.node == a]
+    failovers = [e.at - killed_at for e in after if e.kind == "failover" and e.node == b]
+    marked_down = [e.at - killed_at for e in after if e.kind in ("down", "failed") and e.node == a]
+    first_call: dict[str, Event] = {}
+    for e in events:
+        first_call.setdefault(e.call_id, e)
+    new_calls = {cid for cid, e in first_call.items() if e.kind == "call" and e.at >= killed_at}
+
+    # Every call that arrived after the kill was answered (by b), first try or after
+    # failover; the calls that failed are those that were talking on a at the kill.
+    statuses = _invite_final_statuses(carrier)
+    unanswered_new = sorted(cid for cid in new_calls if statuses.get(cid) != 200)
+    figures = (
+        f"kill -9 of node a: first call sent on to b after failover "
+        f"{min(failovers, default=float('nan')):.2f} s after the kill ({len(failovers)} "
+        f"failed over); last call tried on a {max(tried_on_a, default=0.0):.2f} s; a marked "
+        f"down {min(marked_down, default=float('nan')):.2f} s; {len(new_calls)} calls after "
+        f"the kill, {len(unanswered_new)} of them unanswered; carrier: {carrier.describe()}"
+    )
+    report(capsys, figures)
+    assert tried_on_a and max(tried_on_a) < 5.0, figures
+    assert failovers and min(failovers) < 5.0, figures
+    # From then on the run went on, on b alone.
+    assert sum(e.at - killed_at > max(tried_on_a) for e in routed) >= 10, figures
+    assert new_calls and not unanswered_new, figures
+
+
+def _invite_final_statuses(carrier: sipp.CarrierResult) -> dict[str, int]:
+    """The carrier's final INVITE response per Call-ID."""
+    statuses: dict[str, int] = {}
+    for m in carrier.messages():
+        if m.direction == "received" and m.cseq_method == "INVITE" and (m.status or 0) >= 200:
+            statuses.setdefault(m.call_id or "", m.status or 0)
+    return statuses

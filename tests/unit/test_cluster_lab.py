@@ -1,0 +1,110 @@
+"""The cluster lab's generated configuration (lab/cluster.py, lab/kamailio.py), without
+running anything: per-node overrides of asterisk/conf/, Kamailio's template, its log."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from lab.asterisk import LAB_CONF, InstanceError, set_option
+from lab.cluster import AGENTS, KAMAILIO_IP, NodeSpec, node_specs, render_node_config
+from lab.kamailio import Kamailio, KamailioSettings, parse_events
+
+CONF = """[general]
+bind = 1.2.3.4
+
+[carrier](endpoint-common)
+context = from-carrier
+[carrier]
+type = aor
+contact = sip:old
+
+[globals]
+"""
+
+
+def test_set_option_replaces_the_key_in_every_section_of_that_name_that_has_it() -> None:
+    text = set_option(CONF, "carrier", "contact", "sip:new")
+    assert "contact = sip:new" in text
+    assert "sip:old" not in text
+    assert text.count("context = from-carrier") == 1
+
+
+def test_set_option_adds_only_when_asked() -> None:
+    with pytest.raises(InstanceError):
+        set_option(CONF, "general", "port", "5060")
+    added = set_option(CONF, "globals", "TELEVIKAR_NODE", "a", add=True)
+    assert added.endswith("[globals]\nTELEVIKAR_NODE = a\n")
+    new_section = set_option(CONF, "directories", "astlogdir", "/mnt/log", add=True)
+    assert new_section.endswith("\n[directories]\nastlogdir = /mnt/log\n")
+
+
+def test_node_config_is_asterisk_conf_with_per_node_values(tmp_path: Path) -> None:
+    node = NodeSpec("b", 1)
+    creds = {"ARI_PASSWORD": "ari-pw", "AMI_PASSWORD": "ami-pw", "AGENT9_PASSWORD": "a9-pw"}
+    render_node_config(tmp_path, node, creds)
+
+    assert sorted(p.name for p in LAB_CONF.glob("*.conf")) == sorted(
+        p.name for p in tmp_path.glob("*.conf") if not p.name.endswith("_users.conf")
+        and p.name != "pjsip_lab_auth.conf"
+    )  # fmt: skip
+    pjsip = (tmp_path / "pjsip.conf").read_text()
+    assert "bind = 127.0.1.12:5060" in pjsip
+    assert f"match = {KAMAILIO_IP}" in pjsip
+    for agent in AGENTS:
+        assert f"contact = sip:{agent}@{KAMAILIO_IP}:5060" in pjsip
+    settings = [line for line in pjsip.splitlines() if not line.startswith(";")]
+    assert not [line for line in settings if "127.0.0." in line]  # nothing on the lab's addresses
+    asterisk_conf = (tmp_path / "asterisk.conf").read_text()
+    assert "systemname = b" in asterisk_conf and "astlogdir = /mnt/log" in asterisk_conf
+    assert "bindaddr = 127.0.1.12" in (tmp_path / "http.conf").read_text()
+    assert "bindaddr = 127.0.1.12" in (tmp_path / "manager.conf").read_text()
+    assert "rtpstart = 21000" in (tmp_path / "rtp.conf").read_text()
+    assert "TELEVIKAR_NODE = b" in (tmp_path / "extensions.conf").read_text()
+    # What needs no per-node value is the project's file as it is.
+    for same in ("modules.conf", "cdr_custom.conf", "queues.conf"):
+        assert (tmp_path / same).read_text() == (LAB_CONF / same).read_text()
+    for secret in ("ari_users.conf", "manager_users.conf", "pjsip_lab_auth.conf"):
+        assert stat.S_IMODE((tmp_path / secret).stat().st_mode) == 0o600
+
+
+def test_nodes_have_their_own_addresses_and_rtp_ranges() -> None:
+    a, b, c = node_specs(3)
+    assert (a.ip, b.ip, c.ip) == ("127.0.1.11", "127.0.1.12", "127.0.1.13")
+    assert a.rtp_range == (20000, 20999) and c.rtp_range == (22000, 22999)
+
+
+def test_kamailio_template_is_filled_completely(tmp_path: Path) -> None:
+    settings = KamailioSettings(
+        ip="127.0.1.1", port=5060, carrier_ip="127.0.1.2",
+        nodes=[("a", "sip:127.0.1.11:5060"), ("b", "sip:127.0.1.12:5060")],
+    )  # fmt: skip
+    kamailio = Kamailio(tmp_path, settings)
+    kamailio.render()
+    config = kamailio.config.read_text()
+    assert not re.search(r"@[A-Z_]+@", config)
+    assert "listen=udp:127.0.1.1:5060" in config
+    assert kamailio.dispatcher_list.read_text().splitlines()[1:] == [
+        "1 sip:127.0.1.11:5060 0 0 duid=a",
+        "1 sip:127.0.1.12:5060 0 0 duid=b",
+    ]
+
+
+def test_kamailio_log_lines_become_events() -> None:
+    log = """ 3(7950) NOTICE: <script>: televikar: call abc@x to sip:127.0.1.11:5060 at 1.500000
+ 1(7948) WARNING: <script>: televikar: node sip:127.0.1.11:5060 failed for abc@x (408) at 2.5
+ 1(7948) NOTICE: <script>: televikar: call abc@x to sip:127.0.1.12:5060 at 2.500100 (failover)
+ 3(7950) WARNING: <script>: televikar: node sip:127.0.1.11:5060 down at 3.25
+ 0(7947) INFO: <core> [main.c:3055]: main(): processes (at least): 8
+"""
+    events = parse_events(log)
+    assert [(e.kind, e.node[-9:], e.at) for e in events] == [
+        ("call", "1.11:5060", 1.5),
+        ("failed", "1.11:5060", 2.5),
+        ("failover", "1.12:5060", 2.5001),
+        ("down", "1.11:5060", 3.25),
+    ]
+    assert events[1].code == "408" and events[2].call_id == "abc@x"
