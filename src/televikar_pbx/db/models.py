@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -637,3 +638,21 @@ class KbPageVersion(Base):
     saved_at: Mapped[UTCTimestamp]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     username: Mapped[str | None] = mapped_column(String(64))
+
+
+class ClusterLease(Base):
+    """A leadership lease among ``serve`` processes (cluster/leadership.py, issue 16).
+
+    One row per lease name, never deleted: ``generation`` grows by one each time another
+    holder takes it, so a write carrying an old generation is recognisably stale.
+    ``expires_at`` is set from the database's own clock; only PostgreSQL is used in
+    leader-standby mode (the table exists on SQLite too, unused).
+    """
+
+    __tablename__ = "cluster_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text())
+    generation: Mapped[int] = mapped_column(BigInteger())
+    expires_at: Mapped[UTCTimestamp]
+    renewed_at: Mapped[UTCTimestamp]
