@@ -138,6 +138,18 @@ class Settings(BaseSettings):
     web_login_window_s: float = Field(default=900, gt=0)
     web_login_lockout_s: float = Field(default=900, ge=0)
 
+    # Leader and standby (docs/operations.md, issue 16): "single" is one serve on its
+    # own; "leader-standby" lets several serve processes share one PostgreSQL database,
+    # of which the one holding the lease leads. The holder's name defaults to
+    # hostname:pid. A leader renews every renew_s and stops acting margin_s before its
+    # lease_s runs out unrenewed; a standby tries to take the lease every retry_s.
+    cluster_mode: Literal["single", "leader-standby"] = "single"
+    cluster_node_name: str | None = None
+    cluster_lease_s: float = Field(default=3.0, gt=0)
+    cluster_renew_s: float = Field(default=1.0, gt=0)
+    cluster_retry_s: float = Field(default=0.5, gt=0)
+    cluster_margin_s: float = Field(default=0.5, ge=0)
+
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"
