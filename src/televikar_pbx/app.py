@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -27,6 +29,15 @@ from televikar_pbx.calls.recovery import reconcile
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.calls.spool import SpoolingStore
 from televikar_pbx.clock import Clock, clock_from_env
+from televikar_pbx.cluster import (
+    ClusterConfig,
+    FencedSessions,
+    FenceToken,
+    LeaderElector,
+)
+from televikar_pbx.cluster import (
+    cluster_config as cluster_config,  # for the command line: `serve` chooses
+)
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -50,11 +61,21 @@ log = structlog.get_logger("televikar_pbx.app")
 FALLBACK_SCAN_S = 5.0
 
 
-async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = None) -> None:
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    fence: FenceToken | None = None,
+) -> None:
     """Run the answering desk until ``stop`` is set; ``clock``: the command line's, else
-    ``TELEVIKAR_NOW`` or the system clock."""
+    ``TELEVIKAR_NOW`` or the system clock. ``fence``: this process leads (leader-standby,
+    :func:`serve_in_cluster`): every call record it writes proves the lease still holds,
+    and they are written straight through (a spool on a dead leader's disk is out of the
+    standby's reach)."""
     engine = make_engine(settings.sqlalchemy_url)
     sessionmaker = make_sessionmaker(engine)
+    writes = sessionmaker if fence is None else FencedSessions(sessionmaker, fence)
+    write_behind = settings.calls_write_behind and fence is None
     directory = await load_directory(sessionmaker)
     clock = clock or clock_from_env()
     desk = Desk(directory, clock.now(), ring_timeout_s=settings.ring_timeout_s)
@@ -72,13 +93,13 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
     # most are written behind the routing through it, a batch per transaction.
     @asynccontextmanager
     async def one_transaction() -> AsyncIterator[CallStoreRepository]:
-        async with sessionmaker.begin() as session:
+        async with writes.begin() as session:
             yield CallStoreRepository(session)
 
     store = SpoolingStore(
-        CallStoreRepository(sessionmaker),
+        CallStoreRepository(writes),
         settings.spool_dir / "calls.jsonl",
-        batch=one_transaction if settings.calls_write_behind else None,
+        batch=one_transaction if write_behind else None,
     )
     store.start()
     presence = Presence(ari, directory, desk)
@@ -157,8 +178,9 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
             log.warning("service.event_filter_failed", error=str(exc))
         try:
             await install_hints(
-                settings.asterisk_conf_dir, calls.directory, ari, settings.max_message_s
-            )
+                settings.asterisk_conf_dir, calls.directory, ari, settings.max_message_s,
+                settings.takeover_wait_s,
+            )  # fmt: skip
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         presence.resync()
@@ -205,7 +227,10 @@ async def serve(settings: Settings, stop: asyncio.Event, clock: Clock | None = N
         new = await load_directory(sessionmaker)
         await install_agent_phones()
         try:
-            await install_hints(settings.asterisk_conf_dir, new, ari, settings.max_message_s)
+            await install_hints(
+                settings.asterisk_conf_dir, new, ari, settings.max_message_s,
+                settings.takeover_wait_s,
+            )  # fmt: skip
         except AriError as exc:
             log.warning("service.hints_failed", error=str(exc))
         await calls.reload(new)
@@ -287,3 +312,47 @@ async def _start_desk_web(
 def _safe_url(url: str) -> str:
     """A database URL without its password, for logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+# `serve` exits with this when it lost the lease while leading (leader-standby): its
+# supervisor (systemd's Restart=) starts it again, as a standby.
+LOST_LEADERSHIP_EXIT = 3
+
+
+async def serve_in_cluster(
+    settings: Settings, stop: asyncio.Event, config: ClusterConfig, clock: Clock | None = None
+) -> None:
+    """Leader-standby (docs/operations.md): stand by until this process holds the lease,
+    then run :func:`serve` with its fence token until ``stop``, then release the lease so
+    a standby takes over at once. Losing the lease while leading (the database says so,
+    or cannot be reached for the term: cluster/term.py) ends the process at once, exit
+    :data:`LOST_LEADERSHIP_EXIT`: no command to Asterisk, no write after that (its
+    delivery child dies with it), and the new leader adopts the calls."""
+    engine = make_engine(settings.sqlalchemy_url)  # the lease's own: never behind the store
+    leading: asyncio.Future[FenceToken] = asyncio.get_running_loop().create_future()
+
+    def on_lead(token: FenceToken) -> None:
+        if not leading.done():
+            leading.set_result(token)
+
+    def on_lose(reason: str) -> None:
+        if reason == "released":  # our own clean stop, below
+            return
+        log.critical("service.leadership_lost", reason=reason, exit_code=LOST_LEADERSHIP_EXIT)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(LOST_LEADERSHIP_EXIT)
+
+    elector = LeaderElector(make_sessionmaker(engine), config, on_lead=on_lead, on_lose=on_lose)
+    elector.start()
+    log.info("service.standing_by", holder=config.holder)
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    waits: set[asyncio.Future[Any]] = {leading, stopping}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if leading.done() and not stop.is_set():
+            await serve(settings, stop, clock, fence=leading.result())
+    finally:
+        stopping.cancel()
+        await elector.stop()
+        await engine.dispose()

@@ -34,14 +34,19 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here for start-up time only: the service's ARI, AMI and HTTP libraries
     # are not needed by the operator's commands.
-    from televikar_pbx.app import serve
+    from televikar_pbx.app import cluster_config, serve, serve_in_cluster
+
+    cluster = cluster_config(settings)  # None: one serve; a ConfigError on SQLite
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop, args.clock)
+        if cluster is None:
+            await serve(settings, stop, args.clock)
+        else:
+            await serve_in_cluster(settings, stop, cluster, args.clock)
 
     if settings.event_loop == "uvloop":
         import uvloop  # libuv's loop: the service's callbacks, sockets and timers cost less

@@ -8,6 +8,7 @@ git, so no password is ever committed.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "/etc/televikar-pbx/televikar.env"
+# A new leader's ARI connection and recovery, after it took the lease (seconds).
+TAKEOVER_CONNECT_S = 3
 
 
 class Settings(BaseSettings):
@@ -153,6 +156,15 @@ class Settings(BaseSettings):
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"
+
+    @property
+    def takeover_wait_s(self) -> int:
+        """How long a caller rings while no desk is connected before the dialplan takes a
+        message (extensions.conf): with a standby, long enough for it to take the lease
+        (lease + retry) and connect; on a single box 0, the message at once."""
+        if self.cluster_mode != "leader-standby":
+            return 0
+        return math.ceil(self.cluster_lease_s + self.cluster_retry_s) + TAKEOVER_CONNECT_S
 
     @property
     def fallback_dir(self) -> Path:

@@ -1,14 +1,19 @@
 """``televikar-pbx status [--json]``: the live desk, read from the running service, and
-the delivery outbox, read from the database (``outbox_status``)."""
+the delivery outbox, read from the database (``outbox_status``); in leader-standby mode
+also who leads, from the lease in the database: on a standby's machine, whose ``serve``
+has no desk to show, that (and the outbox) is what it prints."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import urllib.error
 import urllib.request
 from typing import Any
 
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.leases_repo import read_lease
 from televikar_pbx.errors import TelevikarError
 from televikar_pbx.outbox_status import read_outbox, render_outbox
 from televikar_pbx.settings import Settings
@@ -25,6 +30,46 @@ def fetch_status(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any]:
             f"the service does not answer on 127.0.0.1:{settings.control_port} "
             f"(is `televikar-pbx serve` running?): {getattr(exc, 'reason', exc)}"
         ) from exc
+
+
+LEASE = "desk"  # ClusterConfig's lease name
+
+
+def read_leadership(settings: Settings) -> dict[str, Any] | None:
+    """Who holds the desk's lease (leader-standby mode), or None in single mode."""
+    if settings.cluster_mode != "leader-standby":
+        return None
+
+    async def main() -> dict[str, Any]:
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                lease = await read_lease(session, LEASE)
+        finally:
+            await engine.dispose()
+        if lease is None:
+            return {"leader": None}
+        return {
+            "leader": lease.holder if lease.live else None,
+            "last_holder": lease.holder,
+            "generation": lease.generation,
+            "expires_at": lease.expires_at.isoformat(),
+        }
+
+    try:
+        return asyncio.run(main())
+    except Exception as exc:  # the database away: say so, show what the service says
+        return {"error": str(exc).splitlines()[0]}
+
+
+def render_leadership(cluster: dict[str, Any], here: str) -> list[str]:
+    if "error" in cluster:
+        return [f"Leader: unknown, the database does not answer ({cluster['error']})"]
+    if cluster["leader"] is None:
+        last = cluster.get("last_holder")
+        return [f"Leader: none (last {last}, generation {cluster.get('generation')})"]
+    leader, generation = cluster["leader"], cluster["generation"]
+    return [f"Leader: {leader} (generation {generation}); this machine: {here}"]
 
 
 def render(status: dict[str, Any]) -> str:
@@ -48,9 +93,29 @@ def render(status: dict[str, Any]) -> str:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    status = fetch_status(settings)
+    cluster = read_leadership(settings)
+    try:
+        status = fetch_status(settings)
+    except TelevikarError:
+        if cluster is None:
+            raise
+        # A standby (or a stopped serve) has no desk: who leads, and the outbox.
+        status = {"role": "standby or stopped"}
+    else:
+        if cluster is not None:
+            status["role"] = "leader"
+    if cluster is not None:
+        status["cluster"] = cluster
     status["outbox"] = read_outbox(settings)
-    print(json.dumps(status, indent=2) if args.json else render(status))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    lines = [] if cluster is None else render_leadership(cluster, str(status["role"]))
+    if "agents" in status:
+        lines.append(render(status))
+    elif "outbox" in status:
+        lines.extend(render_outbox(status["outbox"]))
+    print("\n".join(lines))
     return 0
 
 

@@ -30,6 +30,7 @@ from televikar_pbx.db import migrate
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.records import CallEventRecord, CallRecord, MessageRecord
 from televikar_pbx.db.repositories import CallRepository, CallStoreRepository, DirectoryRepository
+from tests.asterisk.pg_instance import PgInstance
 from tests.helpers import in_thread, run_async
 
 REPO = Path(__file__).resolve().parents[2]
@@ -233,9 +234,10 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def launch(self) -> None:
-        """Start ``serve`` (again) and wait until it is connected to ARI."""
-        ready_before = self.log().count("service.ready") if self.log_path.exists() else 0
+    def launch(self, ready: str = "service.ready") -> None:
+        """Start ``serve`` (again) and wait until it is connected to ARI (or until its
+        log has one more ``ready`` line: a standby's ``service.standing_by``)."""
+        ready_before = self.log().count(ready) if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "televikar_pbx.cli", "serve"],
@@ -252,13 +254,10 @@ class Service:
         poll(
             lambda: (
                 self.process is not None
-                and (
-                    self.process.poll() is not None
-                    or self.log().count("service.ready") > ready_before
-                )
+                and (self.process.poll() is not None or self.log().count(ready) > ready_before)
             ),
             20,
-            "the service to connect to ARI",
+            f"the service to log {ready}",
         )
         if self.process is not None and self.process.poll() is not None:
             pytest.fail(f"televikar-pbx serve exited early:\n{self.log()}", pytrace=False)
@@ -335,3 +334,14 @@ def start_service(lab: Lab, tmp_path: Path) -> Iterator[StartService]:
     for service in started:
         service.stop()
     lab.hang_up_everything()
+
+
+@pytest.fixture
+def pg() -> Iterator[PgInstance]:
+    """A PostgreSQL server of the test's own, to stop and start (or share between two
+    ``serve`` processes) at will."""
+    instance = PgInstance(free_port())
+    try:
+        yield instance
+    finally:
+        instance.remove()

@@ -22,10 +22,9 @@ from tests.asterisk.conftest import (
     Lab,
     Service,
     StartService,
-    free_port,
     poll,
 )
-from tests.asterisk.pg_instance import PgInstance
+from tests.asterisk.pg_instance import PgInstance  # the pg fixture: conftest.py
 from tests.asterisk.test_desk import DIDS, PROMPT_AND_BEEP_MS, seeder
 
 # The fallback dialplan's Answer() returns ~0.5 s after the 200 OK (it waits for media;
@@ -256,15 +255,6 @@ def test_calls_that_end_while_ari_is_cut_off_are_closed_from_the_cdr(
     assert service.ended_call(2).outcome == "answered"
     assert len(service.calls()) == 2
     assert "recovery.leg_gone" in service.log()
-
-
-@pytest.fixture
-def pg() -> Iterator[PgInstance]:
-    instance = PgInstance(free_port())
-    try:
-        yield instance
-    finally:
-        instance.remove()
 
 
 def test_calls_during_a_database_outage_are_written_once_when_it_is_back(

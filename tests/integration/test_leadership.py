@@ -8,6 +8,7 @@ electors share; nothing depends on the date or the time of day.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from televikar_pbx.cluster import (
     ClusterConfig,
     Fenced,
+    FencedSessions,
     FenceToken,
     LeaderElector,
     check_fence,
@@ -27,6 +29,7 @@ from televikar_pbx.cluster import (
 )
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.leases_repo import acquire, read_lease
+from televikar_pbx.db.repositories import CallStoreRepository
 from tests.integration.pg_partition import PartitionRelay
 
 pytestmark = [
@@ -38,6 +41,7 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 LEASE_S, RENEW_S, RETRY_S, MARGIN_S = 1.0, 0.25, 0.1, 0.2
 # Scheduling slack on a loaded 2-core machine (other sessions run benchmarks).
 SLACK_S = 1.0
+T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 
 
 def config(holder: str) -> ClusterConfig:
@@ -295,3 +299,29 @@ async def test_a_leader_cut_off_inside_a_fenced_write_does_not_block_the_takeove
     with pytest.raises(Exception):  # noqa: B017 - the session was ended: any error will do
         await asyncio.wait_for(writing, timeout=5)
     assert await _markers(sessionmaker) == []
+
+
+async def test_the_call_store_on_fenced_sessions_writes_only_while_its_lease_holds(
+    sessionmaker: Sessionmaker, nodes: Nodes
+) -> None:
+    """``serve`` in leader-standby mode builds its call store on ``FencedSessions``: a
+    row written while leading is kept; once the lease has moved on, the same store's
+    writes are refused and leave nothing."""
+    a = await nodes.leader(sessionmaker)
+    store = CallStoreRepository(FencedSessions(sessionmaker, a.leads[0][1]))
+
+    async def new_call(channel: str) -> int:
+        return await store.create_call(
+            channel_id=channel, linkedid=None, customer_id=None, dialled_number="4721000001",
+            caller_number="4790000001", caller_name=None, arrived_at=T0,
+        )  # fmt: skip
+
+    kept = await new_call("c-leading")
+    b = await nodes.standby(sessionmaker)
+    a.kill()
+    await until(lambda: bool(b.leads), within=LEASE_S + RETRY_S + SLACK_S)
+    with pytest.raises(Fenced):
+        await new_call("c-after-takeover")
+    unfenced = CallStoreRepository(sessionmaker)
+    assert (await unfenced.find_by_channel("c-leading")).id == kept
+    assert await unfenced.find_by_channel("c-after-takeover") is None

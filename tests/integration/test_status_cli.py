@@ -13,6 +13,7 @@ import pytest
 
 from televikar_pbx.cli import main
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.leases_repo import acquire
 from televikar_pbx.db.outbox_repo import OutboxRepository
 from tests.helpers import run_async
 
@@ -158,3 +159,49 @@ def test_status_without_a_database_still_shows_the_desk(
     outbox = json.loads(capsys.readouterr().out)["outbox"]
     assert outbox == {"error": f"no database file {missing} (run: televikar-pbx db upgrade)"}
     assert not missing.exists()
+
+
+# --- leader-standby: who leads, from the lease ---------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("empty_db_url", ["postgres"], indirect=True)
+def test_status_on_a_standby_shows_the_leader_from_the_database(
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A standby's ``serve`` has no desk to show: ``status`` says who leads (the lease
+    in the database) and the outbox instead of failing; where the desk answers, it is
+    the leader's."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens: this machine's serve stands by
+    monkeypatch.setenv("TELEVIKAR_ENV_FILE", str(tmp_path / "no.env"))
+    monkeypatch.setenv("TELEVIKAR_DATABASE_URL", db_url)
+    monkeypatch.setenv("TELEVIKAR_CONTROL_PORT", str(port))
+    monkeypatch.setenv("TELEVIKAR_CLUSTER_MODE", "leader-standby")
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.startswith("Leader: none (last None")
+
+    async def lead() -> None:
+        engine = make_engine(db_url)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                assert await acquire(session, "desk", "desk-1", 60) is not None
+        finally:
+            await engine.dispose()
+
+    run_async(lead)
+    assert main(["status"]) == 0
+    table = capsys.readouterr().out
+    first = table.splitlines()[0]
+    assert first == "Leader: desk-1 (generation 1); this machine: standby or stopped"
+    assert "Outbox (message deliveries)" in table
+    assert main(["status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["role"] == "standby or stopped"
+    assert shown["cluster"]["leader"] == "desk-1" and shown["cluster"]["generation"] == 1

@@ -41,9 +41,10 @@ def test_hints_per_agent_and_queue() -> None:
     directory = Directory(
         (Customer(3, "C", "C"),), (Agent(1, "Kari", "kari"), Agent(2, "Ola", "ola"))
     )
-    assert render_hints(directory, max_message_s=45).splitlines()[1:] == [
+    assert render_hints(directory, max_message_s=45, takeover_wait_s=7).splitlines()[1:] == [
         "[globals](+)",
         "TELEVIKAR_MAX_MESSAGE_S=45",
+        "TELEVIKAR_TAKEOVER_WAIT_S=7",
         "[televikar-states]",
         "exten => agent-kari,hint,Stasis:agent-kari",
         "exten => agent-ola,hint,Stasis:agent-ola",
@@ -62,3 +63,18 @@ def test_the_fallback_dialplan_records_at_most_the_generated_maximum() -> None:
     assert Settings.model_fields["max_message_s"].default == 120
     # The generated file adds to the [globals] that extensions.conf defines before it.
     assert dialplan.index("[globals]") < dialplan.index("#tryinclude extensions_televikar.conf")
+
+
+def test_callers_wait_for_a_standby_only_in_leader_standby_mode() -> None:
+    """The global extensions.conf rings callers for while no desk is connected: enough
+    for a standby to take the lease and connect; 0 (the message at once) on one box."""
+    from televikar_pbx.settings import Settings
+
+    single = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert single.takeover_wait_s == 0
+    assert "TELEVIKAR_TAKEOVER_WAIT_S=0" in render_hints(Directory((), ()))
+    paired = Settings(_env_file=None, cluster_mode="leader-standby")  # type: ignore[call-arg]
+    assert paired.takeover_wait_s == 4 + 3  # lease 3 s + retry 0.5 s, then connecting
+    dialplan = (REPO / "asterisk" / "conf" / "extensions.conf").read_text()
+    carrier = dialplan.split("[from-carrier]", 1)[1].split("\n[", 1)[0]
+    assert "0${TELEVIKAR_TAKEOVER_WAIT_S}]?fallback)" in carrier

@@ -454,3 +454,26 @@ async def test_a_row_the_database_refuses_is_logged_and_the_caller_still_routed(
     assert ("originate", "PJSIP/agent1", "c1-a1", '"Acme" <4790000001>') in h.ari.requests
     assert h.service.calls["c1"].record_id is None
     assert h.store.events == []
+
+
+async def test_a_caller_who_rang_while_no_desk_was_connected_counts_from_the_dialplans_stamp(
+    tmp_path: Path,
+) -> None:
+    """extensions.conf passes the caller's arrival (UTC epoch seconds): when Stasis() had
+    to be tried again while a standby took over, the record's wait starts then; a stamp
+    of the same moment as the event leaves the event's finer time."""
+    h = Harness(tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),))
+    earlier = f"{(T0 - timedelta(seconds=4)).timestamp():.3f}"
+    await h.send(
+        event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001", "", earlier]),
+        event("StasisStart", 1, channel=caller("c2"),
+              args=["inbound", "4721000001", "", f"{T0.timestamp() + 0.9:.3f}"]),
+        event("StasisStart", 2, channel=caller("c3"), args=["inbound", "4721000001", "", "x"]),
+    )  # fmt: skip
+    await h.service.rows_written()
+    arrived = [c["arrived_at"] for c in h.store.calls.values()]
+    assert arrived == [
+        T0 - timedelta(seconds=4),
+        T0 + timedelta(seconds=1),
+        T0 + timedelta(seconds=2),
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -33,6 +33,10 @@ from televikar_pbx.domain import acd
 from televikar_pbx.errors import AriError
 
 log = structlog.get_logger("televikar_pbx.calls")
+
+# Closer than this to the event, the dialplan's arrival stamp is the same moment: the
+# event's time (finer) is kept, as before the stamp existed.
+ARRIVAL_SLACK_S = 0.25
 
 
 class StasisEvents(CallShell):
@@ -64,11 +68,18 @@ class StasisEvents(CallShell):
             await self._on_agent_answered(event, args[1] if len(args) > 1 else "")
         else:
             dialled = args[1] if len(args) > 1 else ""
-            await self._on_caller_arrived(event, dialled, args[2] if len(args) > 2 else "")
+            linkedid = args[2] if len(args) > 2 else ""
+            arrived = args[3] if len(args) > 3 else ""
+            await self._on_caller_arrived(event, dialled, linkedid, arrived)
 
-    async def _on_caller_arrived(self, event: AriEvent, dialled: str, linkedid: str) -> None:
-        """``dialled`` and ``linkedid``: the dialplan's Stasis() arguments (empty when it
-        did not give them: the channel's own, and a request for the linked id)."""
+    async def _on_caller_arrived(
+        self, event: AriEvent, dialled: str, linkedid: str, arrived: str = ""
+    ) -> None:
+        """``dialled``, ``linkedid`` and ``arrived``: the dialplan's Stasis() arguments
+        (empty when it did not give them: the channel's own, a request for the linked
+        id, and the event's time). ``arrived`` (UTC epoch seconds) is earlier than the
+        event when the caller rang while no desk was connected (a standby taking over,
+        extensions.conf): the call's record counts the wait from then."""
         channel = event.channel
         key = str(channel["id"])
         dialled = dialled or str(channel.get("dialplan", {}).get("exten", ""))
@@ -96,7 +107,7 @@ class StasisEvents(CallShell):
                 dialled_number=dialled,
                 caller_number=caller_number,
                 caller_name=caller_name,
-                arrived_at=event.timestamp,
+                arrived_at=arrival(arrived, event.timestamp),
                 first_event=self._journal.arrival(
                     dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
                 ),
@@ -257,3 +268,14 @@ def _cause(value: Any) -> int | None:
 
 def _text(value: Any) -> str | None:
     return str(value) if value else None
+
+
+def arrival(stamp: str, event_at: datetime) -> datetime:
+    """The caller's arrival: the dialplan's stamp (UTC epoch seconds) when it is earlier
+    than the event by more than the stamp's own precision (the caller rang while no
+    desk was connected), else the event's time."""
+    try:
+        at = datetime.fromtimestamp(float(stamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        return event_at
+    return at if (event_at - at).total_seconds() > ARRIVAL_SLACK_S else event_at

@@ -37,6 +37,7 @@ from televikar_pbx.cluster.elector import LeaderElector
 from televikar_pbx.cluster.term import LeaderTerm
 from televikar_pbx.db.leases_repo import (
     Fenced,
+    FencedSessions,
     FenceToken,
     LeaseUnsupported,
     check_fence,
@@ -47,6 +48,7 @@ __all__ = [
     "ClusterConfig",
     "FenceToken",
     "Fenced",
+    "FencedSessions",
     "LeaderElector",
     "LeaderTerm",
     "LeaseUnsupported",

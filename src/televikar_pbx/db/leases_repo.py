@@ -37,6 +37,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -196,3 +197,25 @@ async def fenced_transaction(
     async with sessionmaker.begin() as session:
         await check_fence(session, token, idle_timeout_s=idle_timeout_s)
         yield session
+
+
+class FencedSessions(async_sessionmaker[AsyncSession]):
+    """A sessionmaker whose every ``begin()`` starts with :func:`check_fence`: what a
+    repository built on it writes is refused (:class:`Fenced`, rolled back) once the
+    token's lease has moved on. Sessions it makes without ``begin()`` are not fenced."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        token: FenceToken,
+        *,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    ) -> None:
+        kw = dict(sessionmaker.kw)
+        super().__init__(kw.pop("bind"), class_=sessionmaker.class_, **kw)
+        self._inner = sessionmaker
+        self.token = token
+        self._idle_timeout_s = idle_timeout_s
+
+    def begin(self) -> Any:  # an async context manager of a fenced transaction
+        return fenced_transaction(self._inner, self.token, idle_timeout_s=self._idle_timeout_s)
