@@ -23,6 +23,7 @@ from tests.asterisk import sipp
 from tests.asterisk.conftest import Service, StartService, free_port, poll
 from tests.asterisk.pg_instance import PgInstance  # the pg fixture: conftest.py
 from tests.asterisk.test_desk import DIDS, seeder
+from tests.integration.pg_partition import PartitionRelay
 
 CLUSTER = {
     "cluster_mode": "leader-standby",
@@ -160,3 +161,78 @@ def test_a_serve_that_loses_the_lease_stops_at_once(
     assert leader.process is not None
     assert leader.process.wait(timeout=5) == 3
     assert "service.leadership_lost" in leader.log()
+
+
+def log_times(service: Service, event: str) -> list[datetime]:
+    """When ``service`` logged ``event`` (its JSON log's own stamps, UTC)."""
+    return [
+        datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
+        for line in service.log().splitlines()
+        if f'"{event}"' in line and (e := json.loads(line))
+    ]
+
+
+def test_a_leader_cut_off_from_the_database_stops_before_the_standby_leads(
+    start_service: StartService, pg: PgInstance, tmp_path: Path
+) -> None:
+    """A partition: the leader reaches PostgreSQL through a relay that the test black-
+    holes (connections stay open, nothing passes), the standby directly. The leader
+    stops by its own clock and exits 3 before the standby can take the lease; the
+    standby takes the calls over; every caller is answered, one record each, and no
+    agent's phone rang for a call while another agent talked in it."""
+    relay = PartitionRelay(("127.0.0.1", pg.port))
+    try:
+        through_relay = pg.url.replace(f":{pg.port}/", f":{relay.port}/")
+        leader = start_service(
+            seeder(agents=((0,), (0,)), rules=CustomerRules(wrap_up_s=0, max_wait_s=90)),
+            db_url=through_relay, ring_timeout_s="30", cluster_node_name="desk-1", **CLUSTER,
+        )  # fmt: skip
+        standby = standby_of(leader, "desk-2", tmp_path)
+        standby.env["TELEVIKAR_DATABASE_URL"] = pg.url
+        standby.db_url = pg.url
+        standby.launch(ready="service.standing_by")
+        calls = 6
+        with (
+            sipp.agent_phone(1, workdir=tmp_path, answer_ms=500) as one,
+            sipp.agent_phone(2, workdir=tmp_path, answer_ms=500) as two,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            placed = pool.submit(
+                sipp.carrier_call, DIDS[0], workdir=tmp_path, talk_ms=5000, calls=calls,
+                rate=1.0, max_concurrent=calls, answer_timeout_s=60,
+            )  # fmt: skip
+            poll(lambda: len(standby.calls()) >= 3, 10, "three calls in the database")
+            cut = time.monotonic()
+            relay.blackhole()
+            assert leader.process is not None
+            code = leader.process.wait(timeout=10)
+            stopped = time.monotonic() - cut
+            poll(lambda: "service.ready" in standby.log(), 10, "the standby to lead")
+            took = time.monotonic() - cut
+            result = placed.result()
+            offers = len(one.invites()) + len(two.invites())
+        print(
+            f"\n[standby] partition: the leader exited (code {code}) {stopped:.2f} s after "
+            f"the cut; the standby was connected {took:.2f} s after it; {offers} offers "
+            f"for {calls} calls"
+        )
+        assert code == 3 and "service.leadership_lost" in leader.log()
+        [lost] = log_times(leader, "service.leadership_lost")
+        [leading] = log_times(standby, "cluster.leading")
+        assert lost < leading  # the old leader had stopped before the new one began
+        assert took < TAKEOVER_BOUND_S
+        assert result.ok, result.describe()  # every caller was answered by an agent
+        rows = poll(
+            lambda: (c := standby.calls()) and len(c) == calls and all(x.ended_at for x in c) and c,
+            20,
+            "every call ended in the database",
+        )
+        assert len({r.channel_id for r in rows}) == calls  # each exactly once
+        assert all(r.outcome == "answered" for r in rows), [(r.id, r.outcome) for r in rows]
+        for row in rows:
+            kinds = [e.type for e in standby.events(row.id)]
+            assert kinds.count("ended") == 1 and kinds.count("answered") <= 1, (row.id, kinds)
+    finally:
+        relay.close()
+        if "standby" in locals():
+            standby.stop()

@@ -52,7 +52,16 @@ class PartitionRelay:
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
+        # Tracked at once: a connection that waits out a black hole until close() is
+        # closed by it, never left open (no upstream is made for it after close()).
+        with self._lock:
+            if self._closed:
+                client.close()
+                return
+            self._sockets.append(client)
         self._passing.wait()
+        if self._closed:
+            return
         try:
             upstream = socket.create_connection(self._target, timeout=5)
         except OSError:
@@ -60,7 +69,10 @@ class PartitionRelay:
             return
         upstream.settimeout(None)
         with self._lock:
-            self._sockets += [client, upstream]
+            if self._closed:
+                upstream.close()
+                return
+            self._sockets.append(upstream)
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
