@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,6 +40,8 @@ from televikar_pbx.cluster import (
 from televikar_pbx.cluster import (
     cluster_config as cluster_config,  # for the command line: `serve` chooses
 )
+from televikar_pbx.cluster.nodes import Node, Nodes
+from televikar_pbx.cluster.phones import PhoneReachability
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -49,6 +53,7 @@ from televikar_pbx.db.repositories import (
 from televikar_pbx.delivery.process import DeliveryProcess
 from televikar_pbx.delivery.service import Delivery, start_delivery
 from televikar_pbx.domain.acd import Desk
+from televikar_pbx.domain.directory import Directory
 from televikar_pbx.errors import AriError
 from televikar_pbx.settings import Settings
 from televikar_pbx.web import app as desk_web
@@ -80,14 +85,28 @@ async def serve(
     clock = clock or clock_from_env()
     desk = Desk(directory, clock.now(), ring_timeout_s=settings.ring_timeout_s)
 
-    ari = AriClient(
-        settings.ari_url,
-        settings.ari_user,
-        settings.ari_password.get_secret_value(),
-        settings.ari_app,
-        heartbeat_s=settings.ari_heartbeat_s,
-        reconnect_max_s=settings.ari_reconnect_max_s,
+    # Every node's ARI (TELEVIKAR_NODES; else the one of the ari_* settings), behind one
+    # Telephony port that sends each request to the node of the id it names.
+    nodes = Nodes(
+        [
+            Node(
+                node,
+                AriClient(
+                    node.ari_url,
+                    node.ari_user,
+                    node.ari_password.get_secret_value(),
+                    settings.ari_app,
+                    heartbeat_s=settings.ari_heartbeat_s,
+                    reconnect_max_s=settings.ari_reconnect_max_s,
+                ),
+            )
+            for node in settings.node_list()
+        ]
     )
+    ari = nodes
+
+    def spool_of(key: str) -> Path:
+        return (nodes.owner(key) or nodes.nodes[0]).settings.recording_spool
 
     # Call records survive a database outage in a local spool (calls/spool.py), and
     # most are written behind the routing through it, a batch per transaction.
@@ -119,7 +138,7 @@ async def serve(
         media=MediaFlows(
             ari,
             store,
-            recording_spool=settings.recording_spool,
+            recording_spool=spool_of,
             messages_dir=settings.messages_dir,
             max_message_s=settings.max_message_s,
         ),
@@ -127,41 +146,42 @@ async def serve(
         presence=presence,
     )
 
-    async def import_fallback() -> None:
+    async def import_fallback(node: Node) -> None:
+        folder = node.settings.fallback_dir
         try:
-            await import_fallback_calls(
-                settings.fallback_dir, calls.directory, store, settings.messages_dir
-            )
+            await import_fallback_calls(folder, calls.directory, store, settings.messages_dir)
         except Exception:
-            log.exception("fallback.import_failed", folder=str(settings.fallback_dir))
+            log.exception("fallback.import_failed", folder=str(folder))
 
-    async def recover(connected_at: datetime) -> None:
-        """Make memory, database and Asterisk agree after a (re)connection."""
+    async def recover(node: Node, connected_at: datetime) -> None:
+        """Make memory, database and the node's Asterisk agree after a (re)connection
+        (the node's calls only: the other nodes' are theirs)."""
         try:
             await reconcile(
-                ari=ari,
+                ari=node.ari,
                 store=store,
                 app=settings.ari_app,
                 in_memory=lambda: calls.calls,
                 dispatch=dispatcher.dispatch,
                 adopt=calls.adopt,
-                cdr_file=settings.cdr_file,
-                recording_spool=settings.recording_spool,
+                cdr_file=node.settings.cdr_file,
+                recording_spool=node.settings.recording_spool,
                 messages_dir=settings.messages_dir,
                 connected_at=connected_at,
                 clock=clock,
+                owns=nodes.owns(node),
             )
         except Exception:
-            log.exception("recovery.failed")
+            log.exception("recovery.failed", node=node.name)
 
     # One catch-up at a time, import before reconcile: a row being imported is open
     # until its import ends, and reconcile would take it for a call lost by a crash.
     catching_up = asyncio.Lock()
 
-    async def catch_up(connected_at: datetime) -> None:
+    async def catch_up(node: Node, connected_at: datetime) -> None:
         async with catching_up:
-            await import_fallback()
-            await recover(connected_at)
+            await import_fallback(node)
+            await recover(node, connected_at)
 
     async def scan_fallback() -> None:
         """Fallback calls end after we connected (a caller still recording when we came
@@ -169,30 +189,35 @@ async def serve(
         while True:
             await asyncio.sleep(FALLBACK_SCAN_S)
             async with catching_up:
-                await import_fallback()
+                for node in nodes.nodes:
+                    await import_fallback(node)
 
-    async def on_connected() -> None:
+    async def on_connected(node: Node) -> None:
         try:
-            await ari.filter_events(calls.ari_event_types())
+            await node.ari.filter_events(calls.ari_event_types())
         except AriError as exc:  # every event comes, as before: more work, no harm
-            log.warning("service.event_filter_failed", error=str(exc))
-        try:
-            await install_hints(
-                settings.asterisk_conf_dir, calls.directory, ari, settings.max_message_s,
-                settings.takeover_wait_s,
-            )  # fmt: skip
-        except AriError as exc:
-            log.warning("service.hints_failed", error=str(exc))
+            log.warning("service.event_filter_failed", node=node.name, error=str(exc))
+        await install_node_hints(node, calls.directory)
         presence.resync()
         # Calls the dialplan answered while we were away (extensions.conf fallback), and
         # calls in progress we lost track of (restart, lost connection).
-        background(catch_up(clock.now()))
+        background(catch_up(node, clock.now()))
         log.info(
             "service.ready",
             app=settings.ari_app,
             customers=len(directory.customers),
             agents=len(directory.agents),
+            **({"node": node.name} if node.name else {}),
         )
+
+    async def install_node_hints(node: Node, directory: Directory) -> None:
+        try:
+            await install_hints(
+                node.settings.asterisk_conf_dir, directory, node.ari, settings.max_message_s,
+                settings.takeover_wait_s,
+            )  # fmt: skip
+        except AriError as exc:
+            log.warning("service.hints_failed", node=node.name, error=str(exc))
 
     log.info("service.starting", database=_safe_url(settings.sqlalchemy_url))
     presence.start()
@@ -204,35 +229,42 @@ async def serve(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    phones = AmiPresence(
-        settings.ami_host,
-        settings.ami_port,
-        settings.ami_user,
-        settings.ami_password.get_secret_value(),
-        lambda endpoint, ok: background(calls.phone_reachability(endpoint, ok)),
-        max_delay_s=settings.ari_reconnect_max_s,
-    )
-    phones.start()
+    def reachability(endpoint: str, ok: bool) -> None:
+        background(calls.phone_reachability(endpoint, ok))
+
+    # A phone is reachable when any node reaches it (cluster/phones.py); one node's AMI
+    # reports to the desk directly, as before.
+    combined = PhoneReachability(reachability) if len(nodes.nodes) > 1 else None
+    phones = [
+        AmiPresence(
+            node.settings.ami_host,
+            node.settings.ami_port,
+            node.settings.ami_user,
+            node.settings.ami_password.get_secret_value(),
+            combined.reporter(node.name) if combined else reachability,
+            max_delay_s=settings.ari_reconnect_max_s,
+            on_lost=combined.lost(node.name) if combined else None,
+        )
+        for node in nodes.nodes
+    ]
+    for ami in phones:
+        ami.start()
 
     async def install_agent_phones() -> None:
         credentials = await AgentRepository(sessionmaker).agent_credentials()
         accounts = [PhoneAccount(c.endpoint, c.secret, c.contact) for c in credentials if c.secret]
-        try:
-            await install_phones(settings.asterisk_conf_dir, accounts, phones)
-        except (AmiError, TimeoutError, OSError) as exc:
-            log.warning("service.phones_failed", error=str(exc))
+        for node, ami in zip(nodes.nodes, phones, strict=True):
+            try:
+                await install_phones(node.settings.asterisk_conf_dir, accounts, ami)
+            except (AmiError, TimeoutError, OSError) as exc:
+                log.warning("service.phones_failed", node=node.name, error=str(exc))
 
     async def reload() -> None:
         """The operator changed the directory: endpoints, hints and routing follow."""
         new = await load_directory(sessionmaker)
         await install_agent_phones()
-        try:
-            await install_hints(
-                settings.asterisk_conf_dir, new, ari, settings.max_message_s,
-                settings.takeover_wait_s,
-            )  # fmt: skip
-        except AriError as exc:
-            log.warning("service.hints_failed", error=str(exc))
+        for node in nodes.nodes:
+            await install_node_hints(node, new)
         await calls.reload(new)
 
     background(install_agent_phones())
@@ -241,7 +273,12 @@ async def serve(
         port=settings.agi_port,
     )
     await features.start()
-    control = await start_control(calls, reload, settings.control_port)
+    control = await start_control(
+        calls,
+        reload,
+        settings.control_port,
+        nodes=(lambda: nodes.status(calls.calls)) if settings.nodes else None,
+    )
     # Messages reach customers from here (delivery/), not from the nightly job.
     delivery: Delivery | DeliveryProcess | None = None
     if settings.delivery_mode == "inline":
@@ -256,7 +293,15 @@ async def serve(
     # long as the process: they held the loop for ~75 ms every half minute under load,
     # the slowest calls routed in the benchmark (docs/performance.md).
     gc.freeze()
-    runner = asyncio.create_task(ari.run(dispatcher.dispatch, on_connected), name="ari")
+    # One websocket per node, each reconnecting on its own: a node that is down stops
+    # nobody else. All of them feed the one dispatcher.
+    runners = [
+        asyncio.create_task(
+            node.ari.run(dispatcher.dispatch, functools.partial(on_connected, node)),
+            name=f"ari:{node.name}" if node.name else "ari",
+        )
+        for node in nodes.nodes
+    ]
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
     try:
         await stop.wait()
@@ -268,12 +313,14 @@ async def serve(
         if delivery is not None:
             await delivery.close()
         await features.close()
-        phones.close()
+        for ami in phones:
+            ami.close()
         await presence.close()
-        await ari.close()
-        runner.cancel()
-        scanner.cancel()
-        await asyncio.gather(runner, scanner, return_exceptions=True)
+        for node in nodes.nodes:
+            await node.ari.close()
+        for task in (*runners, scanner):
+            task.cancel()
+        await asyncio.gather(*runners, scanner, return_exceptions=True)
         await dispatcher.drain()
         await calls.rows_written()
         await store.close()

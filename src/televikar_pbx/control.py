@@ -1,6 +1,8 @@
 """The service's loopback control API, for the operator's command line.
 
-    GET  /status                           the live desk (``televikar-pbx status``)
+    GET  /status                           the live desk (``televikar-pbx status``);
+                                           with several nodes, each node up or
+                                           down and its calls
     POST /agents/{id}/{login|logout|pause|resume}
     POST /reload                           re-read customers and agents from the database
 
@@ -11,6 +13,7 @@ first, then tells the running service here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -29,11 +32,17 @@ ACTIONS: dict[str, type[acd.AgentEvent]] = {
 }
 
 
-def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.Application:
+NodeStatus = Callable[[], list[dict[str, Any]]]
+
+
+def make_app(
+    calls: CallService, reload: Callable[[], Awaitable[None]], nodes: NodeStatus | None = None
+) -> web.Application:
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(
-            snapshot(calls.view(), calls.directory, calls.calls, calls.clock.now())
-        )
+        body = snapshot(calls.view(), calls.directory, calls.calls, calls.clock.now())
+        if nodes is not None:
+            body["nodes"] = nodes()
+        return web.json_response(body)
 
     async def agent_action(request: web.Request) -> web.Response:
         action = request.match_info["action"]
@@ -68,9 +77,12 @@ def make_app(calls: CallService, reload: Callable[[], Awaitable[None]]) -> web.A
 
 
 async def start_control(
-    calls: CallService, reload: Callable[[], Awaitable[None]], port: int
+    calls: CallService,
+    reload: Callable[[], Awaitable[None]],
+    port: int,
+    nodes: NodeStatus | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(make_app(calls, reload), access_log=None)
+    runner = web.AppRunner(make_app(calls, reload, nodes), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     log.info("control.listening", address=f"127.0.0.1:{port}")

@@ -13,12 +13,35 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "/etc/televikar-pbx/televikar.env"
 # A new leader's ARI connection and recovery, after it took the lease (seconds).
 TAKEOVER_CONNECT_S = 3
+
+
+class NodeSettings(BaseModel):
+    """One Asterisk node of a cluster (``TELEVIKAR_NODES``): what is per node in the
+    single-node settings of the same names. ``name`` is the node's asterisk.conf
+    ``systemname``: its channels' ids start with it (``a-1700000000.12``), and that is
+    how the service tells which node a call is on (cluster/nodes.py)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]{1,32}$")
+    ari_url: str
+    ari_user: str = "televikar"
+    ari_password: SecretStr = SecretStr("")
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "televikar"
+    ami_password: SecretStr = SecretStr("")
+    recording_spool: Path = Path("/var/spool/asterisk/recording")
+    cdr_file: Path | None = Path("/var/log/asterisk/cdr-custom/Master.csv")
+    asterisk_conf_dir: Path | None = None
+
+    @property
+    def fallback_dir(self) -> Path:
+        return self.recording_spool / "fallback"
 
 
 class Settings(BaseSettings):
@@ -31,6 +54,12 @@ class Settings(BaseSettings):
     ari_app: str = "televikar-pbx"
     ari_heartbeat_s: float = Field(default=10.0, gt=0)
     ari_reconnect_max_s: float = Field(default=10.0, gt=0)
+
+    # Several Asterisk nodes (docs/configuration.md, "Several Asterisk nodes"): a JSON
+    # list of NodeSettings, e.g. [{"name": "a", "ari_url": "http://10.0.0.11:8088/",
+    # ...}, ...]. Empty: one node, from the ari_*, ami_*, recording_spool, cdr_file and
+    # asterisk_conf_dir settings here.
+    nodes: list[NodeSettings] = Field(default_factory=list)
 
     # AMI (Asterisk Manager Interface)
     ami_host: str = "127.0.0.1"
@@ -156,6 +185,35 @@ class Settings(BaseSettings):
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique_names(cls, nodes: list[NodeSettings]) -> list[NodeSettings]:
+        names = [n.name for n in nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names must be unique: {names}")
+        return nodes
+
+    def node_list(self) -> list[NodeSettings]:
+        """The nodes the service connects to: ``nodes``, else the one node of the
+        single-node settings (named "", it owns every channel)."""
+        if self.nodes:
+            return list(self.nodes)
+        return [
+            NodeSettings.model_construct(
+                name="",
+                ari_url=self.ari_url,
+                ari_user=self.ari_user,
+                ari_password=self.ari_password,
+                ami_host=self.ami_host,
+                ami_port=self.ami_port,
+                ami_user=self.ami_user,
+                ami_password=self.ami_password,
+                recording_spool=self.recording_spool,
+                cdr_file=self.cdr_file,
+                asterisk_conf_dir=self.asterisk_conf_dir,
+            )
+        ]
 
     @property
     def takeover_wait_s(self) -> int:

@@ -73,7 +73,13 @@ def render_leadership(cluster: dict[str, Any], here: str) -> list[str]:
 
 
 def render(status: dict[str, Any]) -> str:
-    lines = ["Waiting callers"]
+    lines = []
+    if "nodes" in status:  # several Asterisk nodes (TELEVIKAR_NODES)
+        lines.append("Nodes")
+        for node in status["nodes"]:
+            state = "up" if node["up"] else "DOWN"
+            lines.append(f"  {node['name']:<16} {state:<5} {node['calls']} calls")
+    lines.append("Waiting callers")
     for customer in status["customers"]:
         waiting = customer["waiting"]
         lines.append(f"  {customer['name']}: {len(waiting)} waiting")

@@ -15,6 +15,7 @@ from televikar_pbx.cli import main
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.leases_repo import acquire
 from televikar_pbx.db.outbox_repo import OutboxRepository
+from televikar_pbx.status_cli import render
 from tests.helpers import run_async
 
 STATUS = {
@@ -205,3 +206,15 @@ def test_status_on_a_standby_shows_the_leader_from_the_database(
     shown = json.loads(capsys.readouterr().out)
     assert shown["role"] == "standby or stopped"
     assert shown["cluster"]["leader"] == "desk-1" and shown["cluster"]["generation"] == 1
+
+
+def test_status_shows_each_node_with_several_nodes() -> None:
+    """With TELEVIKAR_NODES the service adds its nodes (cluster/nodes.py Nodes.status)."""
+    nodes = [{"name": "a", "up": True, "calls": 3}, {"name": "b", "up": False, "calls": 1}]
+    text = render({**STATUS, "nodes": nodes})
+    assert text.splitlines()[:3] == [
+        "Nodes",
+        "  a                up    3 calls",
+        "  b                DOWN  1 calls",
+    ]
+    assert "Nodes" not in render(STATUS)

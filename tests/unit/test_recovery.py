@@ -4,7 +4,8 @@ and the store (the real thing: tests/asterisk/test_faults.py)."""
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ class Run:
 
 async def run(
     ari: FakeAri, store: FakeStore, tmp_path: Path, memory: dict[str, Any] | None = None,
-    cdr: str = "",
+    cdr: str = "", owns: Callable[[str], bool] = lambda _key: True,
 ) -> Run:  # fmt: skip
     result = Run()
     cdr_file = tmp_path / "Master.csv"
@@ -128,6 +129,7 @@ async def run(
         messages_dir=tmp_path / "messages",
         connected_at=T0 + timedelta(hours=1),
         clock=FixedClock(T0 + timedelta(hours=2)),
+        owns=owns,
     )
     return result
 
@@ -156,6 +158,20 @@ async def test_calls_gone_while_we_were_away_are_closed_with_the_cdr_end(tmp_pat
     assert store.ended[2]["ended_at"] == datetime(2026, 11, 27, 9, 1, 0, 500000, tzinfo=UTC)
     sources = {n: d["recovered_from"] for n, t, d in store.appended if t == "ended" and d}
     assert sources == {1: "cdr", 2: "cdr", 3: "recovery", 4: "recovery"}
+
+
+async def test_one_node_recovers_only_its_own_calls(tmp_path: Path) -> None:
+    """Several nodes (cluster/nodes.py): node a's reconciliation sees only a's channels,
+    so b's open calls and b's calls in memory are not a's to close or replay."""
+    rows = {n: replace(row(n), channel_id=f"{node}-17000.{n}") for n, node in ((1, "a"), (2, "b"))}
+    store = FakeStore(rows)
+    in_memory_b = MemoryCall("b-17000.9")
+    result = await run(
+        FakeAri(), store, tmp_path, memory={"b-17000.9": in_memory_b},
+        owns=lambda key: key.startswith("a-"),
+    )  # fmt: skip
+    assert list(store.ended) == [1]
+    assert result.dispatched == []
 
 
 async def test_a_message_recorded_while_we_were_away_is_kept(tmp_path: Path) -> None:

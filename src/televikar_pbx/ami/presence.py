@@ -76,8 +76,12 @@ class AmiPresence:
         on_change: ReachabilityCallback,
         *,
         max_delay_s: float = 10.0,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
+        """``on_lost``: called when the AMI connection is lost (its picture is stale
+        until the next login's refresh reports everything again)."""
         self._on_change = on_change
+        self._on_lost = on_lost
         self._contacts: dict[str, dict[str, bool]] = {}  # aor -> uri -> ok
         self._reported: dict[str, bool] = {}
         self.logged_in = asyncio.Event()
@@ -128,6 +132,9 @@ class AmiPresence:
 
     def _on_disconnect(self, manager: Any, exc: Exception | None) -> None:
         self.logged_in.clear()
+        if self._on_lost is not None:
+            self._reported.clear()  # the next refresh reports every AOR again
+            self._on_lost()
         log.warning("ami.disconnected", retry_in_s=manager.reconnect_timeout)
 
     def _on_contact_status(self, manager: Any, event: Any) -> None:

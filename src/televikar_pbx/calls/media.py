@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -43,13 +44,17 @@ class MediaFlows:
         ari: Telephony,
         store: CallStore,
         *,
-        recording_spool: Path,
+        recording_spool: Path | Callable[[str], Path],
         messages_dir: Path,
         max_message_s: int = 120,
     ) -> None:
+        """``recording_spool``: Asterisk's recording spool, or with several nodes the
+        spool of the node a call (by its key) is on."""
         self._ari = ari
         self._store = store
-        self._spool = recording_spool
+        self._spool_of = (
+            recording_spool if callable(recording_spool) else lambda _key: recording_spool
+        )
         self._messages = messages_dir
         self._max_s = max_message_s
 
@@ -134,7 +139,7 @@ class MediaFlows:
     async def recording_done(self, call: ActiveCall, event: AriEvent) -> float:
         """The recording ended: keep it as a message (≥ 1 s) and return its length."""
         name = call.recording_name or ""
-        source = self._spool / f"{name}.wav"
+        source = self._spool_of(call.key) / f"{name}.wav"
         if event.type == "RecordingFailed" or not source.is_file():
             call.log.warning("call.recording_missing", file=str(source), ari_event=event.type)
             return 0.0
@@ -152,7 +157,7 @@ class MediaFlows:
 
     def recorded(self, call: ActiveCall) -> bool:
         """Whether the call's recording is in the spool, finished (after a restart)."""
-        return (self._spool / f"{recording_name(call)}.wav").is_file()
+        return (self._spool_of(call.key) / f"{recording_name(call)}.wav").is_file()
 
     def _keep(self, source: Path, customer_id: int) -> Path:
         folder = self._messages / str(customer_id)

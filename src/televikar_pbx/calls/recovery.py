@@ -99,15 +99,21 @@ async def reconcile(
     messages_dir: Path,
     connected_at: datetime,
     clock: Clock,
+    owns: Callable[[str], bool] = lambda _key: True,
 ) -> dict[str, int]:
-    """Make memory, database and Asterisk agree; returns counts for the log."""
+    """Make memory, database and Asterisk agree; returns counts for the log.
+
+    With several nodes (cluster/nodes.py) this runs per node: ``ari`` is that node's,
+    and ``owns`` tells its calls (by key) from the other nodes' calls, which are left
+    alone."""
     journal = CallJournal(store)
     channels = {str(c["id"]): c for c in await ari.list_channels()}
     bridges = {str(b["id"]): b for b in await ari.list_bridges()}
     counts = {"replayed": 0, "adopted": 0, "closed": 0, "arrived": 0}
     # The calls this process knows now are closed by their own workers (below, with a
     # replayed end), never by step 2, even when that happens while this runs.
-    mine = dict(in_memory())
+    everything = dict(in_memory())
+    mine = {key: call for key, call in everything.items() if owns(key)}
 
     # 1. Calls in memory whose legs went away while we were not listening.
     gone: list[tuple[str, str]] = []
@@ -131,7 +137,7 @@ async def reconcile(
     open_rows = [
         r
         for r in await store.open_calls(connected_at)
-        if r.channel_id not in mine and r.channel_id not in in_memory()
+        if owns(r.channel_id) and r.channel_id not in everything and r.channel_id not in in_memory()
     ]
     lost = [r for r in open_rows if r.channel_id not in channels]
     ends = await asyncio.to_thread(channel_ends, cdr_file, [r.channel_id for r in lost])
@@ -169,7 +175,7 @@ async def reconcile(
     # 3. Callers that entered our application while nobody listened (our process had
     # just died, Asterisk had not yet noticed): no row, no memory. They arrive now, with
     # the channel's creation time as their arrival.
-    known = {r.channel_id for r in open_rows} | set(mine) | set(in_memory())
+    known = {r.channel_id for r in open_rows} | set(everything) | set(in_memory())
     for channel_id, channel in channels.items():
         args = _inbound_args(channel, app)
         if args is None or channel_id in known or naming.is_agent_leg(channel_id):

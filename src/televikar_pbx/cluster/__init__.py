@@ -1,4 +1,5 @@
-"""Several ``serve`` processes, one leader: a lease in PostgreSQL (issue 16).
+"""Several ``serve`` processes, one leader: a lease in PostgreSQL; several Asterisk nodes
+under one desk: ``nodes.py`` and ``phones.py`` (issue 16).
 
 The pieces: ``config.py`` (the timings, from the settings; SQLite refused), ``term.py``
 (how long a leader may believe it leads, by its own monotonic clock; pure),
