@@ -24,6 +24,8 @@ Files, under ``$TELEVIKAR_CLUSTER_DIR`` (default /var/cache/televikar-pbx/cluste
                              the RPC sockets
     nodes/NAME/credentials   the node's ARI and AMI passwords (0600)
     nodes/NAME/televikar.env the node's settings for the service (0600), as the lab's
+    televikar.env            TELEVIKAR_NODES for a service over all nodes (0600):
+                             ``TELEVIKAR_ENV_FILE=$DIR/televikar.env televikar-pbx serve``
     nodes/NAME/asterisk.out  console output
     nodes/NAME/state/        etc (configuration), log (messages.log, cdr-custom/),
                              spool (recording/fallback/), db, run
@@ -40,6 +42,7 @@ import argparse
 import contextlib
 import csv
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -247,21 +250,30 @@ class Node:
 
     def write_env_file(self) -> None:
         """The node's settings in the lab's env-file form (TELEVIKAR_*), for the service."""
-        spool = self.state / "spool" / "recording"
-        values = {
-            "TELEVIKAR_NODE": self.name,
-            "TELEVIKAR_ARI_URL": self.spec.ari_url,
-            "TELEVIKAR_ARI_USER": ARI_USER,
-            "TELEVIKAR_ARI_PASSWORD": self.creds["ARI_PASSWORD"],
-            "TELEVIKAR_AMI_HOST": self.spec.ip,
-            "TELEVIKAR_AMI_PORT": str(AMI_PORT),
-            "TELEVIKAR_AMI_USER": AMI_USER,
-            "TELEVIKAR_AMI_PASSWORD": self.creds["AMI_PASSWORD"],
-            "TELEVIKAR_CDR_FILE": str(self.cdr_file),
-            "TELEVIKAR_RECORDING_SPOOL": str(spool),
-            "TELEVIKAR_ASTERISK_CONF_DIR": str(self.state / "etc"),
+        values = {"TELEVIKAR_NODE": self.name}
+        values |= {
+            f"TELEVIKAR_{key.upper()}": value
+            for key, value in self.service_node().items()
+            if key != "name"
         }
         isolated.write_private(self.env_file, "".join(f"{k}={v}\n" for k, v in values.items()))
+
+    def service_node(self) -> dict[str, str]:
+        """The node as one entry of the service's TELEVIKAR_NODES (settings.py
+        NodeSettings)."""
+        return {
+            "name": self.name,
+            "ari_url": self.spec.ari_url,
+            "ari_user": ARI_USER,
+            "ari_password": self.creds["ARI_PASSWORD"],
+            "ami_host": self.spec.ip,
+            "ami_port": str(AMI_PORT),
+            "ami_user": AMI_USER,
+            "ami_password": self.creds["AMI_PASSWORD"],
+            "cdr_file": str(self.cdr_file),
+            "recording_spool": str(self.state / "spool" / "recording"),
+            "asterisk_conf_dir": str(self.state / "etc"),
+        }
 
     def kill(self) -> None:
         """``kill -9`` of the node's Asterisk (its mount namespace goes with it)."""
@@ -332,6 +344,11 @@ class Cluster:
             ),
         )
         self._lock: IO[bytes] | None = None
+        self.env_file = directory / "televikar.env"
+
+    def nodes_setting(self) -> str:
+        """TELEVIKAR_NODES for a service over every node (JSON)."""
+        return json.dumps([node.service_node() for node in self.nodes])
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -352,6 +369,7 @@ class Cluster:
                 node.launch()
             for node in self.nodes:
                 node.wait_ready()
+            isolated.write_private(self.env_file, f"TELEVIKAR_NODES={self.nodes_setting()}\n")
             self.kamailio.start()
         except BaseException:
             self.stop()
@@ -407,6 +425,7 @@ class Cluster:
                 f"AMI {s.ip}:{AMI_PORT}, env {node.env_file}, log {node.output}"
             )
         yield f"carrier   from {CARRIER_IP}; agents' phones {AGENT_IP}:{AGENT_BASE_PORT}+N"
+        yield f"desk      TELEVIKAR_ENV_FILE={self.env_file} televikar-pbx serve"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

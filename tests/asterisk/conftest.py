@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 
+from lab import asterisk as isolated
+from lab.cluster import Cluster, ClusterError
+from lab.kamailio import KamailioError
 from televikar_pbx.db import migrate
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.records import CallEventRecord, CallRecord, MessageRecord
@@ -167,7 +170,7 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
 class Service:
     """A running ``televikar-pbx serve`` on its own SQLite database."""
 
-    lab: Lab
+    lab: Lab | None  # None: over the cluster lab's nodes (test_cluster_desk.py)
     db_url: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
@@ -345,3 +348,43 @@ def pg() -> Iterator[PgInstance]:
         yield instance
     finally:
         instance.remove()
+
+
+# --- the cluster lab (lab/cluster.py): Kamailio and two Asterisk nodes -----------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    if not (isolated.LAB_ROOT / "usr/sbin/asterisk").is_file():
+        done = subprocess.run(
+            ["bash", str(REPO / "asterisk" / "lab.sh"), "provision"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(f"lab.sh provision failed:\n{done.stderr[-2000:]}", pytrace=False)
+    cluster = Cluster(nodes=2)
+    try:
+        cluster.start()
+    except (ClusterError, KamailioError, isolated.InstanceError, OSError) as exc:
+        pytest.fail(f"the cluster lab did not start: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def live(cluster: Cluster) -> Cluster:
+    """Every node running (a test may have killed one), no channel left over, and
+    Kamailio sending calls to all of them again."""
+    for node in cluster.nodes:
+        if not node.running():
+            cluster.restart_node(node.name)
+        node.hang_up_everything()
+
+    def all_active() -> bool:
+        states = cluster.kamailio.node_states()
+        return all(states.get(n.spec.sip_uri, "").startswith("A") for n in cluster.nodes)
+
+    poll(all_active, 10, "Kamailio to see every node up")
+    return cluster

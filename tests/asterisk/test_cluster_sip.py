@@ -3,76 +3,35 @@ nodes (lab/cluster.py), driven with sipp. SIP level only: no desk is connected, 
 node's dialplan takes each carrier call into the fallback that records a message
 (asterisk/conf/extensions.conf: Stasis() fails at once, [televikar-fallback] answers).
 
-The cluster starts once for this module, beside the single-node lab (other loopback
-addresses), and is stopped by pid at the end whatever happened. These tests fail, never
-skip, when Kamailio or an Asterisk node cannot start.
+The cluster starts once for this module (conftest.py ``cluster``), beside the
+single-node lab (other loopback addresses), and is stopped by pid at the end whatever
+happened. These tests fail, never skip, when Kamailio or an Asterisk node cannot start.
 """
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lab import asterisk as isolated
 from lab.cluster import (
     CARRIER_IP,
     KAMAILIO_IP,
     SIP_PORT,
     CdrRow,
     Cluster,
-    ClusterError,
     Node,
     agent_address,
 )
-from lab.kamailio import Event, KamailioError
+from lab.kamailio import Event
 from tests.asterisk import sipp
-from tests.asterisk.conftest import REPO, poll
+from tests.asterisk.conftest import poll
 
 KAMAILIO = (KAMAILIO_IP, SIP_PORT)
 DIALLED = "4721000001"  # any number: without the app every node takes a message
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    if not (isolated.LAB_ROOT / "usr/sbin/asterisk").is_file():
-        done = subprocess.run(
-            ["bash", str(REPO / "asterisk" / "lab.sh"), "provision"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            pytest.fail(f"lab.sh provision failed:\n{done.stderr[-2000:]}", pytrace=False)
-    cluster = Cluster(nodes=2)
-    try:
-        cluster.start()
-    except (ClusterError, KamailioError, isolated.InstanceError, OSError) as exc:
-        pytest.fail(f"the cluster lab did not start: {exc}", pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def live(cluster: Cluster) -> Cluster:
-    """Every node running (a test may have killed one), no channel left over, and
-    Kamailio sending calls to all of them again."""
-    for node in cluster.nodes:
-        if not node.running():
-            cluster.restart_node(node.name)
-        node.hang_up_everything()
-
-    def all_active() -> bool:
-        states = cluster.kamailio.node_states()
-        return all(states.get(n.spec.sip_uri, "").startswith("A") for n in cluster.nodes)
-
-    poll(all_active, 10, "Kamailio to see every node up")
-    return cluster
 
 
 def carrier_cdrs(node: Node) -> list[CdrRow]:

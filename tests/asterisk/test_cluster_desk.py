@@ -1,0 +1,159 @@
+"""One desk over all nodes (issue 16, part B): ``televikar-pbx serve`` with
+TELEVIKAR_NODES connected to both Asterisk nodes of the cluster lab (conftest.py
+``cluster``: Kamailio in front of nodes a and b), agents' phones registered at Kamailio,
+carrier calls spread over the nodes by Kamailio. One agent pool and one queue: each
+call is answered by whichever agent is free, whatever node the agent's last call was
+on. Fails, never skips, when the cluster cannot start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lab.cluster import CARRIER_IP, KAMAILIO_IP, SIP_PORT, Cluster, agent_address
+from televikar_pbx.db import migrate
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.records import CallRecord
+from televikar_pbx.db.repositories import DirectoryRepository
+from televikar_pbx.domain.calendar import Agreement
+from televikar_pbx.domain.directory import CustomerRules
+from tests.asterisk import sipp
+from tests.asterisk.conftest import Service, free_port, poll
+from tests.helpers import in_thread, run_async
+
+KAMAILIO = (KAMAILIO_IP, SIP_PORT)
+DID = "4721000011"
+AGENTS = (1, 2, 3)  # three agents over two nodes: each one's calls alternate nodes
+
+
+def node_of(call: CallRecord) -> str:
+    """The node a call was on: its channel id starts with the node's systemname."""
+    return call.channel_id.split("-", 1)[0]
+
+
+@pytest.fixture
+def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
+    """``serve`` over both nodes (SQLite), one customer, agents 1 to 3 serving it
+    with no wrap-up (the desk offers to the longest idle), their phones registered at
+    Kamailio and answering."""
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
+    in_thread(migrate.upgrade, db_url)
+
+    async def seed() -> dict[str, int]:
+        engine = make_engine(db_url)
+        try:
+            directory = DirectoryRepository(make_sessionmaker(engine))
+            customer = await directory.add_customer(
+                "Kunde AS", "Kunde", [DID], rules=CustomerRules(wrap_up_s=0.0),
+                agreement=Agreement(date(2026, 1, 1)),
+            )  # fmt: skip
+            ids = {"customer": customer.id}
+            for n in AGENTS:
+                agent = await directory.add_agent(
+                    f"Agent {n}", f"agent{n}", [customer.id], logged_in=True
+                )
+                ids[f"agent{n}"] = agent.id
+            return ids
+        finally:
+            await engine.dispose()
+
+    service = Service(None, db_url, tmp_path / "serve.log", ids=run_async(seed))
+    service.env = {
+        **os.environ,
+        "TELEVIKAR_ENV_FILE": str(tmp_path / "no.env"),  # every setting is here
+        "TELEVIKAR_NODES": live.nodes_setting(),
+        "TELEVIKAR_DATABASE_URL": db_url,
+        "TELEVIKAR_LOG_FORMAT": "json",
+        "TELEVIKAR_LOG_LEVEL": "debug",
+        "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
+        "TELEVIKAR_SPOOL_DIR": str(tmp_path / "spool"),
+        "TELEVIKAR_CONTROL_PORT": str(free_port()),
+        "TELEVIKAR_AGI_PORT": str(free_port()),
+        "TELEVIKAR_DELIVERY_MODE": "off",
+    }
+    for n in AGENTS:
+        registered = sipp.register_open(
+            f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO
+        )
+        assert registered.ok, registered.describe()
+    try:
+        service.launch()
+        poll(lambda: service.log().count('"service.ready"') >= len(live.nodes), 20,
+             "the service connected to every node")  # fmt: skip
+        yield service
+    finally:
+        service.stop()
+        for n in AGENTS:
+            sipp.register_open(
+                f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO,
+                expires_s=0,
+            )  # fmt: skip
+
+
+def report(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[cluster desk] {text}")
+
+
+def test_calls_on_both_nodes_are_answered_by_one_agent_pool(
+    live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = 10
+    with contextlib.ExitStack() as phones:
+        for n in AGENTS:
+            phones.enter_context(
+                sipp.agent_phone(n, workdir=tmp_path, answer_ms=200, address=agent_address(n))
+            )
+        result = sipp.carrier_call(
+            DID, workdir=tmp_path, calls=calls, rate=1, talk_ms=1500, answer_timeout_s=20,
+            target=KAMAILIO, local_ip=CARRIER_IP,
+        )  # fmt: skip
+    assert result.ok, result.describe()
+
+    def all_ended() -> list[CallRecord] | None:
+        rows = desk.calls()
+        return rows if len(rows) >= calls and all(r.ended_at for r in rows) else None
+
+    rows: list[CallRecord] = poll(all_ended, 15, "every call's record to end")
+    per_node = Counter(node_of(r) for r in rows)
+    # Exactly one record per call, each answered by an agent for the right customer.
+    assert len(rows) == calls == len({r.channel_id for r in rows}), rows
+    assert all(r.outcome == "answered" for r in rows), [(r.id, r.outcome) for r in rows]
+    assert {r.customer_id for r in rows} == {desk.ids["customer"]}
+    agents = {desk.ids[f"agent{n}"]: f"agent{n}" for n in AGENTS}
+    assert {r.agent_id for r in rows} <= set(agents)
+    # Kamailio spread the calls over both nodes (round-robin: 5 and 5).
+    assert set(per_node) == {"a", "b"} and min(per_node.values()) >= 3, per_node
+
+    # Offered across nodes: an agent's consecutive calls on different nodes, among
+    # them a caller on a answered by an agent whose call before was on b.
+    by_agent: dict[int, list[CallRecord]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r.answered_at or r.arrived_at):
+        by_agent[r.agent_id or 0].append(r)
+    sequences = {agents[a]: "".join(node_of(r) for r in rs) for a, rs in by_agent.items()}
+    crossings = [
+        (agents[a], previous.id, call.id)
+        for a, rs in by_agent.items()
+        for previous, call in itertools.pairwise(rs)
+        if node_of(previous) == "b" and node_of(call) == "a"
+    ]
+    report(
+        capsys,
+        f"{calls} carrier calls via Kamailio: records per node {dict(per_node)}; nodes of "
+        f"each agent's calls in order {sequences}; b -> a offers {len(crossings)}: "
+        f"{crossings[:3]}",
+    )
+    assert crossings, sequences
+    # The journal agrees: that call was offered to that agent, once, and answered.
+    agent, _, call_id = crossings[0]
+    events = desk.events(call_id)
+    offered = [e.agent_id for e in events if e.type == "offered"]
+    assert offered == [desk.ids[agent]], [(e.type, e.agent_id) for e in events]
