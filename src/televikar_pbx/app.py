@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import os
@@ -22,12 +23,13 @@ from televikar_pbx.agi.server import FeatureServer
 from televikar_pbx.ami.presence import AmiError, AmiPresence
 from televikar_pbx.ari.adapter import AriClient
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
+from televikar_pbx.calls import naming
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import AgentActions, FeatureCodes
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
-from televikar_pbx.calls.recovery import reconcile
+from televikar_pbx.calls.recovery import lost_with_node, reconcile
 from televikar_pbx.calls.services import CallService
 from televikar_pbx.calls.spool import SpoolingStore
 from televikar_pbx.clock import Clock, clock_from_env
@@ -40,7 +42,7 @@ from televikar_pbx.cluster import (
 from televikar_pbx.cluster import (
     cluster_config as cluster_config,  # for the command line: `serve` chooses
 )
-from televikar_pbx.cluster.nodes import Node, Nodes
+from televikar_pbx.cluster.nodes import Node, Nodes, NodeWatch
 from televikar_pbx.cluster.phones import PhoneReachability
 from televikar_pbx.control import start_control
 from televikar_pbx.db.agents_repo import AgentRepository
@@ -192,11 +194,26 @@ async def serve(
                 for node in nodes.nodes:
                     await import_fallback(node)
 
+    # Several nodes: the calls of a node we lost (NodeWatch) end as the desk saw them
+    # (calls/recovery.py lost_with_node); should the node come back with any of them
+    # still there (it was cut off, not dead), they are hung up to match the records.
+    lost_calls: dict[str, set[str]] = {}
+
+    def node_lost(node: Node, since: datetime) -> None:
+        events = lost_with_node(calls.calls, nodes.owns(node), since, node.name)
+        lost_calls.setdefault(node.name, set()).update(e.channel_id or "" for e in events)
+        for event in events:
+            dispatcher.dispatch(event)
+
     async def on_connected(node: Node) -> None:
         try:
             await node.ari.filter_events(calls.ari_event_types())
         except AriError as exc:  # every event comes, as before: more work, no harm
             log.warning("service.event_filter_failed", node=node.name, error=str(exc))
+        for key in lost_calls.pop(node.name, set()):
+            for request in (node.ari.hangup(key), node.ari.destroy_bridge(naming.bridge(key))):
+                with contextlib.suppress(AriError):
+                    await request
         await install_node_hints(node, calls.directory)
         presence.resync()
         # Calls the dialplan answered while we were away (extensions.conf fallback), and
@@ -303,6 +320,9 @@ async def serve(
         for node in nodes.nodes
     ]
     scanner = asyncio.create_task(scan_fallback(), name="fallback-scan")
+    if len(nodes.nodes) > 1:
+        watch = NodeWatch(nodes, settings.node_lost_s, node_lost, clock.now)
+        runners.append(asyncio.create_task(watch.run(), name="node-watch"))
     try:
         await stop.wait()
     finally:

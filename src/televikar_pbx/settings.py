@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # ...}, ...]. Empty: one node, from the ari_*, ami_*, recording_spool, cdr_file and
     # asterisk_conf_dir settings here.
     nodes: list[NodeSettings] = Field(default_factory=list)
+    # With several nodes: a node whose ARI websocket has been closed this long (and not
+    # connected again) is taken for lost, and the calls that were on it end, recorded
+    # with cause 38 (network out of order) at the moment the desk lost the node.
+    node_lost_s: float = Field(default=5.0, gt=0)
 
     # AMI (Asterisk Manager Interface)
     ami_host: str = "127.0.0.1"

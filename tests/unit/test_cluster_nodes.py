@@ -1,6 +1,6 @@
 """cluster/nodes.py and cluster/phones.py: which node an id is on, requests sent to
 that node, lists merged, presence published to the nodes that are up, a phone
-reachable from any node; and TELEVIKAR_NODES read from the environment. With fake
+reachable from any node; a node lost; and TELEVIKAR_NODES read from the environment. With fake
 ARI clients (the real cluster: tests/asterisk/test_cluster_desk.py)."""
 
 from __future__ import annotations
@@ -8,17 +8,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from televikar_pbx.calls import naming
-from televikar_pbx.cluster.nodes import Node, Nodes, node_of
+from televikar_pbx.cluster.nodes import Node, Nodes, NodeWatch, node_of
 from televikar_pbx.cluster.phones import PhoneReachability
 from televikar_pbx.errors import AriNotFound, AriUnavailable
 from televikar_pbx.settings import NodeSettings, Settings
 
 NAMES = ("a", "b", "ab")
+T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -279,3 +281,36 @@ def test_bad_node_lists_are_refused(monkeypatch: pytest.MonkeyPatch, nodes: str)
     monkeypatch.setenv("TELEVIKAR_NODES", nodes)
     with pytest.raises(ValueError, match="nodes"):
         Settings()
+
+
+def test_a_node_down_for_lost_after_s_is_lost_once_until_it_is_back() -> None:
+    nodes, fakes = cluster("a", "b")
+    now = [T0]
+    lost: list[tuple[str, datetime]] = []
+    watch = NodeWatch(
+        nodes, 5.0, lambda node, since: lost.append((node.name, since)), lambda: now[0]
+    )
+
+    def at(seconds: float) -> None:
+        now[0] = T0 + timedelta(seconds=seconds)
+        watch.check()
+
+    at(0)
+    fakes["a"].connected.clear()  # its websocket closed
+    at(1)
+    at(4)  # a reconnect that takes a moment is no loss
+    fakes["a"].connected.set()
+    at(5)
+    fakes["a"].connected.clear()
+    at(7)
+    at(11.9)
+    assert lost == []
+    at(12)
+    at(20)
+    assert lost == [("a", T0 + timedelta(seconds=7))]
+    fakes["a"].connected.set()
+    at(21)
+    fakes["a"].connected.clear()
+    at(22)
+    at(27)
+    assert lost[1:] == [("a", T0 + timedelta(seconds=22))]

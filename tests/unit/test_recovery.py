@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from televikar_pbx.calls.events import AriEvent
-from televikar_pbx.calls.recovery import Adoption, reconcile
+from televikar_pbx.calls.recovery import Adoption, lost_with_node, reconcile
 from televikar_pbx.db.records import CallEventRecord, CallRecord
 from televikar_pbx.domain.acd import CallState
 
@@ -172,6 +172,18 @@ async def test_one_node_recovers_only_its_own_calls(tmp_path: Path) -> None:
     )  # fmt: skip
     assert list(store.ended) == [1]
     assert result.dispatched == []
+
+
+def test_the_calls_of_a_lost_node_end_when_it_was_lost() -> None:
+    memory = {
+        "a-17000.1": MemoryCall("a-17000.1", "a-17000.1-a1"),
+        "a-17000.2": MemoryCall("a-17000.2", caller_gone=True),  # ending already
+        "b-17000.3": MemoryCall("b-17000.3"),
+    }
+    [event] = lost_with_node(memory, lambda key: key.startswith("a-"), T0, "a")
+    assert (event.type, event.channel_id, event.timestamp) == ("ChannelDestroyed", "a-17000.1", T0)
+    assert (event.raw["cause"], event.raw["ours"]) == (38, True)
+    assert "node a lost" in event.raw["cause_txt"]
 
 
 async def test_a_message_recorded_while_we_were_away_is_kept(tmp_path: Path) -> None:

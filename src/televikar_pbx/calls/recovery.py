@@ -70,6 +70,8 @@ from televikar_pbx.errors import AriError
 log = structlog.get_logger("televikar_pbx.calls.recovery")
 
 ADOPT = "TelevikarAdopt"
+# Q.850 cause 38, "network out of order": a call on an Asterisk node that was lost.
+NODE_LOST_CAUSE = 38
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,25 @@ async def reconcile(
     if any(counts.values()):
         log.info("recovery.done", **counts)
     return counts
+
+
+def lost_with_node(
+    in_memory: dict[str, Any], owns: Callable[[str], bool], at: datetime, node: str
+) -> list[AriEvent]:
+    """The ends of the calls that were on a node we lost (several nodes, cluster/nodes.py
+    NodeWatch): a killed Asterisk takes its channels with it and sends nothing more, so
+    each caller leg still up is taken as gone at ``at``, the moment we lost the node,
+    with cause 38; each call then ends the usual way (answered, abandoned, ...)."""
+    events = []
+    for key, call in in_memory.items():
+        if owns(key) and not call.caller_gone:
+            raw = {
+                "type": "ChannelDestroyed", "channel": {"id": call.caller_channel},
+                "cause": NODE_LOST_CAUSE, "cause_txt": f"Network out of order (node {node} lost)",
+                "ours": True,
+            }  # fmt: skip
+            events.append(AriEvent("ChannelDestroyed", at, raw))
+    return events
 
 
 def _inbound_args(channel: dict[str, Any], app: str) -> list[str] | None:

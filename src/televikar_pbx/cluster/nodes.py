@@ -27,6 +27,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -267,3 +268,44 @@ class Nodes:
                 raise result
         if failed == len(up):
             raise AriUnavailable("no node connected")
+
+
+class NodeWatch:
+    """Tells when a node has been unreachable for ``lost_after_s``: its websocket closed
+    and not connected again since (``on_lost(node, since)``, once per loss). The calls
+    that were on it are then over for the desk (a node killed takes its channels with
+    it); ``since`` is when the desk last heard from it."""
+
+    def __init__(
+        self,
+        nodes: Nodes,
+        lost_after_s: float,
+        on_lost: Callable[[Node, datetime], None],
+        now: Callable[[], datetime],
+        interval_s: float = 0.1,
+    ) -> None:
+        self._nodes = nodes
+        self._lost_after = timedelta(seconds=lost_after_s)
+        self._on_lost = on_lost
+        self._now = now
+        self._interval = interval_s
+        self._down_since: dict[str, datetime] = {}
+        self._reported: set[str] = set()
+
+    def check(self) -> None:
+        now = self._now()
+        for node in self._nodes.nodes:
+            if node.up:
+                self._down_since.pop(node.name, None)
+                self._reported.discard(node.name)
+                continue
+            since = self._down_since.setdefault(node.name, now)
+            if node.name not in self._reported and now - since >= self._lost_after:
+                self._reported.add(node.name)
+                log.warning("cluster.node_lost", node=node.name, since=since.isoformat())
+                self._on_lost(node, since)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.check()
