@@ -73,6 +73,10 @@ ARI_USER = "televikar"
 AMI_USER = "televikar"
 # The lab's static agents (asterisk/conf/pjsip.conf): their contacts point at Kamailio.
 AGENTS = tuple(f"agent{n}" for n in range(1, 6))
+# The agents' qualify on the nodes: an unregistered or silent phone is unreachable
+# within about frequency + timeout (Kamailio waits 5 s before its own 408, longer).
+QUALIFY_FREQUENCY_S = 2
+QUALIFY_TIMEOUT_S = 1.5
 
 
 class ClusterError(RuntimeError):
@@ -149,7 +153,12 @@ def render_node_config(etc: Path, node: NodeSpec, creds: dict[str, str]) -> None
         ("carrier-identify", "match", KAMAILIO_IP),
         ("carrier", "contact", f"sip:{CARRIER_IP}:{SIP_PORT}"),
         *((agent, "contact", f"sip:{agent}@{KAMAILIO_IP}:{SIP_PORT}") for agent in AGENTS),
+        # Qualify through Kamailio, so that each node's AMI tells the desk whether an
+        # agent's phone is registered and answers (asterisk/README.md, "The cluster
+        # lab"): Kamailio drops the OPTIONS of an unregistered agent, the node times out.
+        ("agent-aor", "qualify_frequency", str(QUALIFY_FREQUENCY_S)),
     )
+    override("pjsip.conf", ("agent-aor", "qualify_timeout", str(QUALIFY_TIMEOUT_S)), add=True)
     override("http.conf", ("general", "bindaddr", node.ip))
     override("manager.conf", ("general", "bindaddr", node.ip))
     override(

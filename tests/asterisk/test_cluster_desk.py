@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import threading
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +36,9 @@ from tests.helpers import in_thread, run_async
 KAMAILIO = (KAMAILIO_IP, SIP_PORT)
 DID = "4721000011"
 AGENTS = (1, 2, 3)  # three agents over two nodes: each one's calls alternate nodes
+# Logged in and serving the customer, but no phone registered at Kamailio: the nodes'
+# qualify (lab/cluster.py) finds it unreachable, and the desk never offers it a call.
+UNREGISTERED = 4
 
 
 def node_of(call: CallRecord) -> str:
@@ -41,9 +48,9 @@ def node_of(call: CallRecord) -> str:
 
 @pytest.fixture
 def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
-    """``serve`` over both nodes (SQLite), one customer, agents 1 to 3 serving it
-    with no wrap-up (the desk offers to the longest idle), their phones registered at
-    Kamailio and answering."""
+    """``serve`` over both nodes (SQLite), one customer, agents 1 to 4 serving it
+    with no wrap-up (the desk offers to the longest idle); agents 1 to 3's phones
+    registered at Kamailio and answering, agent 4's not; the desk sees which."""
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
     in_thread(migrate.upgrade, db_url)
 
@@ -56,7 +63,7 @@ def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
                 agreement=Agreement(date(2026, 1, 1)),
             )  # fmt: skip
             ids = {"customer": customer.id}
-            for n in AGENTS:
+            for n in (*AGENTS, UNREGISTERED):
                 agent = await directory.add_agent(
                     f"Agent {n}", f"agent{n}", [customer.id], logged_in=True
                 )
@@ -84,18 +91,44 @@ def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
             f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO
         )
         assert registered.ok, registered.describe()
-    try:
-        service.launch()
-        poll(lambda: service.log().count('"service.ready"') >= len(live.nodes), 20,
-             "the service connected to every node")  # fmt: skip
-        yield service
-    finally:
-        service.stop()
+    with contextlib.ExitStack() as phones:
+        for n in AGENTS:
+            phones.enter_context(
+                sipp.agent_phone(n, workdir=tmp_path, answer_ms=200, address=agent_address(n))
+            )
+        try:
+            service.launch()
+            poll(lambda: service.log().count('"service.ready"') >= len(live.nodes), 20,
+                 "the service connected to every node")  # fmt: skip
+            expected = {f"Agent {n}": n != UNREGISTERED for n in (*AGENTS, UNREGISTERED)}
+            poll(lambda: phones_seen(service) == expected, 15,
+                 f"the desk to see the phones reachable as {expected}")  # fmt: skip
+            yield service
+        finally:
+            service.stop()
         for n in AGENTS:
             sipp.register_open(
                 f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO,
                 expires_s=0,
             )  # fmt: skip
+
+
+def phones_seen(service: Service) -> dict[str, bool]:
+    """Each agent's phone, reachable or not, as the desk last took it (its log)."""
+    seen: dict[str, bool] = {}
+    for line in service.log().splitlines():
+        if '"agent.phone"' in line:
+            entry = json.loads(line)
+            seen[entry["agent"]] = entry["reachable"]
+    return seen
+
+
+def status(service: Service) -> dict[str, Any]:
+    """``GET /status`` of the service's control API (``televikar-pbx status --json``)."""
+    url = f"http://127.0.0.1:{service.env['TELEVIKAR_CONTROL_PORT']}/status"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result: dict[str, Any] = json.load(response)
+        return result
 
 
 def report(capsys: pytest.CaptureFixture[str], text: str) -> None:
@@ -107,15 +140,10 @@ def test_calls_on_both_nodes_are_answered_by_one_agent_pool(
     live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls = 10
-    with contextlib.ExitStack() as phones:
-        for n in AGENTS:
-            phones.enter_context(
-                sipp.agent_phone(n, workdir=tmp_path, answer_ms=200, address=agent_address(n))
-            )
-        result = sipp.carrier_call(
-            DID, workdir=tmp_path, calls=calls, rate=1, talk_ms=1500, answer_timeout_s=20,
-            target=KAMAILIO, local_ip=CARRIER_IP,
-        )  # fmt: skip
+    result = sipp.carrier_call(
+        DID, workdir=tmp_path, calls=calls, rate=1, talk_ms=1500, answer_timeout_s=20,
+        target=KAMAILIO, local_ip=CARRIER_IP,
+    )  # fmt: skip
     assert result.ok, result.describe()
 
     def all_ended() -> list[CallRecord] | None:
@@ -157,3 +185,73 @@ def test_calls_on_both_nodes_are_answered_by_one_agent_pool(
     events = desk.events(call_id)
     offered = [e.agent_id for e in events if e.type == "offered"]
     assert offered == [desk.ids[agent]], [(e.type, e.agent_id) for e in events]
+    # One offer a call, never to the agent whose phone is not registered (presence
+    # from both nodes' qualify through Kamailio).
+    offers = [e.agent_id for r in rows for e in desk.events(r.id) if e.type == "offered"]
+    assert len(offers) == calls and desk.ids[f"agent{UNREGISTERED}"] not in offers, offers
+    # `televikar-pbx status`: both nodes up, no call left on either.
+    assert status(desk)["nodes"] == [
+        {"name": "a", "up": True, "calls": 0}, {"name": "b", "up": True, "calls": 0}
+    ]  # fmt: skip
+
+
+def test_kill_node_a_during_calls_its_calls_end_with_a_cause(
+    live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kill -9 of node a during a steady run: the calls that were on a end in their
+    records when the desk lost a (TELEVIKAR_NODE_LOST_S after its websocket closed),
+    stamped with the moment it closed and cause 38; the calls after the kill are
+    answered on b by the same agents."""
+    results: list[sipp.CarrierResult] = []
+    run = threading.Thread(
+        target=lambda: results.append(
+            sipp.carrier_call(
+                DID, workdir=tmp_path, calls=24, rate=2, talk_ms=3000, answer_timeout_s=20,
+                target=KAMAILIO, local_ip=CARRIER_IP,
+            )
+        )
+    )  # fmt: skip
+    run.start()
+    try:
+
+        def talking_on_a() -> bool:
+            rows = desk.calls()
+            return sum(node_of(r) == "a" and r.answered_at is not None for r in rows) >= 2
+
+        poll(talking_on_a, 20, "calls answered on node a")
+        killed_at = datetime.now(UTC)
+        live.node("a").kill()
+    finally:
+        run.join(90)
+    assert results, "the carrier's sipp run did not finish"
+
+    def all_ended() -> list[CallRecord] | None:
+        rows = desk.calls()
+        return rows if len(rows) >= 20 and all(r.ended_at for r in rows) else None
+
+    # Nothing left open: the node-lost wait (5 s) plus the last calls' talk.
+    rows: list[CallRecord] = poll(all_ended, 30, "every call's record to end")
+    on_a = [r for r in rows if node_of(r) == "a" and r.arrived_at < killed_at]
+    cut = [r for r in on_a if r.ended_at and r.ended_at > killed_at]
+    after = [r for r in rows if r.arrived_at > killed_at]
+    offsets = [round(((r.ended_at or killed_at) - killed_at).total_seconds(), 2) for r in cut]
+    report(
+        capsys,
+        f"kill -9 of node a after {len(on_a)} calls on it: {len(cut)} in progress at the "
+        f"kill, recorded {Counter((r.outcome, r.hangup_cause) for r in cut)}, ended "
+        f"{offsets} s after the kill; {len(after)} calls after the kill, all on "
+        f"{sorted({node_of(r) for r in after})}, outcomes {Counter(r.outcome for r in after)}; "
+        f"status {status(desk).get('nodes')}",
+    )
+    assert cut, "no call was in progress on a at the kill"
+    for r in cut:
+        assert r.outcome in ("answered", "abandoned"), (r.id, r.outcome)
+        assert r.hangup_cause == 38 and "node a lost" in (r.hangup_cause_text or ""), r
+    # Stamped when the desk's websocket to a closed, not when it gave a up.
+    assert all(0 <= s < 1.0 for s in offsets), offsets
+    assert after and all(node_of(r) == "b" and r.outcome == "answered" for r in after), [
+        (r.id, node_of(r), r.outcome) for r in after
+    ]
+    assert {n["name"]: (n["up"], n["calls"]) for n in status(desk)["nodes"]} == {
+        "a": (False, 0), "b": (True, 0)
+    }  # fmt: skip

@@ -81,6 +81,16 @@ def test_agent_registered_at_kamailio_is_reachable_from_both_nodes(
     assert any(f"{address[0]}:{address[1]}" in c for c in contacts.get("agent1", [])), contacts
     try:
         with sipp.agent_phone(1, workdir=tmp_path, answer_ms=200, address=address) as phone:
+            # The nodes qualify agents through Kamailio (lab/cluster.py) and refuse to
+            # call one whose contact is unreachable: wait for the phone's first answer.
+            for node in live.nodes:
+                poll(
+                    lambda node=node: (
+                        node.ari("GET", "endpoints/PJSIP/agent1")["state"] == "online"
+                    ),
+                    10,
+                    f"node {node.name} to reach agent1's phone",
+                )
             for i, node in enumerate(live.nodes, start=1):
                 # Context "default" hangs up whatever it gets (extensions.conf): the agent
                 # answers, and the node's BYE must reach the phone through Kamailio too.

@@ -56,6 +56,10 @@ def test_node_config_is_asterisk_conf_with_per_node_values(tmp_path: Path) -> No
     assert f"match = {KAMAILIO_IP}" in pjsip
     for agent in AGENTS:
         assert f"contact = sip:{agent}@{KAMAILIO_IP}:5060" in pjsip
+    # The agents' AOR template qualifies (through Kamailio); the carrier's does not.
+    template = pjsip.split("[agent-aor](!)", 1)[1].split("\n[", 1)[0]
+    assert "qualify_frequency = 2" in template and "qualify_timeout = 1.5" in template
+    assert pjsip.count("qualify_frequency = 0") == 2  # carrier and agent9
     settings = [line for line in pjsip.splitlines() if not line.startswith(";")]
     assert not [line for line in settings if "127.0.0." in line]  # nothing on the lab's addresses
     asterisk_conf = (tmp_path / "asterisk.conf").read_text()

@@ -46,10 +46,11 @@ AMI_ACTIONS: dict[str, frozenset[str]] = {
     "Ping": frozenset(),  # panoramisk's keepalive (ping_delay)
     "PJSIPShowAors": frozenset({"system"}),
     "PJSIPShowContacts": frozenset({"system"}),
+    "PJSIPShowEndpoints": frozenset({"system"}),  # qualified static contacts
     "Reload": frozenset({"system", "config"}),  # Module: res_pjsip.so
 }
 AMI_EVENTS: dict[str, frozenset[str]] = {"ContactStatus": frozenset({"system"})}
-# The AorList/ContactList replies of the two list actions are written to the session
+# The AorList/ContactList/EndpointList replies of the list actions are written to the session
 # that asked (astman_append), so they need no read class.
 PANORAMISK_ACTIONS = frozenset({"Login", "Ping"})
 

@@ -3,7 +3,8 @@
 A phone is reachable while its AOR has a contact that is not ``Unreachable``: a static
 contact (the lab's sipp phones, unqualified), or a registration (``ContactStatus``
 events: Created, Reachable, Updated, NonQualified, Unreachable, Removed). After every
-(re)login the full picture is read again (``PJSIPShowAors`` + ``PJSIPShowContacts``), so
+(re)login the full picture is read again (``PJSIPShowAors``, ``PJSIPShowContacts``, and
+``PJSIPShowEndpoints`` for qualified static contacts), so
 events missed while AMI was down cannot leave a stale state behind.
 
 panoramisk reconnects after a fixed delay; :class:`_Manager` turns that into an
@@ -172,6 +173,18 @@ class AmiPresence:
             aor = str(msg.get("Aor") or msg.get("AOR") or "")
             uri = str(msg.get("Uri") or msg.get("URI") or "")
             contacts.setdefault(aor, {})[uri] = str(msg.get("Status")) not in BAD_STATUSES
+        # A static contact (the AOR's own "contact =") is not among the contacts above
+        # (those are registrations); when it is qualified, its state shows only in its
+        # endpoint's device state: Unavailable while no contact answers.
+        found = await self._manager.send_action({"Action": "PJSIPShowEndpoints"})
+        for msg in found if isinstance(found, list) else [found]:
+            if msg.get("Event") != "EndpointList":
+                continue
+            if str(msg.get("DeviceState") or "").lower() != "unavailable":
+                continue
+            for aor in str(msg.get("Aor") or "").split(","):
+                for uri in contacts.get(aor.strip(), {}):
+                    contacts[aor.strip()][uri] = False
         self._contacts = contacts
         for aor in set(contacts) | set(self._reported):
             self._report(aor)
