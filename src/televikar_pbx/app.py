@@ -206,6 +206,7 @@ async def serve(
             dispatcher.dispatch(event)
 
     async def on_connected(node: Node) -> None:
+        await nodes.check_name(node)
         try:
             await node.ari.filter_events(calls.ari_event_types())
         except AriError as exc:  # every event comes, as before: more work, no harm

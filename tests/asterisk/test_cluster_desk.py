@@ -189,6 +189,8 @@ def test_calls_on_both_nodes_are_answered_by_one_agent_pool(
     # from both nodes' qualify through Kamailio).
     offers = [e.agent_id for r in rows for e in desk.events(r.id) if e.type == "offered"]
     assert len(offers) == calls and desk.ids[f"agent{UNREGISTERED}"] not in offers, offers
+    # Each node's systemname is its name (checked at connect).
+    assert "cluster.node_misnamed" not in desk.log()
     # `televikar-pbx status`: both nodes up, no call left on either.
     assert status(desk)["nodes"] == [
         {"name": "a", "up": True, "calls": 0}, {"name": "b", "up": True, "calls": 0}

@@ -65,8 +65,10 @@ class FakeNodeAri:
     requests: list[tuple[str, Any]] = field(default_factory=list)
     down: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    systemname: str = ""
 
     def __post_init__(self) -> None:
+        self.systemname = self.systemname or self.name
         if not self.down:
             self.connected.set()
 
@@ -144,6 +146,10 @@ class FakeNodeAri:
 
     async def reload_module(self, module: str) -> None:
         self._note("reload", module)
+
+    async def system_name(self) -> str:
+        self._note("info", None)
+        return self.systemname
 
     async def run(self, on_event: Any, on_connected: Any = None) -> None:
         return None
@@ -314,3 +320,16 @@ def test_a_node_down_for_lost_after_s_is_lost_once_until_it_is_back() -> None:
     at(22)
     at(27)
     assert lost[1:] == [("a", T0 + timedelta(seconds=22))]
+
+
+async def test_a_node_whose_systemname_is_not_its_name_is_reported() -> None:
+    nodes, fakes = cluster("a", "b", "c", down=("c",))
+    fakes["b"].systemname = "asterisk"  # asterisk.conf without systemname = b
+    a, b, c = nodes.nodes
+    assert await nodes.check_name(a)
+    assert not await nodes.check_name(b)
+    assert await nodes.check_name(c)  # down: not known, not refused
+    single, fake = cluster("a")
+    fake["a"].systemname = ""
+    assert await single.check_name(single.nodes[0])  # one node: any name, as before
+    assert fake["a"].requests == []

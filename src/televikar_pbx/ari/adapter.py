@@ -358,6 +358,12 @@ class AriClient:
     async def set_global(self, name: str, value: str) -> None:
         await self._call("asterisk", "setGlobalVar", variable=name, value=value)
 
+    async def system_name(self) -> str:
+        """Asterisk's asterisk.conf ``systemname`` ("" when it has none)."""
+        result = self._json(await self._request("GET", "asterisk/info", {"only": "config"}))
+        config = result.get("config")
+        return str(config.get("name") or "") if isinstance(config, dict) else ""
+
     async def list_channels(self) -> list[dict[str, Any]]:
         result = await self._call("channels", "list")
         return [self._json(c) for c in result or []]

@@ -92,6 +92,8 @@ class NodeClient(Telephony, Protocol):
 
     async def reload_module(self, module: str) -> None: ...
 
+    async def system_name(self) -> str: ...
+
     async def run(
         self,
         on_event: Callable[[AriEvent], None],
@@ -131,6 +133,25 @@ class Nodes:
             return self._single
         name = node_of(identifier, self._by_name)
         return self._by_name.get(name) if name is not None else None
+
+    async def check_name(self, node: Node) -> bool:
+        """Whether the node's Asterisk has the node's name as its systemname (several
+        nodes only): a node without it names its channels so that no request for its
+        calls finds it (every one would fail), so it is one loud error at connect."""
+        if self._single is not None:
+            return True
+        try:
+            name = await node.ari.system_name()
+        except AriError as exc:
+            log.warning("cluster.node_name_unknown", node=node.name, error=str(exc))
+            return True
+        if name != node.name:
+            log.error(
+                "cluster.node_misnamed", node=node.name, systemname=name,
+                fix="set asterisk.conf [options] systemname to the node's name",
+            )  # fmt: skip
+            return False
+        return True
 
     def owns(self, node: Node) -> Callable[[str], bool]:
         """Whether an id is ``node``'s (recovery of that node's calls only)."""
