@@ -271,11 +271,15 @@ async def serve(
     async def install_agent_phones() -> None:
         credentials = await AgentRepository(sessionmaker).agent_credentials()
         accounts = [PhoneAccount(c.endpoint, c.secret, c.contact) for c in credentials if c.secret]
-        for node, ami in zip(nodes.nodes, phones, strict=True):
+
+        async def install(node: Node, ami: AmiPresence) -> None:
             try:
                 await install_phones(node.settings.asterisk_conf_dir, accounts, ami)
             except (AmiError, TimeoutError, OSError) as exc:
                 log.warning("service.phones_failed", node=node.name, error=str(exc))
+
+        # At once: a node that is down makes its own AMI wait, not the others'.
+        await asyncio.gather(*map(install, nodes.nodes, phones))
 
     async def reload() -> None:
         """The operator changed the directory: endpoints, hints and routing follow."""
