@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
-from televikar_pbx.db.leases_repo import read_lease
+from televikar_pbx.db.leases_repo import read_lease, standbys
 from televikar_pbx.errors import TelevikarError
 from televikar_pbx.outbox_status import read_outbox, render_outbox
 from televikar_pbx.settings import Settings
@@ -35,6 +35,12 @@ def fetch_status(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any]:
 LEASE = "desk"  # ClusterConfig's lease name
 
 
+def standby_seen_s(settings: Settings) -> float:
+    """A standby tries to take the lease every retry_s: one not seen for three tries
+    (and a second) is gone."""
+    return 3 * settings.cluster_retry_s + 1.0
+
+
 def read_leadership(settings: Settings) -> dict[str, Any] | None:
     """Who holds the desk's lease (leader-standby mode), or None in single mode."""
     if settings.cluster_mode != "leader-standby":
@@ -45,15 +51,18 @@ def read_leadership(settings: Settings) -> dict[str, Any] | None:
         try:
             async with make_sessionmaker(engine)() as session:
                 lease = await read_lease(session, LEASE)
+                waiting = await standbys(session, LEASE, standby_seen_s(settings))
         finally:
             await engine.dispose()
+        seen = [{"holder": h, "seen_s_ago": round(ago, 1)} for h, ago in waiting]
         if lease is None:
-            return {"leader": None}
+            return {"leader": None, "standbys": seen}
         return {
             "leader": lease.holder if lease.live else None,
             "last_holder": lease.holder,
             "generation": lease.generation,
             "expires_at": lease.expires_at.isoformat(),
+            "standbys": seen,
         }
 
     try:
@@ -67,9 +76,16 @@ def render_leadership(cluster: dict[str, Any], here: str) -> list[str]:
         return [f"Leader: unknown, the database does not answer ({cluster['error']})"]
     if cluster["leader"] is None:
         last = cluster.get("last_holder")
-        return [f"Leader: none (last {last}, generation {cluster.get('generation')})"]
-    leader, generation = cluster["leader"], cluster["generation"]
-    return [f"Leader: {leader} (generation {generation}); this machine: {here}"]
+        lines = [f"Leader: none (last {last}, generation {cluster.get('generation')})"]
+    else:
+        leader, generation = cluster["leader"], cluster["generation"]
+        lines = [f"Leader: {leader} (generation {generation}); this machine: {here}"]
+    waiting = cluster.get("standbys") or []
+    if not waiting:
+        lines.append("Standby: NONE (nobody would take over)")
+    for s in waiting:
+        lines.append(f"Standby: {s['holder']} (seen {s['seen_s_ago']:.1f} s ago)")
+    return lines
 
 
 def render(status: dict[str, Any]) -> str:

@@ -199,13 +199,29 @@ def test_status_on_a_standby_shows_the_leader_from_the_database(
     run_async(lead)
     assert main(["status"]) == 0
     table = capsys.readouterr().out
-    first = table.splitlines()[0]
-    assert first == "Leader: desk-1 (generation 1); this machine: standby or stopped"
+    assert table.splitlines()[:2] == [
+        "Leader: desk-1 (generation 1); this machine: standby or stopped",
+        "Standby: NONE (nobody would take over)",
+    ]
     assert "Outbox (message deliveries)" in table
+
+    async def stand_by() -> None:  # what a standby's elector does every retry_s
+        engine = make_engine(db_url)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                assert await acquire(session, "desk", "desk-2", 60) is None
+        finally:
+            await engine.dispose()
+
+    run_async(stand_by)
     assert main(["status", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["role"] == "standby or stopped"
     assert shown["cluster"]["leader"] == "desk-1" and shown["cluster"]["generation"] == 1
+    [standby] = shown["cluster"]["standbys"]
+    assert standby["holder"] == "desk-2" and 0 <= standby["seen_s_ago"] < 1
+    assert main(["status"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("Standby: desk-2 (seen ")
 
 
 def test_status_shows_each_node_with_several_nodes() -> None:

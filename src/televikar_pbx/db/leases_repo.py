@@ -127,6 +127,30 @@ _FENCE = text(
 )
 
 
+_SEEN = text(
+    "INSERT INTO cluster_members (name, holder, seen_at)"
+    " VALUES (:name, :holder, clock_timestamp())"
+    " ON CONFLICT (name, holder) DO UPDATE SET seen_at = clock_timestamp()"
+)
+
+_STANDBYS = text(
+    "SELECT m.holder, EXTRACT(EPOCH FROM clock_timestamp() - m.seen_at) AS ago"
+    " FROM cluster_members m LEFT JOIN cluster_leases l ON l.name = m.name"
+    " WHERE m.name = :name AND m.seen_at > clock_timestamp()"
+    " - CAST(:within_s AS double precision) * interval '1 second'"
+    " AND (l.holder IS NULL OR l.holder <> m.holder OR l.expires_at <= clock_timestamp())"
+    " ORDER BY m.holder"
+)
+
+
+async def standbys(session: AsyncSession, name: str, within_s: float) -> list[tuple[str, float]]:
+    """The holders that tried to take lease ``name`` in the last ``within_s`` seconds and
+    do not hold it (the standbys), with how many seconds ago they were seen."""
+    _require_postgresql(session)
+    rows = await session.execute(_STANDBYS, {"name": name, "within_s": within_s})
+    return [(str(r.holder), float(r.ago)) for r in rows]
+
+
 def _token_params(token: FenceToken) -> dict[str, object]:
     return {"name": token.name, "holder": token.holder, "generation": token.generation}
 
@@ -148,6 +172,8 @@ async def acquire(
     the leader's fenced writes."""
     current = await read_lease(session, name)
     if current is not None and current.live:
+        if current.holder != holder:  # a standby: seen now (``standbys``)
+            await session.execute(_SEEN, {"name": name, "holder": holder})
         return None
     params = {"name": name, "holder": holder, "lease_s": lease_s}
     generation = (await session.execute(_ACQUIRE, params)).scalar_one_or_none()

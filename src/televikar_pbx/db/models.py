@@ -656,3 +656,14 @@ class ClusterLease(Base):
     generation: Mapped[int] = mapped_column(BigInteger())
     expires_at: Mapped[UTCTimestamp]
     renewed_at: Mapped[UTCTimestamp]
+
+
+class ClusterMember(Base):
+    """A ``serve`` that tried to take lease ``name`` lately (a standby), by the
+    database's clock: ``status`` lists the standbys from here (issue 16)."""
+
+    __tablename__ = "cluster_members"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text(), primary_key=True)
+    seen_at: Mapped[UTCTimestamp]
