@@ -397,6 +397,7 @@ class Cluster:
         finally:
             for node in self.nodes:
                 node.stop()
+            procs.release_registry(self.dir / "pids.json")
             if self._lock is not None:
                 self._lock.close()
                 self._lock = None

@@ -19,11 +19,15 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _registry: Path | None = None
+# Tests start and stop sipp processes from several threads at once (ThreadPoolExecutor):
+# the table and its file change under this lock only.
+_lock = threading.RLock()
 
 
 def _cmdline(pid: int) -> str | None:
@@ -39,12 +43,23 @@ def refresh_registry() -> None:
 
 
 def _save_registry() -> None:
-    if _registry is None:
-        return
-    entries = {str(pid): _cmdline(pid) for pid in _live}
-    tmp = _registry.with_suffix(".tmp")
-    tmp.write_text(json.dumps({k: v for k, v in entries.items() if v}))
-    tmp.replace(_registry)
+    with _lock:
+        if _registry is None:
+            return
+        entries = {str(pid): _cmdline(pid) for pid in list(_live)}
+        tmp = _registry.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: v for k, v in entries.items() if v}))
+        tmp.replace(_registry)
+
+
+def release_registry(path: Path) -> None:
+    """Stop keeping processes in ``path`` (its harness stopped them all): what this
+    process starts later (another test's sipp) is not written there."""
+    global _registry
+    with _lock:
+        if _registry == path:
+            _save_registry()
+            _registry = None
 
 
 def use_registry(path: Path) -> list[int]:
@@ -59,8 +74,9 @@ def use_registry(path: Path) -> list[int]:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGTERM)
                     stopped.append(pid)
-    _registry = path
-    _save_registry()
+    with _lock:
+        _registry = path
+        _save_registry()
     return stopped
 
 
@@ -84,8 +100,9 @@ def start(
             stderr=out,
             start_new_session=True,  # own process group, stopped as a whole by its pid
         )
-    _live[proc.pid] = proc
-    _save_registry()
+    with _lock:
+        _live[proc.pid] = proc
+        _save_registry()
     return proc
 
 
@@ -100,20 +117,24 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    _live.pop(proc.pid, None)
-    _save_registry()
+    with _lock:
+        _live.pop(proc.pid, None)
+        _save_registry()
     return proc.returncode
 
 
 def forget(proc: subprocess.Popen[bytes]) -> None:
     """``proc`` ended by itself and was waited for."""
-    _live.pop(proc.pid, None)
-    _save_registry()
+    with _lock:
+        _live.pop(proc.pid, None)
+        _save_registry()
 
 
 @atexit.register
 def _stop_all() -> None:
-    for proc in list(_live.values()):
+    with _lock:
+        running = list(_live.values())
+    for proc in running:
         stop(proc, grace_s=2.0)
 
 

@@ -12,10 +12,13 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import threading
+import time
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from televikar_pbx.domain.calendar import Agreement
 from televikar_pbx.domain.directory import CustomerRules
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Service, free_port, poll
+from tests.asterisk.pg_instance import PgInstance  # the pg fixture: conftest.py
 from tests.helpers import in_thread, run_async
 
 KAMAILIO = (KAMAILIO_IP, SIP_PORT)
@@ -48,10 +52,21 @@ def node_of(call: CallRecord) -> str:
 
 @pytest.fixture
 def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
-    """``serve`` over both nodes (SQLite), one customer, agents 1 to 4 serving it
-    with no wrap-up (the desk offers to the longest idle); agents 1 to 3's phones
-    registered at Kamailio and answering, agent 4's not; the desk sees which."""
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
+    """``serve`` over both nodes (SQLite): :func:`running_desk`."""
+    with running_desk(
+        live, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
+    ) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def running_desk(
+    live: Cluster, tmp_path: Path, db_url: str, settings: dict[str, str] | None = None
+) -> Iterator[Service]:
+    """``serve`` over both nodes on ``db_url`` (an empty database), one customer, agents
+    1 to 4 serving it with no wrap-up (the desk offers to the longest idle); agents 1 to
+    3's phones registered at Kamailio and answering, agent 4's not; the desk sees which.
+    ``settings``: more of its environment (TELEVIKAR_*)."""
     in_thread(migrate.upgrade, db_url)
 
     async def seed() -> dict[str, int]:
@@ -85,6 +100,7 @@ def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
         "TELEVIKAR_CONTROL_PORT": str(free_port()),
         "TELEVIKAR_AGI_PORT": str(free_port()),
         "TELEVIKAR_DELIVERY_MODE": "off",
+        **(settings or {}),
     }
     for n in AGENTS:
         registered = sipp.register_open(
@@ -257,3 +273,67 @@ def test_kill_node_a_during_calls_its_calls_end_with_a_cause(
     assert {n["name"]: (n["up"], n["calls"]) for n in status(desk)["nodes"]} == {
         "a": (False, 0), "b": (True, 0)
     }  # fmt: skip
+
+
+def test_the_standby_takes_over_both_nodes_when_the_leader_is_killed(
+    live: Cluster, pg: PgInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Leader and standby over both nodes, on PostgreSQL (issue 16 together): kill -9 of
+    the leading ``serve`` during a steady run through Kamailio; the standby takes the
+    lease and connects to both nodes' ARI within 5 s, adopts the calls on either node,
+    and every caller is answered by an agent, one record each."""
+    cluster = {"TELEVIKAR_CLUSTER_MODE": "leader-standby", "TELEVIKAR_CLUSTER_NODE_NAME": "desk-1"}
+    with running_desk(live, tmp_path, pg.url, cluster) as leader:
+        standby = replace(
+            leader, log_path=tmp_path / "standby.log", process=None,
+            env={**leader.env, "TELEVIKAR_CLUSTER_NODE_NAME": "desk-2",
+                 "TELEVIKAR_SPOOL_DIR": str(tmp_path / "standby-spool")},
+        )  # fmt: skip
+        standby.launch(ready="service.standing_by")
+        results: list[sipp.CarrierResult] = []
+        calls = 12
+        run = threading.Thread(
+            target=lambda: results.append(
+                sipp.carrier_call(
+                    DID, workdir=tmp_path, calls=calls, rate=1, talk_ms=4000,
+                    max_concurrent=calls, answer_timeout_s=30, target=KAMAILIO,
+                    local_ip=CARRIER_IP,
+                )
+            )
+        )  # fmt: skip
+        run.start()
+        try:
+            poll(lambda: len(leader.calls()) >= 4, 20, "four calls in the database")
+            at_kill = leader.calls()
+            killed = time.monotonic()
+            leader.stop(signal.SIGKILL)
+            poll(lambda: standby.log().count('"service.ready"') >= len(live.nodes), 10,
+                 "the standby connected to every node")  # fmt: skip
+            took = time.monotonic() - killed
+        finally:
+            run.join(120)
+            standby_log = standby.log()
+            standby.stop()
+    assert results, "the carrier's sipp run did not finish"
+    result = results[0]
+
+    def all_ended() -> list[CallRecord] | None:
+        rows = standby.calls()
+        return rows if len(rows) >= calls and all(r.ended_at for r in rows) else None
+
+    rows: list[CallRecord] = poll(all_ended, 20, "every call's record to end")
+    per_node = Counter(node_of(r) for r in rows)
+    report(
+        capsys,
+        f"leader killed with {len(at_kill)} calls in the database (on "
+        f"{dict(Counter(node_of(r) for r in at_kill))}); the standby led and was connected "
+        f"to both nodes {took:.2f} s after the kill; records per node {dict(per_node)}",
+    )
+    assert took < 5.0
+    assert '"cluster.leading"' in standby_log and "generation" in standby_log
+    assert result.ok, result.describe()  # every caller answered by an agent
+    assert len(rows) == calls == len({r.channel_id for r in rows}), rows
+    assert all(r.outcome == "answered" for r in rows), [(r.id, r.outcome) for r in rows]
+    assert set(per_node) == {"a", "b"}, per_node
+    for r in rows:
+        assert [e.type for e in standby.events(r.id)].count("ended") == 1

@@ -3,6 +3,7 @@ running anything: per-node overrides of asterisk/conf/, Kamailio's template, its
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -112,3 +113,34 @@ def test_kamailio_log_lines_become_events() -> None:
         ("down", "1.11:5060", 3.25),
     ]
     assert events[1].code == "408" and events[2].call_id == "abc@x"
+
+
+def test_processes_started_and_stopped_from_many_threads_keep_their_registry(
+    tmp_path: Path,
+) -> None:
+    """Tests start sipp from several threads at once (ThreadPoolExecutor): the table
+    of running processes and its file change under one lock. A harness done with its
+    registry releases it: what starts afterwards is not written there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lab import procs
+
+    registry = tmp_path / "pids.json"
+    procs.use_registry(registry)
+    try:
+
+        def churn(n: int) -> None:
+            for _ in range(5):
+                proc = procs.start(["sleep", "30"], tmp_path / f"out{n}.log")
+                procs.stop(proc, grace_s=2.0)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(churn, range(8)))  # raises what a thread raised
+        assert json.loads(registry.read_text()) == {}
+    finally:
+        procs.release_registry(registry)
+    later = procs.start(["sleep", "30"], tmp_path / "later.log")
+    try:
+        assert json.loads(registry.read_text()) == {}
+    finally:
+        procs.stop(later, grace_s=2.0)
