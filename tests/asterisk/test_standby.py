@@ -52,6 +52,11 @@ def standby_of(leader: Service, name: str, tmp_path: Path) -> Service:
     return replace(leader, log_path=folder / "serve.log", process=None, env=env)
 
 
+def first_offer(service: Service, call_id: int) -> datetime:
+    """When the call was first offered to an agent (its journal's first ``offered``)."""
+    return min(e.at for e in service.events(call_id) if e.type == "offered")
+
+
 def waits_by_the_callers_clock(result: sipp.CarrierResult) -> list[float]:
     """Each call's INVITE to its 200 OK, in seconds, by sipp's clock, in order of the
     INVITEs."""
@@ -127,6 +132,13 @@ def test_a_killed_leader_is_replaced_by_the_standby_within_5_s_and_no_call_is_lo
             assert [e.type for e in standby.events(row.id)].count("ended") == 1
         answered_waiting = {r.channel_id for r in rows if r.channel_id in waiting}
         assert answered_waiting == set(waiting)  # the callers waiting at the kill
+        # One customer, no wrap-up: callers are offered in the order they rang, those the
+        # dialplan held during the takeover included (each keeps its place from then).
+        by_ringing = sorted(rows, key=lambda r: r.arrived_at)
+        first_offers = [first_offer(standby, r.id) for r in by_ringing]
+        assert first_offers == sorted(first_offers), [
+            (r.channel_id, r.arrived_at, o) for r, o in zip(by_ringing, first_offers, strict=True)
+        ]
         # The SLA figures come from each call's wait: the records' against the callers'.
         ours = [
             (r.answered_at - r.arrived_at).total_seconds()

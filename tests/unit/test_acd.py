@@ -126,6 +126,45 @@ def test_freed_agent_takes_the_caller_closest_to_breaching_its_target() -> None:
     assert rings(d.handle(CallerHungUp("busy"), at(10))) == [("b", 1)]
 
 
+def test_a_caller_held_while_no_desk_was_connected_keeps_its_place_from_when_it_rang() -> None:
+    # A standby taking over: "early" rang at 0 s, but the new desk heard of it only at
+    # 7 s, after "late", who rang at 5 s and reached the desk at once.
+    d = desk([customer(10, CustomerRules(max_wait_s=30, wrap_up_s=0))], [agent(1, 10)])
+    d.handle(CallerArrived("busy", 10), at(4))
+    d.handle(AgentAnswered("busy", 1), at(4))
+    d.handle(CallerArrived("late", 10), at(5))
+    assert d.handle(CallerArrived("early", 10, rang_at=at(0)), at(7)) == [
+        StartWaiting("early", HoldStyle.RINGING, None)
+    ]
+    assert d.calls["early"].arrived_at == at(0)
+    assert rings(d.handle(CallerHungUp("busy"), at(9))) == [("early", 1)]
+    # Its maximum wait counts from when it rang too.
+    d.handle(OfferFailed("early", 1, "no answer"), at(10))
+    assert d.next_deadline() == at(30)
+
+
+def test_a_held_caller_meets_the_rules_of_the_moment_it_rang() -> None:
+    # Open until 09:00:05 UTC (10:00:05 local) that day; the caller rang at 09:00:03 and
+    # reached the desk at 09:00:08: it rang while open, so it is queued, not sent away.
+    calendar = Calendar(
+        hours=(OpeningHours(4, time(0, 0), time(10, 0, 5)),),
+        agreement=Agreement(date(2026, 1, 1)),
+    )
+    d = desk([customer(10, calendar=calendar)], [agent(1, 10)])
+    rang = at(3600 + 3)
+    assert d.handle(CallerArrived("c1", 10, rang_at=rang), at(3600 + 8))[0] == StartWaiting(
+        "c1", HoldStyle.RINGING, None
+    )
+    late = d.handle(CallerArrived("c2", 10), at(3600 + 8))
+    assert late[0] != StartWaiting("c2", HoldStyle.RINGING, None)
+
+
+def test_a_rang_at_after_the_event_is_ignored() -> None:
+    d = desk([customer(10)], [agent(1, 10)])
+    d.handle(CallerArrived("c1", 10, rang_at=at(9)), at(5))
+    assert d.calls["c1"].arrived_at == at(5)
+
+
 def test_no_agent_is_offered_two_calls_and_callers_wait_their_turn() -> None:
     d = desk([customer(10)], [agent(1, 10)])
     d.handle(CallerArrived("c1", 10), at(1))

@@ -477,3 +477,5 @@ async def test_a_caller_who_rang_while_no_desk_was_connected_counts_from_the_dia
         T0 + timedelta(seconds=1),
         T0 + timedelta(seconds=2),
     ]
+    # The desk queues each caller from the same moment (its place and maximum wait).
+    assert [h.service.desk.calls[c].arrived_at for c in ("c1", "c2", "c3")] == arrived

@@ -79,7 +79,8 @@ class StasisEvents(CallShell):
         (empty when it did not give them: the channel's own, a request for the linked
         id, and the event's time). ``arrived`` (UTC epoch seconds) is earlier than the
         event when the caller rang while no desk was connected (a standby taking over,
-        extensions.conf): the call's record counts the wait from then."""
+        extensions.conf): the call's record counts the wait from then, and the desk
+        queues the caller from then (``CallerArrived.rang_at``)."""
         channel = event.channel
         key = str(channel["id"])
         dialled = dialled or str(channel.get("dialplan", {}).get("exten", ""))
@@ -99,6 +100,7 @@ class StasisEvents(CallShell):
         # the subscription (Asterisk) is awaited, the desk decides and the agent's phone
         # rings while the database writes; what needs the row's id awaits it
         # (ActiveCall.record), after the agent's INVITE has left.
+        rang_at = arrival(arrived, event.timestamp)
         row = asyncio.ensure_future(
             self._store.create_call(
                 channel_id=key,
@@ -107,7 +109,7 @@ class StasisEvents(CallShell):
                 dialled_number=dialled,
                 caller_number=caller_number,
                 caller_name=caller_name,
-                arrived_at=arrival(arrived, event.timestamp),
+                arrived_at=rang_at,
                 first_event=self._journal.arrival(
                     dialled=dialled, caller=caller_number, forwarded_from=forwarded_from
                 ),
@@ -128,7 +130,12 @@ class StasisEvents(CallShell):
             bound.warning("call.unknown_number", dialled=dialled, forwarded_from=forwarded_from)
         else:
             bound.info("call.arrived", dialled=dialled, caller=caller_number)
-        await self._feed(acd.CallerArrived(key, customer.id if customer else None), event.timestamp)
+        arrived_event = acd.CallerArrived(
+            key,
+            customer.id if customer else None,
+            rang_at if rang_at < event.timestamp else None,
+        )
+        await self._feed(arrived_event, event.timestamp)
 
     async def _variable(self, channel_id: str, name: str) -> str | None:
         try:

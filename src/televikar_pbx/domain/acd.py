@@ -22,6 +22,11 @@ Arrival, in this order:
 4. No agent serving the customer is logged in and unpaused: take a message at once.
 5. Otherwise the caller is queued and hears ringing (or the customer's hold style).
 
+A caller the dialplan held while no desk was connected (a standby taking over) arrives
+with the moment it rang (``CallerArrived.rang_at``): the rules above, its place in the
+queue and its maximum wait count from then, so it is not served after a caller who rang
+later.
+
 Routing: while a caller is queued and a qualified agent is idle, the most urgent caller
 (longest wait relative to its customer's answer target) is offered to an idle agent who
 serves its customer: agents not yet tried for this caller first, then the lowest priority
@@ -286,6 +291,10 @@ class Desk(AgentDesk):
     # --- arrivals ---------------------------------------------------------------------
 
     def _arrive(self, event: CallerArrived, now: datetime) -> list[Command]:
+        # A caller who rang before the desk heard of it keeps its place from then.
+        rang = event.rang_at
+        if rang is not None and rang < now:
+            now = rang
         call = CallSlot(event.call_id, event.customer_id, now)
         self.calls[call.call_id] = call
         customer = self._customers.get(event.customer_id) if event.customer_id else None

@@ -40,6 +40,10 @@ class AgentState(StrEnum):
 class CallerArrived:
     call_id: str
     customer_id: int | None  # None: the dialled number belongs to no customer
+    # When the caller rang, if before the desk heard of it (the dialplan held the caller
+    # while no desk was connected: a standby taking over). The caller's place in the
+    # queue, its maximum wait and the rules of the hour count from then. None: now.
+    rang_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
