@@ -15,10 +15,14 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from televikar_pbx.db.records import CallRecord
 from televikar_pbx.domain.directory import CustomerRules
+from televikar_pbx.domain.outcomes import Outcome
+from televikar_pbx.domain.sla import CallFacts, sla_report
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Service, StartService, free_port, poll
 from tests.asterisk.pg_instance import PgInstance  # the pg fixture: conftest.py
@@ -32,6 +36,7 @@ CLUSTER = {
     "cluster_retry_s": "0.5",
     "cluster_margin_s": "0.5",
 }
+OSLO = ZoneInfo("Europe/Oslo")  # the seeded customer's time zone
 TAKEOVER_BOUND_S = 5.0  # issue 16: the standby leads within 5 s of the leader's death
 # Each caller's wait in the records against the caller's own clock (sipp's INVITE to its
 # 200 OK), as in test_sla_calls.py: the SLA report is computed from these waits.
@@ -55,6 +60,24 @@ def standby_of(leader: Service, name: str, tmp_path: Path) -> Service:
 def first_offer(service: Service, call_id: int) -> datetime:
     """When the call was first offered to an agent (its journal's first ``offered``)."""
     return min(e.at for e in service.events(call_id) if e.type == "offered")
+
+
+def sla_of(rows: list[CallRecord], waits: list[float]) -> dict[str, object]:
+    """The SLA report (domain.sla, as ``sla report`` computes it) of answered calls that
+    waited ``waits`` (in the order of ``rows``), its counts and percentages."""
+    facts = [
+        CallFacts(
+            r.arrived_at,
+            r.arrived_at + timedelta(seconds=wait),
+            max(r.ended_at or r.arrived_at, r.arrived_at + timedelta(seconds=wait)),
+            Outcome.ANSWERED,
+        )
+        for r, wait in zip(rows, waits, strict=True)
+    ]
+    days = sorted({f.arrived_at.astimezone(OSLO).date() for f in facts})
+    total = sla_report(facts, first_day=days[0], last_day=days[-1], by="day").total.to_dict()
+    keys = ("offered", "answered", "answered_within_12s", "answered_within_20s", "lost")
+    return {k: total[k] for k in (*keys, "sl12_pct", "sl20_pct", "lost_pct")}
 
 
 def waits_by_the_callers_clock(result: sipp.CarrierResult) -> list[float]:
@@ -150,6 +173,11 @@ def test_a_killed_leader_is_replaced_by_the_standby_within_5_s_and_no_call_is_lo
         assert len(ours) == len(theirs) == calls
         for n, (mine, caller) in enumerate(zip(ours, theirs, strict=True), start=1):
             assert abs(mine - caller) <= WAIT_TOLERANCE_S, f"call {n}: {mine:.2f} vs {caller:.2f} s"
+        # The run's SLA report from the records equals the one from the callers' clocks.
+        recorded = sla_of(by_ringing, ours)
+        by_callers = sla_of(by_ringing, theirs)
+        print(f"[standby] SLA from the records: {recorded}")
+        assert recorded == by_callers
     finally:
         standby.stop()
 
