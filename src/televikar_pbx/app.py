@@ -24,6 +24,7 @@ from televikar_pbx.ami.presence import AmiError, AmiPresence
 from televikar_pbx.ari.adapter import AriClient
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
 from televikar_pbx.calls import naming
+from televikar_pbx.calls.agent_log import AgentLog
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import AgentActions, FeatureCodes
@@ -123,6 +124,10 @@ async def serve(
         batch=one_transaction if write_behind else None,
     )
     store.start()
+    # The agents' availability log: each agent's state from now (closing what a crash
+    # left open in another state), then every change (calls/agent_log.py).
+    agent_log = AgentLog(store)
+    await agent_log.sync(desk.availabilities(), clock.now())
     presence = Presence(ari, directory, desk)
 
     async def handle(event: AriEvent) -> None:
@@ -146,6 +151,7 @@ async def serve(
         ),
         clock=clock,
         presence=presence,
+        agent_log=agent_log,
     )
 
     async def import_fallback(node: Node) -> None:
@@ -348,6 +354,7 @@ async def serve(
         await asyncio.gather(*runners, scanner, return_exceptions=True)
         await dispatcher.drain()
         await calls.rows_written()
+        await agent_log.close(clock.now())
         await store.close()
         await engine.dispose()
         log.info("service.stopped")

@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+
 from televikar_pbx.ami.presence import AmiPresence
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.models import AgentAvailability
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.calendar import Agreement
 from tests.asterisk import sipp
 from tests.asterisk.conftest import Lab, Service, StartService, free_port, poll
+from tests.helpers import run_async
 
 DID = "4721000041"
 PHONE = 9  # agent9: the lab's agent endpoint with digest auth, port 5079
@@ -78,6 +83,33 @@ def test_feature_codes_log_in_pause_and_log_out_an_agent(
     sipp.carrier_call(DID, workdir=tmp_path, talk_ms=500, name="loggedout")
     assert capture_reason(service, 5) == "no_agent"
     assert '"feature.done"' in service.log() or "feature.done" in service.log()
+
+    # The availability log followed each change (calls/agent_log.py), one stretch after
+    # the other; a clean stop closes the last.
+    service.stop()
+    log = availability_log(service)
+    assert [state for state, _, _ in log] == [
+        "logged_out", "available", "paused", "available", "logged_out",
+    ]  # fmt: skip
+    assert all(ended is not None for _, _, ended in log)
+    assert [started for _, started, _ in log[1:]] == [ended for _, _, ended in log[:-1]]
+
+
+def availability_log(service: Service) -> list[tuple[str, datetime, datetime | None]]:
+    async def read() -> list[tuple[str, datetime, datetime | None]]:
+        engine = make_engine(service.db_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                rows = await session.execute(
+                    select(AgentAvailability.state, AgentAvailability.started_at,
+                           AgentAvailability.ended_at).order_by(AgentAvailability.id)
+                )  # fmt: skip
+                return [(state, started, ended) for state, started, ended in rows]
+        finally:
+            await engine.dispose()
+
+    result: list[tuple[str, datetime, datetime | None]] = run_async(read)
+    return result
 
 
 def test_an_unreachable_phone_gets_no_calls(

@@ -44,6 +44,9 @@ class DeskCommands(CallShell):
         for command in commands:
             if isinstance(command, acd.AgentStateChanged):
                 self._agent_changed(command)
+                if self._agent_log is not None:  # behind the routing (calls/agent_log.py)
+                    availability = self.desk.availability(command.agent_id)
+                    await self._agent_log.changed(command.agent_id, availability, at)
             elif isinstance(command, acd.PauseToggled):
                 continue  # the answer to the one who asked (calls/features.py)
             elif command.call_id == here:

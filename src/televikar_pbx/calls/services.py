@@ -20,6 +20,7 @@ from datetime import datetime
 
 import structlog
 
+from televikar_pbx.calls.agent_log import AgentLog
 from televikar_pbx.calls.commands import DeskCommands
 from televikar_pbx.calls.events import GLOBAL_KEY, AriEvent
 from televikar_pbx.calls.journal import CallJournal
@@ -53,6 +54,7 @@ class CallService(StasisEvents, DeskCommands):
         media: MediaFlows,
         clock: Clock,
         presence: Presence | None = None,
+        agent_log: AgentLog | None = None,
     ) -> None:
         self.clock = clock
         self._ari = ari
@@ -65,6 +67,7 @@ class CallService(StasisEvents, DeskCommands):
         self._dispatch = dispatch
         self._media = media
         self._presence = presence
+        self._agent_log = agent_log
         self.calls: dict[str, ActiveCall] = {}
         self._channel_call: dict[str, str] = {}
         self._agents: dict[int, Agent] = {a.id: a for a in directory.agents}
@@ -167,6 +170,9 @@ class CallService(StasisEvents, DeskCommands):
         the desk's answer. Raises :class:`acd.IllegalEvent` when the desk refuses it."""
         commands = self.desk.handle(event, at)
         self._after_change()
+        if self._agent_log is not None:  # a request during a call counts from now
+            availability = self.desk.availability(event.agent_id)
+            await self._agent_log.changed(event.agent_id, availability, at)
         await self.execute(commands, at)
         return commands
 
@@ -178,6 +184,8 @@ class CallService(StasisEvents, DeskCommands):
         commands = self.desk.reload(directory, now)
         if self._presence is not None:
             self._presence.reload(directory)
+        if self._agent_log is not None:  # agents added or retired: no command says so
+            await self._agent_log.sync(self.desk.availabilities(), now)
         self._after_change()
         log.info(
             "service.reloaded", customers=len(directory.customers), agents=len(directory.agents)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from televikar_pbx.calls.agent_log import AgentLog
 from televikar_pbx.calls.events import AriEvent
 from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.media import MediaFlows
@@ -57,6 +58,7 @@ class CallShell:
     _dispatch: Callable[[AriEvent], None]
     _media: MediaFlows
     _presence: Presence | None
+    _agent_log: AgentLog | None  # the agents' availability log
     _channel_call: dict[str, str]  # channel id -> call key
     _agents: dict[int, Agent]
     # Channels whose ChannelDestroyed we will get (see StasisEvents.stasis_handlers).

@@ -17,16 +17,18 @@ Once each: the drainer records how many lines it has written in a second file
 crash between a database commit and that count would replay one line, so each replay is
 idempotent: a call is looked up by its channel id before it is created, a message by its
 call, an event by its call, type and instant; setting the answer or the end again
-writes the same values.
+writes the same values; the availability log's writes are idempotent themselves
+(db/agent_log_repo.py).
 
-Written behind the routing (``batch`` given, as ``serve`` does): the journal entries and
-the row's answer and end (:data:`BEHIND_OPS`) do not wait for the database at all. Each
-is appended to the same spool file (without ``fsync``: a ``kill -9`` does not lose what
-the kernel holds, a power cut may lose the last milliseconds, as the database's own
-``synchronous = NORMAL`` does) and queued; a writer task writes the queue in order, up
-to :data:`MAX_BATCH` records in one transaction, after letting them gather for
-:data:`GATHER_S` (the lag: that, and the write of one batch), and counts them done. A
-restart after a crash replays the lines not counted, with the same idempotent replay.
+Written behind the routing (``batch`` given, as ``serve`` does): the journal entries,
+the row's answer and end, and the agents' availability log (:data:`BEHIND_OPS`) do not
+wait for the database at all. Each is appended to the same spool file (without
+``fsync``: a ``kill -9`` does not lose what the kernel holds, a power cut may lose the
+last milliseconds, as the database's own ``synchronous = NORMAL`` does) and queued; a
+writer task writes the queue in order, up to :data:`MAX_BATCH` records in one
+transaction, after letting them gather for :data:`GATHER_S` (the lag: that, and the
+write of one batch), and counts them done. A restart after a crash replays the lines
+not counted, with the same idempotent replay.
 The call's row itself (``create_call``) and a voice message are still written at once
 while the database answers (the screen pop and the messages need the row's id), but the
 routing does not wait for the row: the desk offers the call while it is written
@@ -57,8 +59,11 @@ log = structlog.get_logger("televikar_pbx.calls.spool")
 
 _DATETIME_FIELDS = ("arrived_at", "at", "answered_at", "ended_at")
 
-# What is written behind the routing when the store has a ``batch`` (module doc).
-BEHIND_OPS = frozenset({"append_event", "mark_answered", "mark_ended"})
+# What is written behind the routing when the store has a ``batch`` (module doc): the
+# journal, the row's answer and end, and the agents' availability log.
+BEHIND_OPS = frozenset(
+    {"append_event", "mark_answered", "mark_ended", "log_agent_state", "close_agent_log"}
+)
 # Records in one transaction of the writer: a call's own row (create_call) waits for at
 # most one batch.
 MAX_BATCH = 100
@@ -382,6 +387,13 @@ class SpoolingStore:
 
     async def mark_ended(self, call_id: int, **fields: Any) -> None:
         await self._write("mark_ended", {"call_id": call_id, **fields})
+
+    async def log_agent_state(self, agent_id: int, state: str, at: datetime) -> None:
+        """The agents' availability log (db/agent_log_repo.py), behind the routing."""
+        await self._write("log_agent_state", {"agent_id": agent_id, "state": state, "at": at})
+
+    async def close_agent_log(self, at: datetime) -> None:
+        await self._write("close_agent_log", {"at": at})
 
     async def add_message(
         self,

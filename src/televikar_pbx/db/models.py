@@ -224,6 +224,36 @@ class AgentCustomer(Base):
     priority: Mapped[int] = mapped_column(server_default="0")
 
 
+class AgentAvailability(Base):
+    """The agents' availability log (domain/availability.py): from ``started_at`` the
+    agent was ``available`` (logged in, not paused), ``paused`` or ``logged_out``, until
+    ``ended_at``; None: still is (one such row per agent, at most). Written by ``serve``
+    when the desk changes an agent between the three, behind the routing (calls/spool.py);
+    a clean stop closes every open row, a start opens each agent's from its stored state.
+    """
+
+    __tablename__ = "agent_availability"
+    __table_args__ = (
+        CheckConstraint("state IN ('available', 'paused', 'logged_out')", name="state"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="ends_after_start"),
+        Index(None, "started_at"),
+        Index(None, "agent_id", "started_at"),
+        Index(
+            "uq_agent_availability_open",
+            "agent_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[IntPK]
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[UTCTimestamp]
+    ended_at: Mapped[UTCTimestamp | None]
+
+
 class Call(Base):
     """One inbound call, summarised; ``call_events`` is its journal.
 

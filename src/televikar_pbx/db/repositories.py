@@ -21,11 +21,18 @@ One module per area, all importable from here:
 - ``billing_repo``: what billing reads of a month (counts, bookings, prices).
 - ``delivery_repo``: the customers' report e-mails, sent, failed or being sent.
 
-``CallStoreRepository`` joins the last two: the call service's ``CallStore``.
+- ``agent_log_repo``: the agents' availability log (logged in, paused, logged out).
+
+``CallStoreRepository`` joins calls, messages and the availability log: the call
+service's ``CallStore`` (the log is written through the same spool).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from televikar_pbx.db.agent_log_repo import AGENT_LOG_OPS, AgentLogRepository
 from televikar_pbx.db.agents_repo import AgentCredentials, AgentRepository
 from televikar_pbx.db.billing_repo import BilledCustomer, BillingRepository
 from televikar_pbx.db.calls_repo import CallRepository
@@ -48,14 +55,26 @@ from televikar_pbx.db.repo_base import (
 from televikar_pbx.db.sla_repo import SlaAggregateRecord, SlaRepository
 
 
-class CallStoreRepository(CallRepository, MessageRepository):
-    """The call log and the messages on one object (``calls.ports.CallStore``)."""
+class CallStoreRepository(CallRepository, MessageRepository, AgentLogRepository):
+    """The call log, the messages and the agents' availability log on one object
+    (``calls.ports.CallStore``)."""
+
+    async def write_records(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """:meth:`CallRepository.write_records`, and the availability log's records
+        (independent of the calls'), each in turn, in their order."""
+        calls = [(op, fields) for op, fields in records if op not in AGENT_LOG_OPS]
+        if calls:
+            await super().write_records(calls)
+        for op, fields in records:
+            if op in AGENT_LOG_OPS:
+                await getattr(self, op)(**fields)
 
 
 __all__ = [
     "DEFAULT_TIMEZONE",
     "KEEP",
     "AgentCredentials",
+    "AgentLogRepository",
     "AgentRepository",
     "BilledCustomer",
     "BillingRepository",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from televikar_pbx.domain.availability import Availability, availability_of
 from televikar_pbx.domain.desk_messages import (
     AgentEvent,
     AgentLoggedIn,
@@ -63,6 +64,15 @@ class AgentDesk:
 
     def rules(self, customer_id: int | None) -> CustomerRules:
         raise NotImplementedError  # the desk knows the customers
+
+    def availability(self, agent_id: int) -> Availability:
+        """Available, paused or logged out (domain/availability.py): what the agent
+        asked for during a call counts from the request, as for routing."""
+        agent = self.agents[agent_id]
+        return availability_of(agent.after_call or agent.state)
+
+    def availabilities(self) -> list[tuple[int, Availability]]:
+        return [(agent_id, self.availability(agent_id)) for agent_id in self.agents]
 
     def _miss(self, agent_id: int, now: datetime) -> list[Command]:
         agent = self.agents[agent_id]
