@@ -259,6 +259,13 @@ async def serve(
     # A phone is reachable when any node reaches it (cluster/phones.py); one node's AMI
     # reports to the desk directly, as before.
     combined = PhoneReachability(reachability) if len(nodes.nodes) > 1 else None
+    if combined and settings.sip_front is None:
+        # Each phone would register at one node and be unreachable from the others.
+        log.warning(
+            "service.no_sip_front",
+            nodes=len(nodes.nodes),
+            hint="set TELEVIKAR_SIP_FRONT to the Kamailio the nodes reach phones through",
+        )
     phones = [
         AmiPresence(
             node.settings.ami_host,
@@ -280,7 +287,9 @@ async def serve(
 
         async def install(node: Node, ami: AmiPresence) -> None:
             try:
-                await install_phones(node.settings.asterisk_conf_dir, accounts, ami)
+                await install_phones(
+                    node.settings.asterisk_conf_dir, accounts, ami, settings.sip_front
+                )
             except (AmiError, TimeoutError, OSError) as exc:
                 log.warning("service.phones_failed", node=node.name, error=str(exc))
 

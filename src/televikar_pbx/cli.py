@@ -17,6 +17,7 @@ from televikar_pbx.auth.passwords import Passwords
 from televikar_pbx.clock import Clock, clock_from_env
 from televikar_pbx.db.demo import DEMO_USERS, load_demo
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
+from televikar_pbx.db.sip_front import grant_sip_front
 from televikar_pbx.errors import ConfigError, TelevikarError
 from televikar_pbx.logs import configure_logging
 from televikar_pbx.settings import Settings, load_settings
@@ -81,6 +82,19 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_db_grant_sip_front(settings: Settings, args: argparse.Namespace) -> int:
+    async def main() -> None:
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            await grant_sip_front(engine, args.role)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    print(f"role {args.role} may read agents.endpoint and agents.secret, nothing else")
+    return 0
+
+
 def _cmd_demo_load(settings: Settings, args: argparse.Namespace) -> int:
     # A fresh password per demo desk user, shown here once; only its hash is stored.
     hasher = Passwords()
@@ -141,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
         func=_cmd_db_upgrade
     )
+    grant = db_sub.add_parser(
+        "grant-sip-front",
+        help="let the SIP front's (Kamailio's) database role read the agents' endpoints "
+        "and phone secrets, and nothing else (PostgreSQL; after upgrade)",
+    )
+    grant.add_argument("role", help="the role Kamailio connects as, e.g. kamailio")
+    grant.set_defaults(func=_cmd_db_grant_sip_front)
 
     demo = sub.add_parser("demo", help="demo data for trying the service")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")

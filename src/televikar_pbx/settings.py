@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "/etc/televikar-pbx/televikar.env"
+# TELEVIKAR_SIP_FRONT: a host name, IPv4 or [IPv6] address, and optionally :port.
+SIP_FRONT_PATTERN = r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$"
 # A new leader's ARI connection and recovery, after it took the lease (seconds).
 TAKEOVER_CONNECT_S = 3
 
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     # connected again) is taken for lost, and the calls that were on it end, recorded
     # with cause 38 (network out of order) at the moment the desk lost the node.
     node_lost_s: float = Field(default=5.0, gt=0)
+    # The SIP front (Kamailio, asterisk/kamailio/kamailio.cfg) as the nodes reach it,
+    # host:port, e.g. "10.0.0.5:5060". Set: the agents' phones register there and are
+    # authenticated there, and every node reaches them through it (asterisk_conf.py).
+    # Unset: the phones register at the (one) Asterisk directly.
+    sip_front: str | None = Field(default=None, pattern=SIP_FRONT_PATTERN)
 
     # AMI (Asterisk Manager Interface)
     ami_host: str = "127.0.0.1"

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from televikar_pbx.asterisk_conf import PhoneAccount, render_hints, render_pjsip
+from televikar_pbx.db.engine import make_engine
+from televikar_pbx.db.sip_front import grant_sip_front
 from televikar_pbx.domain.directory import Agent, Customer, Directory
+from televikar_pbx.errors import ConfigError
 from televikar_pbx.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +28,41 @@ def test_pjsip_has_endpoint_auth_and_aor_per_phone() -> None:
         "[lab1]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
         "contact = sip:lab1@127.0.0.1:5071" in text
     )
+
+
+def test_behind_the_sip_front_a_phone_is_reached_and_identified_through_kamailio() -> None:
+    text = render_pjsip([PhoneAccount("kari", "pw1")], sip_front="10.0.0.5:5060")
+    assert "[kari](agent-endpoint)\naors = kari\nidentify_by = header\n" in text
+    assert (
+        "[kari]\ntype = aor\ncontact = sip:kari@10.0.0.5:5060\nmax_contacts = 0\n"
+        "qualify_frequency = 2\nqualify_timeout = 1.5\n" in text
+    )
+    assert (
+        "[kari-identify]\ntype = identify\nendpoint = kari\n"
+        "match_header = X-Televikar-Agent: kari\n" in text
+    )
+    # Kamailio checks the secret: the node has no auth for the phone, nor its secret.
+    assert "auth =" not in text and "type = auth" not in text and "pw1" not in text
+
+
+def test_a_sip_front_that_is_not_host_and_port_is_refused() -> None:
+    for bad in ("10.0.0.5:5060\n[evil]", "sip:10.0.0.5", "a b", ""):
+        with pytest.raises(ValueError):
+            render_pjsip([PhoneAccount("kari", "pw1")], sip_front=bad)
+    with pytest.raises(ValueError):
+        Settings(sip_front="10.0.0.5;transport=tcp")
+    assert Settings(sip_front="[::1]:5060").sip_front == "[::1]:5060"
+
+
+async def test_the_sip_front_grant_wants_postgresql_and_a_plain_role_name() -> None:
+    engine = make_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        with pytest.raises(ConfigError, match="PostgreSQL"):
+            await grant_sip_front(engine, "kamailio")
+        with pytest.raises(ConfigError, match="role name"):
+            await grant_sip_front(engine, 'kamailio"; DROP TABLE agents; --')
+    finally:
+        await engine.dispose()
 
 
 def test_names_or_secrets_that_could_inject_configuration_are_left_out() -> None:
