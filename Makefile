@@ -13,8 +13,9 @@ LAB_ENV = $(shell bash $(LAB) env-file)
 # the lab's own Debian sid root, see asterisk/README.md).
 HOST_PACKAGES := python3 python3-venv python3-dev gcc curl ca-certificates debootstrap \
 	sip-tester espeak-ng sox postgresql systemd
-# Only the tests need these: the agent desk's browser test runs Debian's Chromium.
-TEST_PACKAGES := chromium kamailio
+# Only the tests need these: the agent desk's browser test runs Debian's Chromium; the
+# cluster lab runs Kamailio, which reads the agents' phone secrets from PostgreSQL.
+TEST_PACKAGES := chromium kamailio kamailio-postgres-modules
 
 .PHONY: help host-deps test-deps venv asterisk asterisk-stop cluster db run test test-fast test-unit check fmt clean
 

@@ -130,6 +130,23 @@ def set_option(text: str, section: str, key: str, value: str, *, add: bool = Fal
     return "\n".join(lines) + "\n"
 
 
+def remove_sections(text: str, names: Sequence[str]) -> str:
+    """An Asterisk .conf ``text`` without the sections named ``names`` (every section of
+    such a name: ``[agent1](agent-endpoint)`` and ``[agent1](agent-aor)`` alike). A
+    section ends at the next header or at a comment line, which belongs to what follows."""
+    kept: list[str] = []
+    dropping = False
+    for line in text.splitlines():
+        header = _SECTION.match(line)
+        if header:
+            dropping = header.group(1) in names
+        elif line.lstrip().startswith(";"):
+            dropping = False
+        if not dropping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def copy_conf(etc: Path, names: Sequence[str] | None = None) -> None:
     """A fresh ``etc`` with the project's configuration files (all, or ``names``)."""
     if etc.exists():

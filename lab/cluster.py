@@ -6,25 +6,33 @@ Addresses (each part on its own loopback address, so all keep the standard ports
     Kamailio          127.0.1.1:5060/udp   the carrier's and the phones' only SIP peer
     carrier (sipp)    127.0.1.2            identified by Kamailio by this address
     agents' phones    127.0.1.3:5070+N     agentN registers here at Kamailio
+    PostgreSQL        127.0.1.4:5432/tcp   the service's database; Kamailio reads the
+                                           agents' phone secrets there (lab/cluster_db.py)
     node a, b, ...    127.0.1.11, .12, ... SIP 5060/udp, ARI/HTTP 8088, AMI 5038,
                                            RTP 20000-20999 (a), 21000-21999 (b), ...
 
 Each node is an isolated Asterisk from the lab's root (lab/asterisk.py, with
 ``private_writes``: nothing is written into the lab root). Its configuration is the
 project's ``asterisk/conf/`` with per-node overrides only (:func:`render_node_config`):
-addresses and ports, the carrier identified by Kamailio's address, agents reached
-through Kamailio (static contact ``sip:agentN@127.0.1.1:5060``), and the node's name
-(asterisk.conf ``systemname``, so unique ids read ``a-1700000000.1``, and the dialplan
-global ``TELEVIKAR_NODE``).
+addresses and ports, the carrier identified by Kamailio's address, no static agents,
+and the node's name (asterisk.conf ``systemname``, so unique ids read
+``a-1700000000.1``, and the dialplan global ``TELEVIKAR_NODE``). The agents are the
+service's, from the database, in ``pjsip_televikar.conf`` as the service writes it
+behind the SIP front (asterisk_conf.py ``render_pjsip``: reached through Kamailio,
+identified by Kamailio's header): the lab writes it at each node start, a running
+``serve`` rewrites it.
 
 Files, under ``$TELEVIKAR_CLUSTER_DIR`` (default /var/cache/televikar-pbx/cluster):
 
-    credentials              agent9's password (0600), shared by the nodes
+    credentials              agent9's password, the lab agents' phone secrets
+                             (AGENTn_SECRET), the database roles' passwords (0600)
+    postgres/                PostgreSQL's data, socket and log (server.log)
     kamailio/                kamailio.cfg, dispatcher.list, kamailio.out (its log),
                              the RPC sockets
     nodes/NAME/credentials   the node's ARI and AMI passwords (0600)
     nodes/NAME/televikar.env the node's settings for the service (0600), as the lab's
-    televikar.env            TELEVIKAR_NODES for a service over all nodes (0600):
+    televikar.env            TELEVIKAR_NODES, _SIP_FRONT, _DATABASE_URL for a service
+                             over all nodes (0600):
                              ``TELEVIKAR_ENV_FILE=$DIR/televikar.env televikar-pbx serve``
     nodes/NAME/asterisk.out  console output
     nodes/NAME/state/        etc (configuration), log (messages.log, cdr-custom/),
@@ -57,7 +65,9 @@ from typing import IO, Any
 
 from lab import asterisk as isolated
 from lab import procs
+from lab.cluster_db import ClusterDatabase
 from lab.kamailio import Kamailio, KamailioSettings
+from televikar_pbx.asterisk_conf import GENERATED_PJSIP, PhoneAccount, render_pjsip
 
 CLUSTER_DIR = Path(os.environ.get("TELEVIKAR_CLUSTER_DIR", "/var/cache/televikar-pbx/cluster"))
 SIP_PORT = 5060
@@ -71,12 +81,11 @@ AMI_PORT = 5038
 RTP_BASE = 20000  # node i: RTP_BASE + 1000 i .. + 999
 ARI_USER = "televikar"
 AMI_USER = "televikar"
-# The lab's static agents (asterisk/conf/pjsip.conf): their contacts point at Kamailio.
+# The lab's agents: in the database with phone secrets (``Cluster.agent_secret``), so
+# their sipp phones register at Kamailio with digest auth. asterisk/conf/pjsip.conf's
+# static agents of the same names (the single-node lab's) are left out of the nodes.
 AGENTS = tuple(f"agent{n}" for n in range(1, 6))
-# The agents' qualify on the nodes: an unregistered or silent phone is unreachable
-# within about frequency + timeout (Kamailio waits 5 s before its own 408, longer).
-QUALIFY_FREQUENCY_S = 2
-QUALIFY_TIMEOUT_S = 1.5
+SIP_FRONT = f"{KAMAILIO_IP}:{SIP_PORT}"
 
 
 class ClusterError(RuntimeError):
@@ -118,9 +127,12 @@ def node_specs(count: int) -> list[NodeSpec]:
     return [NodeSpec(chr(ord("a") + i), i) for i in range(count)]
 
 
-def render_node_config(etc: Path, node: NodeSpec, creds: dict[str, str]) -> None:
+def render_node_config(
+    etc: Path, node: NodeSpec, creds: dict[str, str], phones: Sequence[PhoneAccount] = ()
+) -> None:
     """The node's complete configuration in ``etc``: every file of asterisk/conf/, with
-    the per-node values set (the single source for all the rest stays asterisk/conf/)."""
+    the per-node values set (the single source for all the rest stays asterisk/conf/),
+    and the agents' ``phones`` as the service writes them behind the SIP front."""
     isolated.copy_conf(etc)
 
     def override(name: str, *changes: tuple[str, str, str], add: bool = False) -> None:
@@ -152,13 +164,14 @@ def render_node_config(etc: Path, node: NodeSpec, creds: dict[str, str]) -> None
         # Calls arrive through Kamailio: that is "the carrier" for a node.
         ("carrier-identify", "match", KAMAILIO_IP),
         ("carrier", "contact", f"sip:{CARRIER_IP}:{SIP_PORT}"),
-        *((agent, "contact", f"sip:{agent}@{KAMAILIO_IP}:{SIP_PORT}") for agent in AGENTS),
-        # Qualify through Kamailio, so that each node's AMI tells the desk whether an
-        # agent's phone is registered and answers (asterisk/README.md, "The cluster
-        # lab"): Kamailio drops the OPTIONS of an unregistered agent, the node times out.
-        ("agent-aor", "qualify_frequency", str(QUALIFY_FREQUENCY_S)),
     )
-    override("pjsip.conf", ("agent-aor", "qualify_timeout", str(QUALIFY_TIMEOUT_S)), add=True)
+    # The single-node lab's static agent1..5 (no auth, identified by the From user)
+    # would clash with the service's agents of those names.
+    pjsip = etc / "pjsip.conf"
+    pjsip.write_text(isolated.remove_sections(pjsip.read_text(), AGENTS))
+    fd = os.open(etc / GENERATED_PJSIP, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as f:
+        f.write(render_pjsip(list(phones), SIP_FRONT))
     override("http.conf", ("general", "bindaddr", node.ip))
     override("manager.conf", ("general", "bindaddr", node.ip))
     override(
@@ -223,8 +236,9 @@ class Node:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def launch(self) -> None:
-        """Start Asterisk; :meth:`wait_ready` waits for its ARI."""
+    def launch(self, phones: Sequence[PhoneAccount] = ()) -> None:
+        """Start Asterisk with the agents' ``phones``; :meth:`wait_ready` waits for its
+        ARI."""
         ip = self.spec.ip
         busy = [
             f"{what} {ip}:{port}"
@@ -238,7 +252,7 @@ class Node:
         if busy:
             raise ClusterError(f"node {self.name}: in use: {', '.join(busy)}")
         isolated.prepare_state(self.state)
-        render_node_config(self.state / "etc", self.spec, self.creds)
+        render_node_config(self.state / "etc", self.spec, self.creds, phones)
         self.write_env_file()
         self.output.write_bytes(b"")
         command = isolated.command(self.dir / "root", self.state, private_writes=True)
@@ -338,7 +352,13 @@ class Cluster:
 
     def __init__(self, nodes: int = 2, directory: Path = CLUSTER_DIR) -> None:
         self.dir = directory
-        shared = isolated.credentials(directory / "credentials", ("AGENT9_PASSWORD",))
+        shared = isolated.credentials(
+            directory / "credentials",
+            ("AGENT9_PASSWORD", "DB_PASSWORD", "KAMAILIO_DB_PASSWORD",
+             *(f"{agent.upper()}_SECRET" for agent in AGENTS)),
+        )  # fmt: skip
+        self.agent_secrets = {agent: shared[f"{agent.upper()}_SECRET"] for agent in AGENTS}
+        self.db = ClusterDatabase(directory / "postgres", shared)
         self.nodes = [
             Node(spec, directory / "nodes" / spec.name, shared["AGENT9_PASSWORD"])
             for spec in node_specs(nodes)
@@ -350,6 +370,7 @@ class Cluster:
                 port=SIP_PORT,
                 carrier_ip=CARRIER_IP,
                 nodes=[(n.name, n.spec.sip_uri) for n in self.nodes],
+                db_url=self.db.sip_front_url,
             ),
         )
         self._lock: IO[bytes] | None = None
@@ -358,6 +379,19 @@ class Cluster:
     def nodes_setting(self) -> str:
         """TELEVIKAR_NODES for a service over every node (JSON)."""
         return json.dumps([node.service_node() for node in self.nodes])
+
+    def service_settings(self) -> dict[str, str]:
+        """What a service over all nodes needs (televikar.env): the nodes, the SIP
+        front, the shared database."""
+        return {
+            "TELEVIKAR_NODES": self.nodes_setting(),
+            "TELEVIKAR_SIP_FRONT": SIP_FRONT,
+            "TELEVIKAR_DATABASE_URL": self.db.url,
+        }
+
+    def agent_secret(self, agent: str) -> str:
+        """The lab agent's phone secret (agent1..5), as in the database after start."""
+        return self.agent_secrets[agent]
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -369,16 +403,23 @@ class Cluster:
         return next((n for n in self.nodes if n.spec.ip == ip), None)
 
     def start(self) -> None:
-        """Start the nodes (in parallel), wait for their ARI, then Kamailio."""
+        """Start the database (and seed the lab's agents), the nodes (in parallel), wait
+        for their ARI, then Kamailio."""
         isolated.require_lab_root()
         self._take_lock()
         procs.use_registry(self.dir / "pids.json")  # stops what a killed harness left
         try:
+            self.db.start()
+            self.db.seed_agents(self.agent_secrets)
+            phones = self.db.phone_accounts()
             for node in self.nodes:
-                node.launch()
+                node.launch(phones)
             for node in self.nodes:
                 node.wait_ready()
-            isolated.write_private(self.env_file, f"TELEVIKAR_NODES={self.nodes_setting()}\n")
+            isolated.write_private(
+                self.env_file,
+                "".join(f"{k}={v}\n" for k, v in self.service_settings().items()),
+            )
             self.kamailio.start()
         except BaseException:
             self.stop()
@@ -387,7 +428,7 @@ class Cluster:
     def restart_node(self, name: str) -> None:
         node = self.node(name)
         node.stop()
-        node.launch()
+        node.launch(self.db.phone_accounts())  # the agents as they are now
         node.wait_ready()
 
     def stop(self) -> None:
@@ -397,6 +438,7 @@ class Cluster:
         finally:
             for node in self.nodes:
                 node.stop()
+            self.db.stop()
             procs.release_registry(self.dir / "pids.json")
             if self._lock is not None:
                 self._lock.close()
@@ -435,6 +477,10 @@ class Cluster:
                 f"AMI {s.ip}:{AMI_PORT}, env {node.env_file}, log {node.output}"
             )
         yield f"carrier   from {CARRIER_IP}; agents' phones {AGENT_IP}:{AGENT_BASE_PORT}+N"
+        yield (
+            f"database  {self.db.server.ip}:{self.db.server.port} (data {self.db.server.dir});"
+            f" lab agents {', '.join(AGENTS)}: secrets in {self.dir / 'credentials'}"
+        )
         yield f"desk      TELEVIKAR_ENV_FILE={self.env_file} televikar-pbx serve"
 
 

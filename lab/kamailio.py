@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import procs
-from lab.asterisk import REPO, fill
+from lab.asterisk import REPO, fill, write_private
 
 TEMPLATE = REPO / "asterisk" / "kamailio" / "kamailio.cfg"
 
@@ -40,6 +40,9 @@ class KamailioSettings:
     carrier_ip: str
     # The Asterisk nodes, in dispatcher order: (name, SIP URI).
     nodes: Sequence[tuple[str, str]]
+    # Where auth_db reads the agents' secrets (postgres://ROLE:PASSWORD@HOST:PORT/DB):
+    # the service's database, as a role that may read agents.endpoint and .secret only.
+    db_url: str
     # OPTIONS probe period, and how long a relayed request waits for any reply: together
     # they bound how fast a dead node is noticed (a probe or a call times out).
     ping_interval_s: int = 1
@@ -137,8 +140,10 @@ class Kamailio:
             "RUNDIR": str(self.dir),
             "PING_INTERVAL_S": str(s.ping_interval_s),
             "FR_TIMER_MS": str(s.fr_timer_ms),
+            "DB_URL": s.db_url,
         }
-        self.config.write_text(fill(TEMPLATE.read_text(), values, str(TEMPLATE)))
+        # 0600: it holds the database password.
+        write_private(self.config, fill(TEMPLATE.read_text(), values, str(TEMPLATE)))
 
     def start(self, timeout_s: float = 15.0) -> None:
         s = self.settings

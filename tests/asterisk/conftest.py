@@ -29,6 +29,7 @@ import pytest
 from lab import asterisk as isolated
 from lab.cluster import Cluster, ClusterError
 from lab.kamailio import KamailioError
+from lab.postgres import PostgresError
 from televikar_pbx.db import migrate
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.records import CallEventRecord, CallRecord, MessageRecord
@@ -365,7 +366,7 @@ def cluster() -> Iterator[Cluster]:
     cluster = Cluster(nodes=2)
     try:
         cluster.start()
-    except (ClusterError, KamailioError, isolated.InstanceError, OSError) as exc:
+    except (ClusterError, KamailioError, PostgresError, isolated.InstanceError, OSError) as exc:
         pytest.fail(f"the cluster lab did not start: {exc}", pytrace=False)
     try:
         yield cluster

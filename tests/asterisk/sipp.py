@@ -52,7 +52,6 @@ from lab import procs
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 AGENT_SCENARIO = SCENARIO_DIR / "agent_answer.xml"
 REGISTER_SCENARIO = SCENARIO_DIR / "agent_register.xml"
-REGISTER_OPEN_SCENARIO = SCENARIO_DIR / "agent_register_open.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
 CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
 FEATURE_CODE_SCENARIO = SCENARIO_DIR / "agent_feature_code.xml"
@@ -894,35 +893,40 @@ def register_phone(
 ) -> CarrierResult:
     """Register (``expires_s`` 0: unregister) agent phone N's port (``agent_port``) as
     ``user`` with digest auth, so calls to that endpoint reach ``agent_phone(N)``."""
+    return register_at(
+        user,
+        password,
+        workdir=workdir,
+        address=(AGENT_IP, agent_port(agent)),
+        target=(ASTERISK_HOST, ASTERISK_SIP_PORT),
+        expires_s=expires_s,
+        name=name,
+    )
+
+
+def register_at(
+    user: str,
+    password: str,
+    *,
+    workdir: Path,
+    address: tuple[str, int],
+    target: tuple[str, int],
+    expires_s: int = 300,
+    name: str | None = None,
+    auth_user: str | None = None,
+) -> CarrierResult:
+    """Register ``user`` from ``address`` (then start the phone there) at the registrar
+    ``target`` (the cluster lab's Kamailio), answering its 401 with digest credentials
+    (username ``auth_user``, default ``user``); ``expires_s`` 0 unregisters. ``ok``:
+    challenged, then 200."""
     name = name or f"register_{user}_{expires_s}"
-    scenario = _private_scenario(REGISTER_SCENARIO, workdir, name, user, password)
+    scenario = _private_scenario(REGISTER_SCENARIO, workdir, name, auth_user or user, password)
     return _register(
         scenario,
         user,
         expires_s,
         workdir=workdir,
         name=name,
-        address=(AGENT_IP, agent_port(agent)),
-        target=(ASTERISK_HOST, ASTERISK_SIP_PORT),
-    )
-
-
-def register_open(
-    user: str,
-    *,
-    workdir: Path,
-    address: tuple[str, int],
-    target: tuple[str, int],
-    expires_s: int = 300,
-) -> CarrierResult:
-    """Register ``user`` from ``address`` (then start the phone there) at a registrar
-    that does not authenticate, the cluster lab's Kamailio; ``expires_s`` 0 unregisters."""
-    return _register(
-        REGISTER_OPEN_SCENARIO,
-        user,
-        expires_s,
-        workdir=workdir,
-        name=f"register_{user}_{expires_s}",
         address=address,
         target=target,
     )

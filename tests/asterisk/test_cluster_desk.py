@@ -3,7 +3,9 @@ TELEVIKAR_NODES connected to both Asterisk nodes of the cluster lab (conftest.py
 ``cluster``: Kamailio in front of nodes a and b), agents' phones registered at Kamailio,
 carrier calls spread over the nodes by Kamailio. One agent pool and one queue: each
 call is answered by whichever agent is free, whatever node the agent's last call was
-on. Fails, never skips, when the cluster cannot start.
+on. The desk runs on the cluster lab's PostgreSQL, the database Kamailio authenticates
+the phones against (emptied before each test). Fails, never skips, when the cluster
+cannot start.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -33,8 +37,7 @@ from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.calendar import Agreement
 from televikar_pbx.domain.directory import CustomerRules
 from tests.asterisk import sipp
-from tests.asterisk.conftest import Service, free_port, poll
-from tests.asterisk.pg_instance import PgInstance  # the pg fixture: conftest.py
+from tests.asterisk.conftest import REPO, Service, free_port, poll
 from tests.helpers import in_thread, run_async
 
 KAMAILIO = (KAMAILIO_IP, SIP_PORT)
@@ -52,21 +55,48 @@ def node_of(call: CallRecord) -> str:
 
 @pytest.fixture
 def desk(live: Cluster, tmp_path: Path) -> Iterator[Service]:
-    """``serve`` over both nodes (SQLite): :func:`running_desk`."""
-    with running_desk(
-        live, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'televikar.sqlite3'}"
-    ) as service:
+    """``serve`` over both nodes: :func:`running_desk`."""
+    with running_desk(live, tmp_path) as service:
         yield service
+
+
+def register(live: Cluster, tmp_path: Path, n: int, expires_s: int = 300) -> sipp.CarrierResult:
+    """agentN's phone registers at Kamailio with its secret (digest authentication)."""
+    return sipp.register_at(
+        f"agent{n}", live.agent_secret(f"agent{n}"), workdir=tmp_path,
+        address=agent_address(n), target=KAMAILIO, expires_s=expires_s,
+    )  # fmt: skip
+
+
+def service_env(live: Cluster, tmp_path: Path, settings: dict[str, str]) -> dict[str, str]:
+    """``serve`` over every node of the cluster lab, on its database (PostgreSQL: the
+    one Kamailio reads the agents' secrets from)."""
+    return {
+        **os.environ,
+        "TELEVIKAR_ENV_FILE": str(tmp_path / "no.env"),  # every setting is here
+        **live.service_settings(),  # nodes, SIP front, database
+        "TELEVIKAR_LOG_FORMAT": "json",
+        "TELEVIKAR_LOG_LEVEL": "debug",
+        "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
+        "TELEVIKAR_SPOOL_DIR": str(tmp_path / "spool"),
+        "TELEVIKAR_CONTROL_PORT": str(free_port()),
+        "TELEVIKAR_AGI_PORT": str(free_port()),
+        "TELEVIKAR_DELIVERY_MODE": "off",
+        **settings,
+    }
 
 
 @contextlib.contextmanager
 def running_desk(
-    live: Cluster, tmp_path: Path, db_url: str, settings: dict[str, str] | None = None
+    live: Cluster, tmp_path: Path, settings: dict[str, str] | None = None
 ) -> Iterator[Service]:
-    """``serve`` over both nodes on ``db_url`` (an empty database), one customer, agents
-    1 to 4 serving it with no wrap-up (the desk offers to the longest idle); agents 1 to
-    3's phones registered at Kamailio and answering, agent 4's not; the desk sees which.
-    ``settings``: more of its environment (TELEVIKAR_*)."""
+    """``serve`` over both nodes on the cluster's database (emptied first), one customer,
+    agents 1 to 4 serving it with no wrap-up (the desk offers to the longest idle), each
+    with its phone secret; agents 1 to 3's phones registered at Kamailio (digest auth)
+    and answering, agent 4's not; the desk sees which. ``settings``: more of its
+    environment (TELEVIKAR_*)."""
+    live.db.reset()
+    db_url = live.db.url
     in_thread(migrate.upgrade, db_url)
 
     async def seed() -> dict[str, int]:
@@ -80,32 +110,18 @@ def running_desk(
             ids = {"customer": customer.id}
             for n in (*AGENTS, UNREGISTERED):
                 agent = await directory.add_agent(
-                    f"Agent {n}", f"agent{n}", [customer.id], logged_in=True
-                )
+                    f"Agent {n}", f"agent{n}", [customer.id], logged_in=True,
+                    secret=live.agent_secret(f"agent{n}"),
+                )  # fmt: skip
                 ids[f"agent{n}"] = agent.id
             return ids
         finally:
             await engine.dispose()
 
     service = Service(None, db_url, tmp_path / "serve.log", ids=run_async(seed))
-    service.env = {
-        **os.environ,
-        "TELEVIKAR_ENV_FILE": str(tmp_path / "no.env"),  # every setting is here
-        "TELEVIKAR_NODES": live.nodes_setting(),
-        "TELEVIKAR_DATABASE_URL": db_url,
-        "TELEVIKAR_LOG_FORMAT": "json",
-        "TELEVIKAR_LOG_LEVEL": "debug",
-        "TELEVIKAR_MESSAGES_DIR": str(tmp_path / "messages"),
-        "TELEVIKAR_SPOOL_DIR": str(tmp_path / "spool"),
-        "TELEVIKAR_CONTROL_PORT": str(free_port()),
-        "TELEVIKAR_AGI_PORT": str(free_port()),
-        "TELEVIKAR_DELIVERY_MODE": "off",
-        **(settings or {}),
-    }
+    service.env = service_env(live, tmp_path, settings or {})
     for n in AGENTS:
-        registered = sipp.register_open(
-            f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO
-        )
+        registered = register(live, tmp_path, n)
         assert registered.ok, registered.describe()
     with contextlib.ExitStack() as phones:
         for n in AGENTS:
@@ -123,10 +139,7 @@ def running_desk(
         finally:
             service.stop()
         for n in AGENTS:
-            sipp.register_open(
-                f"agent{n}", workdir=tmp_path, address=agent_address(n), target=KAMAILIO,
-                expires_s=0,
-            )  # fmt: skip
+            register(live, tmp_path, n, expires_s=0)
 
 
 def phones_seen(service: Service) -> dict[str, bool]:
@@ -276,14 +289,14 @@ def test_kill_node_a_during_calls_its_calls_end_with_a_cause(
 
 
 def test_the_standby_takes_over_both_nodes_when_the_leader_is_killed(
-    live: Cluster, pg: PgInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Leader and standby over both nodes, on PostgreSQL (issue 16 together): kill -9 of
     the leading ``serve`` during a steady run through Kamailio; the standby takes the
     lease and connects to both nodes' ARI within 5 s, adopts the calls on either node,
     and every caller is answered by an agent, one record each."""
     cluster = {"TELEVIKAR_CLUSTER_MODE": "leader-standby", "TELEVIKAR_CLUSTER_NODE_NAME": "desk-1"}
-    with running_desk(live, tmp_path, pg.url, cluster) as leader:
+    with running_desk(live, tmp_path, cluster) as leader:
         standby = replace(
             leader, log_path=tmp_path / "standby.log", process=None,
             env={**leader.env, "TELEVIKAR_CLUSTER_NODE_NAME": "desk-2",
@@ -337,3 +350,146 @@ def test_the_standby_takes_over_both_nodes_when_the_leader_is_killed(
     assert set(per_node) == {"a", "b"}, per_node
     for r in rows:
         assert [e.type for e in standby.events(r.id)].count("ended") == 1
+
+
+def cli(service: Service, *args: str) -> str:
+    """``televikar-pbx ARGS`` as the operator runs it beside the running desk (its
+    database and control port); its output. Fails the test on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-m", "televikar_pbx.cli", *args],
+        env=service.env, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, f"televikar-pbx {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_an_agent_added_with_the_cli_answers_calls_on_both_nodes(
+    live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator adds two agents with ``televikar-pbx agents add`` while the desk
+    runs; each phone registers at Kamailio with digest auth. Kari's with her secret:
+    she answers the new customer's calls, which land on both nodes. Ola's phone with a
+    wrong password: refused at Kamailio, so unreachable from every node, and never
+    offered a call although logged in and answering."""
+    did = "4721000099"
+    customer = desk.directory(
+        lambda r: r.add_customer(
+            "Ny Kunde AS", "Ny Kunde", [did], rules=CustomerRules(wrap_up_s=0.0),
+            agreement=Agreement(date(2026, 1, 1)),
+        )
+    )  # fmt: skip
+    secrets = {"kari": "kari-secret-0001", "ola": "ola-secret-00001"}
+    for name, endpoint in (("Kari", "kari"), ("Ola", "ola")):
+        out = cli(desk, "agents", "add", name, "--endpoint", endpoint,
+                  "--secret", secrets[endpoint], "--customer", str(customer.id))  # fmt: skip
+        assert "the running service reloaded" in out, out
+        cli(desk, "agents", "login", endpoint)
+    # The service wrote both agents onto both nodes, reached through Kamailio.
+    for node in live.nodes:
+        generated = (node.state / "etc" / "pjsip_televikar.conf").read_text()
+        assert f"contact = sip:kari@{KAMAILIO_IP}:{SIP_PORT}" in generated, generated
+        assert "match_header = X-Televikar-Agent: ola" in generated, generated
+    kari, ola = agent_address(6), agent_address(7)
+    registered = sipp.register_at(
+        "kari", secrets["kari"], workdir=tmp_path, address=kari, target=KAMAILIO
+    )
+    assert registered.ok, registered.describe()
+    refused = sipp.register_at(
+        "ola", "wrong-password-1", workdir=tmp_path, address=ola, target=KAMAILIO
+    )
+    assert sipp.final_statuses(refused.messages(), "REGISTER") == [401, 403], refused.describe()
+    assert set(live.kamailio.registered()) >= {"kari"} and "ola" not in live.kamailio.registered()
+    calls = 6
+    try:
+        with (
+            sipp.agent_phone(6, workdir=tmp_path, answer_ms=200, address=kari) as kari_phone,
+            sipp.agent_phone(7, workdir=tmp_path, answer_ms=200, address=ola) as ola_phone,
+        ):
+            seen = {"Kari": True, "Ola": False}
+            poll(lambda: {k: phones_seen(desk).get(k) for k in seen} == seen, 15,
+                 f"the desk to see the new phones reachable as {seen}")  # fmt: skip
+            result = sipp.carrier_call(
+                did, workdir=tmp_path, calls=calls, rate=0.5, talk_ms=1000,
+                answer_timeout_s=20, target=KAMAILIO, local_ip=CARRIER_IP,
+            )  # fmt: skip
+            assert result.ok, result.describe()
+
+            def ended() -> list[CallRecord] | None:
+                rows = [r for r in desk.calls() if r.customer_id == customer.id]
+                return rows if len(rows) >= calls and all(r.ended_at for r in rows) else None
+
+            rows: list[CallRecord] = poll(ended, 15, "the new customer's calls to end")
+            offered = [e.agent_id for r in rows for e in desk.events(r.id) if e.type == "offered"]
+            ids = {a.endpoint: a.id for a in desk.directory(lambda r: r.list_agents())}
+            per_node = Counter(node_of(r) for r in rows)
+            report(
+                capsys,
+                f"agents added with the CLI: {calls} calls, records per node "
+                f"{dict(per_node)}, answered by {Counter(r.agent_id for r in rows)} "
+                f"(kari {ids['kari']}); INVITEs at kari's phone {len(kari_phone.invites())}, "
+                f"at ola's {len(ola_phone.invites())}",
+            )
+            assert all(r.outcome == "answered" and r.agent_id == ids["kari"] for r in rows), [
+                (r.id, r.outcome, r.agent_id) for r in rows
+            ]
+            assert set(per_node) == {"a", "b"}, per_node
+            assert offered == [ids["kari"]] * calls, offered
+            assert len(kari_phone.invites()) == calls and ola_phone.invites() == []
+    finally:
+        sipp.register_at(
+            "kari", secrets["kari"], workdir=tmp_path, address=kari, target=KAMAILIO,
+            expires_s=0,
+        )  # fmt: skip
+
+
+def test_feature_codes_through_kamailio_log_an_agent_out_and_in_on_both_nodes(
+    live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent1 dials *46 and *45 from its phone through Kamailio (407, then relayed to a
+    node with the authenticated agent in Kamailio's header): the desk logs it out and
+    in, and the database keeps it. The two calls go to both nodes (round-robin); with
+    node a killed, the next *46 reaches b and works the same."""
+    # The nodes' dialplan names the FastAGI port 4573 (extensions.conf).
+    with running_desk(live, tmp_path, {"TELEVIKAR_AGI_PORT": "4573"}) as service:
+        agent_id = service.ids["agent1"]
+
+        def dial(code: str, name: str) -> str:
+            result = sipp.feature_code_call(
+                code, workdir=tmp_path, user="agent1", password=live.agent_secret("agent1"),
+                local_ip=agent_address(1)[0], target=KAMAILIO, name=name,
+            )  # fmt: skip
+            assert result.ok, result.describe()
+            assert result.invite_statuses() == [407, 200], result.describe()
+            call_id = next(m.call_id for m in result.messages() if m.method == "INVITE")
+            sent = [e.node for e in live.kamailio.events()
+                    if e.call_id == call_id and e.kind in ("call", "failover")]  # fmt: skip
+            return sent[-1]
+
+        def state() -> tuple[bool, str]:
+            agent = service.directory(lambda r: r.get_agent(agent_id))
+            desk_view = {a["name"]: a["state"] for a in status(service)["agents"]}
+            return agent.logged_in, desk_view["Agent 1"]
+
+        nodes = [dial("*46", "logout")]
+        poll(lambda: state() == (False, "logged_out"), 10, "agent1 logged out")
+        nodes.append(dial("*45", "login"))
+        poll(lambda: state() == (True, "idle"), 10, "agent1 logged in")
+        live.node("a").kill()
+        after_kill = dial("*46", "logout_after_kill")
+        poll(lambda: state() == (False, "logged_out"), 10, "agent1 logged out after the kill")
+        features = [
+            json.loads(line) for line in service.log().splitlines() if '"feature.done"' in line
+        ]
+        report(
+            capsys,
+            f"feature codes via Kamailio: *46 on {nodes[0]}, *45 on {nodes[1]}, "
+            f"*46 after kill -9 of a on {after_kill}; desk: {len(features)} feature.done",
+        )
+    uris = {n.name: n.spec.sip_uri for n in live.nodes}
+    assert sorted(nodes) == sorted(uris.values()), nodes
+    assert after_kill == uris["b"]
+    assert [(f["endpoint"], f["code"]) for f in features] == [
+        ("agent1", "*46"),
+        ("agent1", "*45"),
+        ("agent1", "*46"),
+    ], features

@@ -15,9 +15,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from lab.cluster import (
+    AGENTS,
     CARRIER_IP,
     KAMAILIO_IP,
     SIP_PORT,
@@ -27,8 +30,11 @@ from lab.cluster import (
     agent_address,
 )
 from lab.kamailio import Event
+from televikar_pbx.db.agents_repo import AgentRepository
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from tests.asterisk import sipp
 from tests.asterisk.conftest import poll
+from tests.helpers import run_async
 
 KAMAILIO = (KAMAILIO_IP, SIP_PORT)
 DIALLED = "4721000001"  # any number: without the app every node takes a message
@@ -75,7 +81,10 @@ def test_agent_registered_at_kamailio_is_reachable_from_both_nodes(
     live: Cluster, tmp_path: Path
 ) -> None:
     address = agent_address(1)
-    registered = sipp.register_open("agent1", workdir=tmp_path, address=address, target=KAMAILIO)
+    secret = live.agent_secret("agent1")
+    registered = sipp.register_at(
+        "agent1", secret, workdir=tmp_path, address=address, target=KAMAILIO
+    )
     assert registered.ok, registered.describe()
     contacts = live.kamailio.registered()
     assert any(f"{address[0]}:{address[1]}" in c for c in contacts.get("agent1", [])), contacts
@@ -115,9 +124,159 @@ def test_agent_registered_at_kamailio_is_reachable_from_both_nodes(
             ]  # fmt: skip
             assert len({m.call_id for m in answered}) == len(live.nodes)
     finally:
-        sipp.register_open(
-            "agent1", workdir=tmp_path, address=address, target=KAMAILIO, expires_s=0
+        sipp.register_at(
+            "agent1", secret, workdir=tmp_path, address=address, target=KAMAILIO, expires_s=0
         )
+
+
+def refusals(live: Cluster, user: str) -> list[str]:
+    """Kamailio's log lines for ``user``'s refused authentications."""
+    return [
+        line for line in live.kamailio.output.read_text(errors="replace").splitlines()
+        if f"televikar: auth refused for {user} " in line
+    ]  # fmt: skip
+
+
+def test_a_wrong_password_or_another_agents_aor_registers_nothing(
+    live: Cluster, tmp_path: Path
+) -> None:
+    address = agent_address(2)
+    wrong = sipp.register_at(
+        "agent2", "not-the-secret", workdir=tmp_path, address=address, target=KAMAILIO
+    )
+    # Challenged, then refused (not challenged again): nothing registered, one log line.
+    assert not wrong.ok, wrong.describe()
+    assert sipp.final_statuses(wrong.messages(), "REGISTER") == [401, 403], wrong.describe()
+    assert "agent2" not in live.kamailio.registered()
+    assert [line for line in refusals(live, "agent2") if "(-2) REGISTER" in line]
+    # agent1's own credentials do not register agent2's AOR (To user != auth user).
+    foreign = sipp.register_at(
+        "agent2", live.agent_secret("agent1"), workdir=tmp_path, address=address,
+        target=KAMAILIO, auth_user="agent1", name="register_agent2_as_agent1",
+    )  # fmt: skip
+    assert sipp.final_statuses(foreign.messages(), "REGISTER") == [401, 403], foreign.describe()
+    assert "agent2" not in live.kamailio.registered()
+    assert [line for line in refusals(live, "agent1") if "(-8) REGISTER" in line]
+    # An unknown user likewise.
+    stranger = sipp.register_at(
+        "intruder", "guess-guess-guess", workdir=tmp_path, address=address, target=KAMAILIO
+    )
+    assert sipp.final_statuses(stranger.messages(), "REGISTER") == [401, 403]
+    assert [line for line in refusals(live, "intruder") if "(-3) REGISTER" in line]
+
+
+def test_kamailios_database_role_reads_the_endpoints_and_secrets_only(live: Cluster) -> None:
+    """Kamailio's db_url role (televikar-pbx db grant-sip-front): agents.endpoint and
+    agents.secret, nothing else of the table, no other table."""
+    url = make_url(live.kamailio.settings.db_url.replace("postgres://", "postgresql://"))
+
+    async def probe() -> tuple[list[str], list[str]]:
+        conn = await asyncpg.connect(
+            user=url.username, password=url.password, host=url.host, port=url.port,
+            database=url.database, timeout=5,
+        )  # fmt: skip
+        try:
+            rows = await conn.fetch("SELECT endpoint, secret FROM agents ORDER BY endpoint")
+            refused = []
+            for query in ("SELECT name FROM agents", "SELECT * FROM agents",
+                          "SELECT 1 FROM calls", "UPDATE agents SET secret = 'x'"):  # fmt: skip
+                try:
+                    await conn.execute(query)
+                except asyncpg.InsufficientPrivilegeError:
+                    refused.append(query)
+            return [r["endpoint"] for r in rows if r["secret"]], refused
+        finally:
+            await conn.close()
+
+    endpoints, refused = run_async(probe)
+    assert set(AGENTS) <= set(endpoints), endpoints
+    assert len(refused) == 4, refused
+
+
+def test_a_secret_changed_in_the_database_counts_at_the_next_register(
+    live: Cluster, tmp_path: Path
+) -> None:
+    """Kamailio reads the secret at each check: no copy to bring up to date."""
+    address = agent_address(3)
+    old = live.agent_secret("agent3")
+    new = "changed-by-the-operator-1"
+
+    async def set_secret(secret: str) -> None:
+        engine = make_engine(live.db.url)
+        try:
+            agents = AgentRepository(make_sessionmaker(engine))
+            await agents.set_agent_secret((await agents.find_agent("agent3")).id, secret)
+        finally:
+            await engine.dispose()
+
+    run_async(lambda: set_secret(new))
+    try:
+        stale = sipp.register_at(
+            "agent3", old, workdir=tmp_path, address=address, target=KAMAILIO, name="old"
+        )
+        assert not stale.ok and "agent3" not in live.kamailio.registered(), stale.describe()
+        fresh = sipp.register_at(
+            "agent3", new, workdir=tmp_path, address=address, target=KAMAILIO, name="new"
+        )
+        assert fresh.ok, fresh.describe()
+        assert "agent3" in live.kamailio.registered()
+    finally:
+        sipp.register_at(
+            "agent3", new, workdir=tmp_path, address=address, target=KAMAILIO,
+            expires_s=0, name="unregister",
+        )  # fmt: skip
+        run_async(lambda: set_secret(old))
+
+
+def test_a_phones_invite_is_authenticated_and_reaches_a_node_as_its_agent(
+    live: Cluster, tmp_path: Path
+) -> None:
+    """A feature code from agent4's phone: challenged by Kamailio (407), sent to a node
+    with Kamailio's header, which the node takes for agent4's endpoint (context
+    from-agents; no desk runs here, so the dialplan's FastAGI fails and it hangs up)."""
+    before = {n.name: len(n.cdr_rows()) for n in live.nodes}
+    result = sipp.feature_code_call(
+        "*45", workdir=tmp_path, user="agent4", password=live.agent_secret("agent4"),
+        local_ip=agent_address(4)[0], target=KAMAILIO,
+    )  # fmt: skip
+    assert result.ok, result.describe()
+    assert result.invite_statuses() == [407, 200], result.describe()
+
+    def agent_cdrs() -> list[CdrRow]:
+        return [
+            row for n in live.nodes for row in n.cdr_rows()[before[n.name] :]
+            if row.channel.startswith("PJSIP/agent4-")
+        ]  # fmt: skip
+
+    rows: list[CdrRow] = poll(agent_cdrs, 10, "the node's CDR of agent4's call")
+    assert [(r.dst, r.dcontext) for r in rows] == [("*45", "from-agents")], rows
+    # A wrong password goes nowhere: refused at Kamailio, logged.
+    wrong = sipp.feature_code_call(
+        "*45", workdir=tmp_path, user="agent4", password="not-the-secret",
+        local_ip=agent_address(4)[0], target=KAMAILIO, name="agent4_wrong",
+    )  # fmt: skip
+    assert wrong.invite_statuses() == [407, 403], wrong.describe()
+    assert [line for line in refusals(live, "agent4") if "(-2) INVITE" in line]
+
+
+def test_the_agent_header_from_outside_is_stripped(live: Cluster, tmp_path: Path) -> None:
+    """The carrier (or anybody) cannot pass for an agent by writing Kamailio's header:
+    the call still arrives as the carrier's (without the desk: a message)."""
+    before = {n.name: len(carrier_cdrs(n)) for n in live.nodes}
+    result = sipp.carrier_call(
+        DIALLED, workdir=tmp_path, calls=1, talk_ms=500, answer_timeout_s=10,
+        target=KAMAILIO, local_ip=CARRIER_IP,
+        # carrier_call.xml's one free header line (meant for Diversion).
+        extra_args=["-set", "diversion", "X-Televikar-Agent: agent5"],
+    )  # fmt: skip
+    assert result.ok, result.describe()
+    sent = [m for m in result.messages() if m.direction == "sent" and m.method == "INVITE"]
+    assert sent and sent[0].header("X-Televikar-Agent") == "agent5"  # it was sent
+
+    def arrived() -> int:
+        return sum(len(carrier_cdrs(n)) - before[n.name] for n in live.nodes)
+
+    assert poll(arrived, 10, "the call's CDR as the carrier's") == 1
 
 
 def test_kill_node_a_during_calls_new_calls_go_to_b(

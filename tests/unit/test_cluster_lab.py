@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.asterisk import LAB_CONF, InstanceError, set_option
+from lab.asterisk import LAB_CONF, InstanceError, remove_sections, set_option
 from lab.cluster import AGENTS, KAMAILIO_IP, NodeSpec, node_specs, render_node_config
 from lab.kamailio import Kamailio, KamailioSettings, parse_events
+from televikar_pbx.asterisk_conf import PhoneAccount, render_pjsip
 
 CONF = """[general]
 bind = 1.2.3.4
@@ -43,24 +44,39 @@ def test_set_option_adds_only_when_asked() -> None:
     assert new_section.endswith("\n[directories]\nastlogdir = /mnt/log\n")
 
 
+def test_remove_sections_drops_every_section_of_the_names_and_nothing_else() -> None:
+    text = CONF + "; a comment about the next one\n[carrier-identify]\nmatch = 1.2.3.4\n"
+    left = remove_sections(text, ["carrier"])
+    assert "[carrier]" not in left and "[carrier](" not in left and "sip:old" not in left
+    assert "context = from-carrier" not in left
+    assert "[general]\nbind = 1.2.3.4" in left and "[globals]" in left
+    assert "; a comment about the next one\n[carrier-identify]\nmatch = 1.2.3.4" in left
+
+
 def test_node_config_is_asterisk_conf_with_per_node_values(tmp_path: Path) -> None:
     node = NodeSpec("b", 1)
     creds = {"ARI_PASSWORD": "ari-pw", "AMI_PASSWORD": "ami-pw", "AGENT9_PASSWORD": "a9-pw"}
-    render_node_config(tmp_path, node, creds)
+    phones = [PhoneAccount("agent1", "secret-1"), PhoneAccount("kari", "secret-2")]
+    render_node_config(tmp_path, node, creds, phones)
 
     assert sorted(p.name for p in LAB_CONF.glob("*.conf")) == sorted(
         p.name for p in tmp_path.glob("*.conf") if not p.name.endswith("_users.conf")
-        and p.name != "pjsip_lab_auth.conf"
+        and p.name not in ("pjsip_lab_auth.conf", "pjsip_televikar.conf")
     )  # fmt: skip
     pjsip = (tmp_path / "pjsip.conf").read_text()
     assert "bind = 127.0.1.12:5060" in pjsip
     assert f"match = {KAMAILIO_IP}" in pjsip
+    # The single-node lab's static agents are not on a node; agent9 (own auth) stays.
     for agent in AGENTS:
-        assert f"contact = sip:{agent}@{KAMAILIO_IP}:5060" in pjsip
-    # The agents' AOR template qualifies (through Kamailio); the carrier's does not.
-    template = pjsip.split("[agent-aor](!)", 1)[1].split("\n[", 1)[0]
-    assert "qualify_frequency = 2" in template and "qualify_timeout = 1.5" in template
-    assert pjsip.count("qualify_frequency = 0") == 2  # carrier and agent9
+        assert f"[{agent}]" not in pjsip and f"[{agent}](" not in pjsip, agent
+    assert "[agent9](agent-endpoint)" in pjsip
+    # The agents are the service's, as it writes them behind the SIP front: reached
+    # and qualified through Kamailio, identified by its header.
+    generated = (tmp_path / "pjsip_televikar.conf").read_text()
+    assert generated == render_pjsip(phones, f"{KAMAILIO_IP}:5060")
+    assert f"contact = sip:kari@{KAMAILIO_IP}:5060" in generated
+    assert "match_header = X-Televikar-Agent: agent1" in generated
+    assert "qualify_frequency = 2" in generated and "secret-1" not in generated
     settings = [line for line in pjsip.splitlines() if not line.startswith(";")]
     assert not [line for line in settings if "127.0.0." in line]  # nothing on the lab's addresses
     asterisk_conf = (tmp_path / "asterisk.conf").read_text()
@@ -86,12 +102,18 @@ def test_kamailio_template_is_filled_completely(tmp_path: Path) -> None:
     settings = KamailioSettings(
         ip="127.0.1.1", port=5060, carrier_ip="127.0.1.2",
         nodes=[("a", "sip:127.0.1.11:5060"), ("b", "sip:127.0.1.12:5060")],
+        db_url="postgres://kamailio:pw@127.0.1.4:5432/televikar",
     )  # fmt: skip
     kamailio = Kamailio(tmp_path, settings)
     kamailio.render()
     config = kamailio.config.read_text()
     assert not re.search(r"@[A-Z_]+@", config)
     assert "listen=udp:127.0.1.1:5060" in config
+    assert 'modparam("auth_db", "db_url", "postgres://kamailio:pw@127.0.1.4:5432/televikar")' in (
+        config
+    )
+    # It holds the database password.
+    assert stat.S_IMODE(kamailio.config.stat().st_mode) == 0o600
     assert kamailio.dispatcher_list.read_text().splitlines()[1:] == [
         "1 sip:127.0.1.11:5060 0 0 duid=a",
         "1 sip:127.0.1.12:5060 0 0 duid=b",
