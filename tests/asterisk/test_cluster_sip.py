@@ -193,6 +193,35 @@ def test_kamailios_database_role_reads_the_endpoints_and_secrets_only(live: Clus
     assert len(refused) == 4, refused
 
 
+def test_without_the_database_a_register_fails_and_registrations_stay(
+    live: Cluster, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped: a phone's REGISTER is challenged, then refused with 500 and
+    logged (Kamailio cannot read the secret); what was registered before stays. Back,
+    Kamailio reads it again at the next REGISTER (it reconnects by itself)."""
+    address = agent_address(5)
+    secret = live.agent_secret("agent5")
+    first = sipp.register_at("agent5", secret, workdir=tmp_path, address=address,
+                             target=KAMAILIO, name="before")  # fmt: skip
+    assert first.ok, first.describe()
+    live.db.server.stop()
+    try:
+        during = sipp.register_at("agent5", secret, workdir=tmp_path, address=address,
+                                  target=KAMAILIO, name="during")  # fmt: skip
+        assert sipp.final_statuses(during.messages(), "REGISTER") == [401, 500], during.describe()
+        assert [line for line in refusals(live, "agent5") if "(-1) REGISTER" in line]
+        assert "agent5" in live.kamailio.registered()
+    finally:
+        live.db.server.start()
+    try:
+        after = sipp.register_at("agent5", secret, workdir=tmp_path, address=address,
+                                 target=KAMAILIO, name="after")  # fmt: skip
+        assert after.ok, after.describe()
+    finally:
+        sipp.register_at("agent5", secret, workdir=tmp_path, address=address,
+                         target=KAMAILIO, expires_s=0, name="unregister")  # fmt: skip
+
+
 def test_a_secret_changed_in_the_database_counts_at_the_next_register(
     live: Cluster, tmp_path: Path
 ) -> None:
