@@ -370,7 +370,8 @@ def test_an_agent_added_with_the_cli_answers_calls_on_both_nodes(
     runs; each phone registers at Kamailio with digest auth. Kari's with her secret:
     she answers the new customer's calls, which land on both nodes. Ola's phone with a
     wrong password: refused at Kamailio, so unreachable from every node, and never
-    offered a call although logged in and answering."""
+    offered a call although logged in and answering. Kari unregistered is unreachable
+    again."""
     did = "4721000099"
     customer = desk.directory(
         lambda r: r.add_customer(
@@ -435,6 +436,13 @@ def test_an_agent_added_with_the_cli_answers_calls_on_both_nodes(
             assert set(per_node) == {"a", "b"}, per_node
             assert offered == [ids["kari"]] * calls, offered
             assert len(kari_phone.invites()) == calls and ola_phone.invites() == []
+            # Reachable only while registered: her registration gone at Kamailio (as at
+            # its expiry; her phone still runs and holds its port), the nodes' qualify
+            # through Kamailio gets no answer.
+            live.kamailio.rpc("ul.rm", "location", "kari")
+            assert "kari" not in live.kamailio.registered()
+            poll(lambda: phones_seen(desk).get("Kari") is False, 10,
+                 "the desk to see Kari's phone unreachable once unregistered")  # fmt: skip
     finally:
         sipp.register_at(
             "kari", secrets["kari"], workdir=tmp_path, address=kari, target=KAMAILIO,
