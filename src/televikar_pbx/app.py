@@ -28,6 +28,7 @@ from televikar_pbx.calls.agent_log import AgentLog
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import AgentActions, FeatureCodes
+from televikar_pbx.calls.forwarding import ForwardingService
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.presence import Presence
 from televikar_pbx.calls.recovery import lost_with_node, reconcile
@@ -310,11 +311,22 @@ async def serve(
         port=settings.agi_port,
     )
     await features.start()
+    # Customers whose calls stopped arriving (calls/forwarding.py): from the call log.
+    forwarding = ForwardingService(
+        sessionmaker,
+        lambda: calls.directory,
+        clock,
+        history_weeks=settings.forwarding_history_weeks,
+        silence_p=settings.forwarding_silence_p,
+        check_s=settings.forwarding_check_s,
+    )
+    forwarding.start()
     control = await start_control(
         calls,
         reload,
         settings.control_port,
         nodes=(lambda: nodes.status(calls.calls)) if settings.nodes else None,
+        forwarding=forwarding.flagged,
     )
     # Messages reach customers from here (delivery/), not from the nightly job.
     delivery: Delivery | DeliveryProcess | None = None
@@ -323,7 +335,7 @@ async def serve(
     elif settings.delivery_mode == "process":
         delivery = DeliveryProcess()
         delivery.start()
-    desk_web = await _start_desk_web(settings, sessionmaker, clock, calls)
+    desk_web = await _start_desk_web(settings, sessionmaker, clock, calls, forwarding)
     # Everything the service needs to run is loaded now (modules, templates, the
     # directory): out of the cyclic collector's reach from here on. Its full
     # collections then walk only what calls create, not ~140,000 objects that live as
@@ -350,6 +362,7 @@ async def serve(
         if desk_web is not None:
             await desk_web.cleanup()
         await control.cleanup()
+        await forwarding.close()
         if delivery is not None:
             await delivery.close()
         await features.close()
@@ -374,6 +387,7 @@ async def _start_desk_web(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
     calls: CallService,
+    forwarding: ForwardingService,
 ) -> web.AppRunner | None:
     """The agents' desk in the browser (docs/desk-web.md), when it has its secret. A
     desk that cannot start (no secret, the port taken) leaves the calls to the phones:
@@ -385,6 +399,7 @@ async def _start_desk_web(
     app = desk_web.app_from_settings(settings, sessionmaker, clock)
     live = LiveDesk(calls)
     calls.watch(live.changed)
+    forwarding.subscribe(live.set_forwarding)
     desk_pages.add_routes(
         app, sessionmaker, live, AgentActions(calls, DirectoryRepository(sessionmaker))
     )

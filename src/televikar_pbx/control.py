@@ -2,7 +2,8 @@
 
     GET  /status                           the live desk (``televikar-pbx status``);
                                            with several nodes, each node up or
-                                           down and its calls
+                                           down and its calls; the customers the
+                                           forwarding watch flags
     POST /agents/{id}/{login|logout|pause|resume}
     POST /reload                           re-read customers and agents from the database
 
@@ -33,15 +34,21 @@ ACTIONS: dict[str, type[acd.AgentEvent]] = {
 
 
 NodeStatus = Callable[[], list[dict[str, Any]]]
+ForwardingStatus = Callable[[], dict[str, Any]]
 
 
 def make_app(
-    calls: CallService, reload: Callable[[], Awaitable[None]], nodes: NodeStatus | None = None
+    calls: CallService,
+    reload: Callable[[], Awaitable[None]],
+    nodes: NodeStatus | None = None,
+    forwarding: ForwardingStatus | None = None,
 ) -> web.Application:
     async def status(request: web.Request) -> web.Response:
         body = snapshot(calls.view(), calls.directory, calls.calls, calls.clock.now())
         if nodes is not None:
             body["nodes"] = nodes()
+        if forwarding is not None:
+            body["forwarding"] = forwarding()
         return web.json_response(body)
 
     async def agent_action(request: web.Request) -> web.Response:
@@ -81,8 +88,9 @@ async def start_control(
     reload: Callable[[], Awaitable[None]],
     port: int,
     nodes: NodeStatus | None = None,
+    forwarding: ForwardingStatus | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(make_app(calls, reload, nodes), access_log=None)
+    runner = web.AppRunner(make_app(calls, reload, nodes, forwarding), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     log.info("control.listening", address=f"127.0.0.1:{port}")

@@ -193,6 +193,14 @@ class Settings(BaseSettings):
     cluster_retry_s: float = Field(default=0.5, gt=0)
     cluster_margin_s: float = Field(default=0.5, ge=0)
 
+    # The forwarding watch (docs/operations.md, issue 17): a customer is flagged when no
+    # call came for so long that, at its usual rate per hour of the week (from the call
+    # log's last forwarding_history_weeks, open hours only), the chance of that silence
+    # is below forwarding_silence_p. It checks every forwarding_check_s.
+    forwarding_history_weeks: float = Field(default=8.0, gt=0)
+    forwarding_silence_p: float = Field(default=0.01, gt=0, lt=1)
+    forwarding_check_s: float = Field(default=30.0, gt=0)
+
     # Logs: "console" (readable in a terminal) or "json" (production)
     log_format: str = "console"
     log_level: str = "info"

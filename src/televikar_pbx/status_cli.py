@@ -109,9 +109,27 @@ def render(status: dict[str, Any]) -> str:
             f"  {agent['name'] or agent['id']:<16} {agent['endpoint'] or '':<12} "
             f"{agent['state']}{call}"
         )
+    if "forwarding" in status:
+        lines.extend(render_forwarding(status["forwarding"]))
     if "outbox" in status:
         lines.extend(render_outbox(status["outbox"]))
     return "\n".join(lines)
+
+
+def render_forwarding(forwarding: dict[str, Any]) -> list[str]:
+    """The forwarding watch's flagged customers (calls/forwarding.py)."""
+    flagged = forwarding["flagged"]
+    if not flagged:
+        return ["Forwarding watch: no customer unusually silent"]
+    lines = [f"Forwarding watch: {len(flagged)} customer(s) SILENT, check their forwarding"]
+    for c in flagged:
+        state = "open" if c["open_now"] else "closed now"
+        lines.append(
+            f"  {c['name'] or c['id']}: no call since {c['last_call']} "
+            f"({c['silent_s'] / 60:.0f} min), {c['expected_since_last_call']:.1f} expected, "
+            f"{state}"
+        )
+    return lines
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

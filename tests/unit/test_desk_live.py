@@ -358,6 +358,17 @@ async def test_the_wallboard_is_pushed_at_most_every_interval() -> None:
     assert (await next_event(board.queue))[0] == "sla"
 
 
+async def test_wallboards_get_the_forwarding_watch_after_each_check() -> None:
+    hub = LiveDesk(Source())
+    hub.set_forwarding({"flagged": []})  # no page yet: kept for the first
+    first = hub.subscribe_board()
+    assert (await next_event(first.queue))[0] == "board"
+    assert await next_event(first.queue) == ("forwarding", {"flagged": []})
+    silent = {"flagged": [{"id": 2, "name": "Nordlys Regnskap AS"}]}
+    hub.set_forwarding(silent)
+    assert await next_event(first.queue) == ("forwarding", silent)
+
+
 async def test_closing_ends_every_feed() -> None:
     hub = LiveDesk(Source())
     a, b = hub.subscribe_agent(1), hub.subscribe_board()

@@ -1,11 +1,11 @@
-"""``televikar-pbx customers add|list|show|edit``."""
+"""``televikar-pbx customers add|list|show|edit|last-calls``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from televikar_pbx.admin import control, desk_setup, message_setup, render, session
+from televikar_pbx.admin import control, desk_setup, last_calls, message_setup, render, session
 from televikar_pbx.admin.inputs import RULE_FIELDS, CustomerInput
 from televikar_pbx.db.repositories import DirectoryRepository
 from televikar_pbx.domain.directory import ClosedAction, Customer, HoldStyle, OutsidePolicy
@@ -126,6 +126,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     edit.add_argument("--clear", action="append", choices=sorted(CLEARABLE), metavar="WHAT")
     edit.set_defaults(func=cmd_edit)
 
+    last_calls.register(actions)  # customers last-calls (the forwarding watch)
     message_setup.register(actions)  # customers form|recipients
 
 

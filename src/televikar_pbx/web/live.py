@@ -21,8 +21,9 @@ is serialised once for all the pages of its agent.
   the current one when it connects (a page that reconnects catches up) and then each
   change.
 * A wallboard gets ``board`` events (waiting callers per customer, agents' states) at
-  most every ``board_interval_s``, and ``sla`` events (today's figures) from
-  :class:`web.desk.SlaFeed`.
+  most every ``board_interval_s``, ``sla`` events (today's figures) from
+  :class:`web.desk.SlaFeed`, and ``forwarding`` events (the customers whose calls
+  stopped arriving) after each of the forwarding watch's checks (calls/forwarding.py).
 
 A page that does not keep up (its queue full) is dropped and reconnects (EventSource
 does it by itself) to the current state: a slow page never holds memory or the desk.
@@ -132,6 +133,7 @@ class LiveDesk:
         self._board_due: asyncio.TimerHandle | None = None
         self._board_at = float("-inf")  # the first push goes at once
         self._sla: dict[str, Any] | None = None
+        self._forwarding: dict[str, Any] | None = None
 
     # --- the desk's side ------------------------------------------------------------
 
@@ -262,8 +264,16 @@ class LiveDesk:
         subscription.put("board", self.board())
         if self._sla is not None:
             subscription.put("sla", self._sla)
+        if self._forwarding is not None:
+            subscription.put("forwarding", self._forwarding)
         self._boards.add(subscription)
         return subscription
+
+    def set_forwarding(self, data: dict[str, Any]) -> None:
+        """The forwarding watch's flagged customers, after each check: to every wallboard."""
+        self._forwarding = data
+        for subscription in self._boards:
+            subscription.put("forwarding", data)
 
     @property
     def has_sla(self) -> bool:

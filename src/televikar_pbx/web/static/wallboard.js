@@ -8,6 +8,7 @@
   };
   let board = null;
   let sla = {};
+  let silent = {};  // customer id -> the forwarding watch's figures (flagged only)
 
   function pct(value, target, met, lower) {
     if (value === null || value === undefined) return "–";
@@ -22,7 +23,28 @@
     row.appendChild(td);
   }
 
+  function ago(seconds) {
+    return seconds < 90 ? Math.round(seconds) + " s" : Math.round(seconds / 60) + " min";
+  }
+
+  function renderForwarding() {
+    const list = $("forwarding-flagged");
+    list.replaceChildren();
+    const flagged = Object.values(silent);
+    $("forwarding").hidden = flagged.length === 0;
+    for (const c of flagged) {
+      const li = document.createElement("li");
+      li.dataset.customer = c.id;
+      const last = new Date(c.last_call).toLocaleTimeString("nb-NO", { hour: "2-digit", minute: "2-digit" });
+      li.textContent = c.name + ": siste anrop kl. " + last + " (" + ago(c.silent_s) + " siden), "
+        + "ventet " + c.expected_since_last_call.toFixed(1).replace(".", ",") + " anrop"
+        + (c.open_now ? "" : " – stengt nå");
+      list.appendChild(li);
+    }
+  }
+
   function render() {
+    renderForwarding();
     if (!board) return;
     const customers = $("board-customers").tBodies[0];
     customers.replaceChildren();
@@ -31,7 +53,8 @@
       tr.dataset.customer = c.id;
       const th = document.createElement("th");
       th.scope = "row";
-      th.textContent = c.name;
+      th.textContent = silent[c.id] ? "⚠ " + c.name + " (ingen anrop)" : c.name;
+      if (silent[c.id]) tr.className = "silent";
       tr.appendChild(th);
       cell(tr, String(c.waiting), c.waiting ? "waiting" : "");
       cell(tr, c.waiting ? String(Math.round(c.longest_wait_s)) : "–");
@@ -61,6 +84,11 @@
   source.addEventListener("sla", (e) => {
     sla = {};
     for (const c of JSON.parse(e.data).customers) sla[c.id] = c;
+    render();
+  });
+  source.addEventListener("forwarding", (e) => {
+    silent = {};
+    for (const c of JSON.parse(e.data).flagged) silent[c.id] = c;
     render();
   });
   source.addEventListener("error", () => { $("board-updated").textContent = "Forbindelsen er brutt – kobler til igjen …"; });
