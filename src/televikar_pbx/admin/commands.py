@@ -26,6 +26,7 @@ from televikar_pbx.admin import (
     messages,
     reports,
     sla,
+    staffing,
     users,
 )
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     bookings.register(sub)
     calls.register(sub)
     sla.register(sub)
+    staffing.register(sub)
     billing.register(sub)
     reports.register(sub)
     messages.register(sub)

@@ -140,13 +140,18 @@ def _write_pdf(
     if args.output is None:
         write_bytes(data)
         return
+    write_private(args.output, data)
+
+
+def write_private(path: str, data: bytes) -> None:
+    """``data`` to the file ``path``, readable by its owner only (``--output``)."""
     try:
         # Reports are for the customer and the service user only (docs/security.md).
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     except OSError as exc:
-        raise ConfigError(f"--output {args.output}: {exc.strerror or exc}") from None
+        raise ConfigError(f"--output {path}: {exc.strerror or exc}") from None
 
 
 # --- sla nightly -----------------------------------------------------------------------

@@ -50,7 +50,7 @@ CALL_WIDTHS = (19.0, 25.0, 31.0, 48.0, 20.0, 23.0, 32.0, 23.0, 46.0)
 CALL_RIGHT = (4, 7)  # wait and talk
 
 
-class _Document(FPDF):
+class Document(FPDF):
     """A4 with the report's running title above and the page number below each page."""
 
     def __init__(self, words: Texts, running_title: str) -> None:
@@ -221,7 +221,7 @@ def render_sla_pdf(
     dates = str(report.first_day)
     if report.last_day != report.first_day:
         dates += f" \N{EN DASH} {report.last_day}"
-    pdf = _Document(words, f"{words.title} · {customer.display_name} · {dates}")
+    pdf = Document(words, f"{words.title} · {customer.display_name} · {dates}")
     pdf.set_creation_date(generated_at)
     pdf.set_title(pdf.clean(f"{words.title}: {customer.display_name}, {dates}"))
     pdf.set_lang("nb-NO" if language == "nb" else "en")
