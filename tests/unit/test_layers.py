@@ -28,6 +28,8 @@ LAZY_FOR_START_UP = {
     ("cli.py", "televikar_pbx.delivery.service"),  # aiohttp, SMTP, SMS: `deliver` only
     ("admin/sla.py", "televikar_pbx.reports.pdf"),  # fpdf2, matplotlib
     ("reports/delivery.py", "televikar_pbx.reports.pdf"),
+    ("admin/staffing.py", "televikar_pbx.reports.staffing"),  # numpy, scipy: the model
+    ("admin/staffing.py", "televikar_pbx.reports.staffing_pdf"),  # fpdf2, matplotlib
 }
 
 
