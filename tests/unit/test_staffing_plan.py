@@ -18,7 +18,13 @@ from televikar_pbx.domain.sla import CallFacts, periods
 from televikar_pbx.domain.staffing.backtest import agents_answering, agents_available, backtest
 from televikar_pbx.domain.staffing.erlang_a import ErlangA
 from televikar_pbx.domain.staffing.measure import HOURS_PER_WEEK
-from televikar_pbx.domain.staffing.plan import Routing, demands_at, plan_hour, staffing_plan
+from televikar_pbx.domain.staffing.plan import (
+    Routing,
+    demands_at,
+    plan_hour,
+    predict_hour,
+    staffing_plan,
+)
 from televikar_pbx.domain.staffing.profile import (
     MIN_PATIENCE_RATE,
     CustomerProfile,
@@ -245,3 +251,12 @@ def test_backtest_compares_prediction_and_measurement() -> None:
     assert result.hours[3].error("sl12") is None  # no calls: nothing to compare
     assert result.compared_hours("sl12") == 1
     assert result.mean_absolute_error("sl12") == pytest.approx(abs(nine.error("sl12") or 0))
+
+
+def test_no_agents_means_every_caller_leaves_a_message() -> None:
+    """domain/acd.py, rule 4: no agent for the customer: message capture at once."""
+    period = periods(date(2026, 3, 10), date(2026, 3, 10), "hour")[9]
+    p = profile(1, 20.0)
+    hour = predict_hour(period, demands_at([p], period.start), Routing((), [1]), 0.0)
+    assert hour.figures is not None
+    assert (hour.figures.sl12, hour.figures.lost, hour.figures.messages) == (0.0, 0.0, 1.0)

@@ -297,8 +297,8 @@ def _calendar(
     """The hours and the days of the range, and for each hour the index of its day."""
     tz = _zone(timezone)
     days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    hour_starts = [_hour_starts(day, tz) for day in days]
-    end = _hour_starts(last_day + timedelta(days=1), tz)[0].astimezone(UTC)
+    hour_starts = [local_hour_starts(day, tz) for day in days]
+    end = local_hour_starts(last_day + timedelta(days=1), tz)[0].astimezone(UTC)
 
     def cut(labelled: list[tuple[str, datetime]]) -> tuple[Period, ...]:
         bounds = [start.astimezone(UTC) for _, start in labelled] + [end]
@@ -444,7 +444,7 @@ def _zone(timezone: str) -> tzinfo:
         raise ValueError(f"unknown time zone {timezone!r}") from exc
 
 
-def _hour_starts(day: date, tz: tzinfo) -> list[datetime]:
+def local_hour_starts(day: date, tz: tzinfo) -> list[datetime]:
     """The local instants at which an hour of ``day`` begins, in order.
 
     Both readings (``fold``) of every wall-clock hour are tried: a wall time in the

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from televikar_pbx.domain.outcomes import Outcome
-from televikar_pbx.domain.sla import CallFacts
+from televikar_pbx.domain.sla import CallFacts, local_hour_starts
 
 HOURS_PER_WEEK = 168
 
@@ -41,30 +41,17 @@ def hour_of_week(instant: datetime, tz: tzinfo) -> int:
 
 
 def local_hours(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
-    """The starts (aware, in ``tz``) of the real local hours that begin in ``[start, end)``.
-
-    Both readings (``fold``) of each wall-clock hour are tried: one in the spring gap
-    does not survive the round trip through UTC and is dropped; the repeated autumn hour
-    gives two instants.
-    """
+    """The starts (aware, in ``tz``) of the real local hours that begin in ``[start, end)``
+    (``domain.sla.local_hour_starts`` of each local day: no spring 02:00, two autumn ones)."""
     for name, value in (("start", start), ("end", end)):
         if value.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    if end <= start:
-        return []
-    day = start.astimezone(tz).date() - timedelta(days=1)
-    last = end.astimezone(tz).date()
-    found: dict[datetime, datetime] = {}
+    found: list[datetime] = []
+    day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
     while day <= last:
-        for hour in range(24):
-            for fold in (0, 1):
-                wall = datetime(day.year, day.month, day.day, hour, fold=fold)
-                instant = wall.replace(tzinfo=tz).astimezone(UTC)
-                local = instant.astimezone(tz)
-                if local.replace(tzinfo=None) == wall and start <= instant < end:
-                    found.setdefault(instant, local)
+        found += (h for h in local_hour_starts(day, tz) if start <= h < end)
         day += timedelta(days=1)
-    return [found[instant] for instant in sorted(found)]
+    return found
 
 
 def arrival_rates(

@@ -41,6 +41,10 @@ from televikar_pbx.domain.staffing.erlang_a import ErlangA, Figures
 from televikar_pbx.domain.staffing.profile import CustomerProfile
 
 _S_PER_HOUR = 3600.0
+# With no agent at all every caller goes to message capture at once (domain/acd.py, rule 4).
+NOBODY = Figures(
+    sl12=0.0, sl20=0.0, lost=0.0, short_abandons=0.0, messages=1.0, p_wait=1.0, mean_wait_s=0.0
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +293,11 @@ class _HourModel:
         if found is None:
             lam, mu, theta = self._pools[demand.profile.customer_id]
             agents = self.agents_for(demand, n)
+            if agents == 0:
+                # The desk's rule 4: no agent serving the customer is logged in, so every
+                # caller is taken to message capture at once (no wait, not lost).
+                found = self._figures[key] = NOBODY
+                return found
             queue_key = (agents, lam, mu, theta)
             queue = self._queues.get(queue_key)
             if queue is None:
