@@ -83,8 +83,10 @@ def test_one_customer_gets_the_least_agents_that_meet_its_targets() -> None:
     hour = one_hour(profile(1, 60.0))  # 60 calls/h * 180 s: 3 Erlangs
     n = hour.agents  # type: ignore[attr-defined]
     lam, mu, theta = 60 / 3600, 1 / 180, 1 / 120
-    assert meets(ErlangA(n, lam, mu, theta).figures(max_wait_s=45))
-    assert not meets(ErlangA(n - 1, lam, mu, theta).figures(max_wait_s=45))
+    # The queue's callers leave at the exponential rate with the mean of min(Exp(θ), 45 s).
+    leaving = theta / (1 - math.exp(-theta * 45))
+    assert meets(ErlangA(n, lam, mu, leaving).figures(theta, max_wait_s=45))
+    assert not meets(ErlangA(n - 1, lam, mu, leaving).figures(theta, max_wait_s=45))
     assert hour.binding == "c1"  # type: ignore[attr-defined]
     assert hour.offered == pytest.approx(60.0)  # type: ignore[attr-defined]
 

@@ -39,8 +39,9 @@ hung up by ``t``: what is neither. The mean of ``min(wait, M)`` is
 12 s; *lost* hangs up after 12 s and before the customer's maximum wait ``M`` (at ``M``
 the caller is taken to message capture: offered, not answered, not lost); SL12 and SL20
 divide the answered within 12 / 20 s by (offered - short abandons). The maximum wait is
-applied to the caller's own figures only: the queue's dynamics are those of the model
-without it (a little pessimistic: those leaving at ``M`` would have shortened it).
+applied exactly to the caller's own fate; the queue's dynamics (``θ`` here) have none,
+so a caller of the plan (``plan._leaving_rate``) passes a leaving rate that folds the
+maximum wait in, and the caller's own patience as ``patience_rate``.
 """
 
 from __future__ import annotations

@@ -262,6 +262,15 @@ def _mix(a: Figures, b: Figures, frac: float) -> Figures:
     )
 
 
+def _leaving_rate(demand: Demand) -> float:
+    """The rate at which the customer's waiting callers leave the queue without an agent,
+    for the queue's dynamics: patience ``Exp(θ)`` cut at the maximum wait ``M`` (message
+    capture) as the exponential of the same mean, ``θ / (1 - e^{-θM})``. Without it the
+    queue would keep callers the desk has sent to messages (docs/staffing.md)."""
+    theta, most = demand.patience_rate, demand.profile.max_wait_s
+    return theta if math.isinf(most) else theta / -math.expm1(-theta * most)
+
+
 class _HourModel:
     """One hour's queues: the pool and each customer's sub-pool, with a cache of the
     Erlang A queues already solved (customers served by the same agents share one)."""
@@ -279,7 +288,7 @@ class _HourModel:
             weights = [(o, carried.get(o.profile.customer_id, 0.0)) for o in demands]
             lam = sum(o.arrival_rate * w for o, w in weights)
             work = sum(o.arrival_rate * w * o.handle_s for o, w in weights)
-            theta = sum(o.arrival_rate * w * o.patience_rate for o, w in weights)
+            theta = sum(o.arrival_rate * w * _leaving_rate(o) for o, w in weights)
             self._pools[d.profile.customer_id] = (lam, lam / work, theta / lam)
         self._queues: dict[tuple[int, float, float, float], ErlangA] = {}
         self._figures: dict[tuple[int, int], Figures] = {}
