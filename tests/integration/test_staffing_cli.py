@@ -102,7 +102,10 @@ def test_plan_json(cli: Cli) -> None:
 def test_plan_table_csv_and_pdf(cli: Cli, tmp_path: Path) -> None:
     day = ("--from", "2026-11-17", "--to", "2026-11-17", "--history", "2")
     lines = cli.ok("staffing", "plan", *day).out.splitlines()
-    assert lines[0].startswith("Staffing plan 2026-11-17 to 2026-11-17 (Europe/Oslo)")
+    assert lines[0] == (
+        "Staffing plan 2026-11-17 to 2026-11-17 (Europe/Oslo), "
+        "from the calls of 2026-11-03 to 2026-11-16"
+    )
     row = next(line for line in lines if line.startswith("2026-11-17T09:00+01:00"))
     assert row.split()[4] == str(expected_agents())
     assert row.split()[-2:] == ["Fjordbakst", "AS"]

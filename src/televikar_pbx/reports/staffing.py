@@ -172,7 +172,8 @@ def plan_text(result: StaffingPlan) -> str:
     agent_hours = sum(h.agents for h in result.hours)
     lines = [
         f"Staffing plan {result.first_day} to {result.last_day} ({result.timezone}), "
-        f"from the calls of {result.history_start:%Y-%m-%d} to {result.history_end:%Y-%m-%d}",
+        f"from the calls of {result.history_start:%Y-%m-%d} to "
+        f"{result.history_end - dt.timedelta(days=1):%Y-%m-%d}",
         f"Agent hours: {agent_hours}; most at once: {peak}. Figures are the model's "
         "(Erlang A, docs/staffing.md) for the agents shown.",
     ]
