@@ -26,7 +26,10 @@ from typing import Any
 
 import pytest
 
+from televikar_pbx.db.agent_log_repo import AgentLogRepository
+from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.domain.staffing.erlang_a import ErlangA
+from tests.helpers import run_async
 from tests.integration.test_calls_list import add_calls
 from tests.integration.test_cli import Cli, free_port
 
@@ -149,3 +152,40 @@ def test_backtest_json(cli: Cli) -> None:
         "staffing", "backtest", "--from", "2026-11-10", "--to", "2026-11-10", "--history", "1"
     ).out
     assert "Mean absolute error: SL12" in table
+
+
+def log_availability(db_url: str, changes: list[tuple[int, str, dt.datetime]]) -> None:
+    async def write() -> None:
+        engine = make_engine(db_url)
+        try:
+            log = AgentLogRepository(make_sessionmaker(engine))
+            for agent, state, at in changes:
+                await log.log_agent_state(agent, state, at)
+        finally:
+            await engine.dispose()
+
+    run_async(write)
+
+
+def test_backtest_takes_the_agents_present_from_the_availability_log(cli: Cli) -> None:
+    cli.ok("agents", "add", "Per", "--endpoint", "agent2", "--customer", "1",
+           "--secret", "s3cret-s3cret-s3cret")  # fmt: skip
+    utc = dt.datetime(2026, 11, 10, tzinfo=UTC)
+    hour = dt.timedelta(hours=1)
+    log_availability(cli.db_url, [
+        (1, "available", utc + 7.5 * hour),  # Kari: the whole of 09:00-10:00 Oslo
+        (1, "logged_out", utc + 9 * hour),
+        (2, "available", utc + 8.5 * hour),  # Per: its second half (and on to 11:00)
+        (2, "paused", utc + 10 * hour),
+    ])  # fmt: skip
+    result = cli.ok("staffing", "backtest", "--from", "2026-11-10", "--to", "2026-11-10",
+                    "--history", "1", "--format", "json").json()  # fmt: skip
+    assert result["presence_source"] == "the availability log (logged in, not paused)"
+    present = {h["period"]: h["agents_present"] for h in result["hours"]}
+    assert present["2026-11-10T08:00+01:00"] == pytest.approx(0.5)  # Kari from 08:30
+    assert present["2026-11-10T09:00+01:00"] == pytest.approx(1.5)
+    assert present["2026-11-10T10:00+01:00"] == pytest.approx(1.0)  # Per
+    assert present["2026-11-10T11:00+01:00"] == 0.0
+    nine = next(h for h in result["hours"] if h["period"] == "2026-11-10T09:00+01:00")
+    assert nine["sl12"]["measured_pct"] == pytest.approx(90.0)
+    assert nine["sl12"]["predicted_pct"] is not None

@@ -15,7 +15,12 @@ from televikar_pbx.domain.directory import Agent, Customer, CustomerRules
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.reporting import ReportSettings
 from televikar_pbx.domain.sla import CallFacts, periods
-from televikar_pbx.domain.staffing.backtest import agents_answering, agents_available, backtest
+from televikar_pbx.domain.staffing.backtest import (
+    agents_answering,
+    agents_available,
+    backtest,
+    presence,
+)
 from televikar_pbx.domain.staffing.erlang_a import ErlangA
 from televikar_pbx.domain.staffing.measure import HOURS_PER_WEEK
 from televikar_pbx.domain.staffing.plan import (
@@ -262,3 +267,17 @@ def test_no_agents_means_every_caller_leaves_a_message() -> None:
     hour = predict_hour(period, demands_at([p], period.start), Routing((), [1]), 0.0)
     assert hour.figures is not None
     assert (hour.figures.sl12, hour.figures.lost, hour.figures.messages) == (0.0, 0.0, 1.0)
+
+
+def test_presence_prefers_the_log_and_fills_hours_it_missed() -> None:
+    assert presence([0.0, 0.0], [2.0, 0.0]) == (
+        [2.0, 0.0],
+        "agents who answered calls (the availability log has nothing for these days)",
+    )
+    present, source = presence([1.5, 0.0, 0.0], [1.0, 3.0, 0.0])
+    assert present == [1.5, 3.0, 0.0]
+    assert source.startswith("the availability log") and "1 hour(s)" in source
+    assert presence([1.5, 0.0], [1.0, 0.0]) == (
+        [1.5, 0.0],
+        "the availability log (logged in, not paused)",
+    )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from televikar_pbx.db.agent_log_repo import AgentLogRepository
 from televikar_pbx.db.repo_base import SessionSource
 from televikar_pbx.db.staffing_repo import StaffingRepository
 from televikar_pbx.domain.directory import Agent
@@ -22,15 +23,15 @@ from televikar_pbx.domain.staffing.backtest import (
     FIGURES,
     Backtest,
     agents_answering,
+    agents_available,
     backtest,
+    presence,
 )
 from televikar_pbx.domain.staffing.erlang_a import Figures
 from televikar_pbx.domain.staffing.plan import HourPlan, Routing, staffing_plan
 from televikar_pbx.domain.staffing.profile import CustomerProfile, profile_of
 from televikar_pbx.reports import table
 from televikar_pbx.reports.call_log import local_days
-
-PRESENCE_FROM_ANSWERS = "agents who answered calls (no availability log yet)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,11 @@ async def run_backtest(
     actual = await StaffingRepository(source).history(start, end)
     calls = {c.customer.id: c.calls for c in actual.customers}
     hours = periods(first_day, last_day, "hour", timezone)
-    # Until the availability log is on main: the agents who answered (PRESENCE_FROM_ANSWERS).
-    present = agents_answering([c for cs in calls.values() for c in cs], hours)
+    logged = agents_available(
+        await AgentLogRepository(source).available_intervals(start, end), hours
+    )
+    answering = agents_answering([c for cs in calls.values() for c in cs], hours)
+    present, source_text = presence(logged, answering)
     return backtest(
         profiles,
         calls,
@@ -106,7 +110,7 @@ async def run_backtest(
         last_day=last_day,
         timezone=timezone,
         routing=Routing(agents, [p.customer_id for p in profiles]),
-        presence_source=PRESENCE_FROM_ANSWERS,
+        presence_source=source_text,
     )
 
 

@@ -9,10 +9,11 @@ For each local hour of the range the prediction takes:
   queue model's, not the arrival forecast's; the forecast the plan would have used is
   shown beside it), and each customer's handle time and patience from its profile (the
   history *before* the range, as the plan has it);
-* the **agents present**: the mean number available over the hour, from an availability
-  log (:func:`agents_available`: logged in and not paused) or, where there is none, the
-  number of distinct agents who answered a call that hour (:func:`agents_answering`, a
-  proxy that misses idle agents and so overstates the load per agent);
+* the **agents present**: the mean number available over the hour, from the
+  availability log (:func:`agents_available`: logged in and not paused); an hour the log
+  has nobody in while agents answered calls (before the log existed) takes the number
+  of distinct agents who answered a call that hour (:func:`agents_answering`, a proxy
+  that misses idle agents and so overstates the load per agent; :func:`presence`);
 
 and runs :func:`.plan.predict_hour`. The measured figures are ``domain.sla``'s, over all
 customers' calls of that hour together. Errors are predicted - measured, in percentage
@@ -122,6 +123,30 @@ def backtest(
             )
         )
     return Backtest(tuple(hours), presence_source)
+
+
+def presence(logged: Sequence[float], answering: Sequence[float]) -> tuple[list[float], str]:
+    """Agents present per hour: the availability log's mean; an hour in which the log has
+    nobody available while agents answered calls (before the log existed, or while it was
+    not written) takes the number who answered. And a line that says which was used."""
+    present = [
+        log if log > 0 or not answered else answered
+        for log, answered in zip(logged, answering, strict=True)
+    ]
+    filled = sum(
+        1 for log, answered in zip(logged, answering, strict=True) if log == 0 and answered
+    )
+    if not any(logged):
+        return (
+            present,
+            "agents who answered calls (the availability log has nothing for these days)",
+        )
+    if filled:
+        return present, (
+            f"the availability log (logged in, not paused); {filled} hour(s) without it "
+            "took the agents who answered calls"
+        )
+    return present, "the availability log (logged in, not paused)"
 
 
 def agents_answering(calls: Sequence[CallFacts], periods: Sequence[Period]) -> list[float]:
