@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 
 from televikar_pbx.db.agent_log_repo import AgentLogRepository
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
@@ -112,10 +113,22 @@ def test_plan_table_csv_and_pdf(cli: Cli, tmp_path: Path) -> None:
     row = next(line for line in lines if line.startswith("2026-11-17T09:00+01:00"))
     assert row.split()[4] == str(expected_agents())
     assert row.split()[-2:] == ["Fjordbakst", "AS"]
+    csv_bytes = cli.ok("staffing", "plan", *day, "--format", "csv").out.encode()
+    csv_lines = csv_bytes.decode("utf-8-sig").splitlines()
+    assert csv_lines[0] == (
+        "Hour;Calls;Handle s;Patience s;Agents;SL12 %;SL20 %;Lost %;Wait s;Binding customer"
+    )
+    nine = next(line for line in csv_lines if line.startswith("2026-11-17T09:00+01:00"))
+    cells = nine.split(";")
+    assert cells[1:5] == ["20,0", "130", "75", str(expected_agents())]
+    assert cells[-1] == "Fjordbakst AS"
     out = tmp_path / "plan.pdf"
     cli.ok("staffing", "plan", *day, "--format", "pdf", "--output", str(out))
     assert out.read_bytes().startswith(b"%PDF-")
     assert out.stat().st_mode & 0o077 == 0
+    text = "\n".join(page.extract_text() for page in PdfReader(out).pages)
+    assert "Staffing plan: 2026-11-17" in text and "Agents needed per hour" in text
+    assert "Fjordbakst AS" in text
     cli.fails(
         "staffing", "plan", *day, "--output", str(out), match="--output is for --format pdf only"
     )
