@@ -99,6 +99,19 @@ def test_plan_json(cli: Cli) -> None:
     assert [c["customer"] for c in nine["customers"]] == ["Fjordbakst AS"]
     assert nine["customers"][0]["meets_targets"] is True
     assert nine["expected"]["sl20_pct"] >= 90.0
+    # Measured: 36 callers answered after 5 s (censored at 5 s), 4 hung up after 30 s.
+    # Kaplan-Meier: nobody gone by 20 s, all still waiting at 30 s gone then; the
+    # exponential fit (mean 300 s / 4 = 75 s) says 1 - e^(-12/75) by 12 s.
+    fjord, nordlys, everyone = plan["measured"]
+    assert fjord["customer"] == "Fjordbakst AS" and everyone["customer"] == "All customers"
+    assert fjord["calls_per_week"] == pytest.approx(20.0)
+    assert fjord["handle_s"] == pytest.approx(130.0)
+    assert (fjord["abandons"], fjord["patience_s"]) == (4, pytest.approx(75.0))
+    assert fjord["abandon_by_12s_pct"] == 0.0 and fjord["abandon_by_20s_pct"] == 0.0
+    assert fjord["abandon_by_45s_pct"] == pytest.approx(100.0)
+    assert fjord["abandon_by_12s_exponential_pct"] == pytest.approx(100 * (1 - math.exp(-12 / 75)))
+    assert nordlys["calls_per_week"] == 0.0 and nordlys["patience_s"] is None
+    assert everyone["abandons"] == 4 and everyone["abandon_by_45s_pct"] == pytest.approx(100.0)
     quiet = [h for label, h in hours.items() if label != "2026-11-17T09:00+01:00"]
     assert all(h["agents"] == 0 and h["expected"] is None for h in quiet)
 

@@ -10,8 +10,9 @@ headers; CSV as every CSV of ours (``reports.csvout``: ``;``, decimal comma).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from televikar_pbx.db.agent_log_repo import AgentLogRepository
@@ -28,6 +29,7 @@ from televikar_pbx.domain.staffing.backtest import (
     presence,
 )
 from televikar_pbx.domain.staffing.erlang_a import Figures
+from televikar_pbx.domain.staffing.patience import Survival, kaplan_meier, observations
 from televikar_pbx.domain.staffing.plan import HourPlan, Routing, staffing_plan
 from televikar_pbx.domain.staffing.profile import CustomerProfile, profile_of
 from televikar_pbx.reports import table
@@ -44,6 +46,8 @@ class StaffingPlan:
     profiles: tuple[CustomerProfile, ...]
     hours: tuple[HourPlan, ...]
     unserved: tuple[str, ...]  # customers no agent serves
+    # Every customer's waits together: the patience of all callers (Kaplan-Meier).
+    all_patience: Survival = field(default_factory=lambda: kaplan_meier([]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,14 +59,18 @@ class StaffingPlan:
                 "end": self.history_end.isoformat(),
             },
             "unserved_customers": list(self.unserved),
+            "measured": [
+                dict(zip(MEASURE_KEYS, row, strict=True)) for row in measured(self, text=False)
+            ],
             "hours": [_hour_dict(h) for h in self.hours],
         }
 
 
 async def load_profiles(
     source: SessionSource, first_day: dt.date, weeks: int, timezone: str
-) -> tuple[tuple[CustomerProfile, ...], tuple[Agent, ...], dt.datetime, dt.datetime]:
-    """Every customer's profile from the ``weeks`` before ``first_day``, and the agents."""
+) -> tuple[tuple[CustomerProfile, ...], tuple[Agent, ...], dt.datetime, dt.datetime, Survival]:
+    """Every customer's profile from the ``weeks`` before ``first_day``, the agents, the
+    history's span and the patience of all its callers together."""
     if weeks < 1:
         raise ValueError(f"--history must be at least 1 week, got {weeks}")
     start, _ = local_days(timezone, first_day - dt.timedelta(weeks=weeks), first_day)
@@ -72,27 +80,30 @@ async def load_profiles(
         profile_of(c.customer, c.calls, start=start, end=end, targets=c.targets)
         for c in history.customers
     )
-    return profiles, history.agents, start, end
+    everyone = kaplan_meier([o for c in history.customers for o in observations(c.calls)])
+    return profiles, history.agents, start, end, everyone
 
 
 async def plan(
     source: SessionSource, first_day: dt.date, last_day: dt.date, *, weeks: int, timezone: str
 ) -> StaffingPlan:
-    profiles, agents, start, end = await load_profiles(source, first_day, weeks, timezone)
+    profiles, agents, start, end, everyone = await load_profiles(source, first_day, weeks, timezone)
     hours = staffing_plan(
         profiles, first_day=first_day, last_day=last_day, timezone=timezone, agents=agents
     )
     routing = Routing(agents, [p.customer_id for p in profiles])
     names = {p.customer_id: p.name for p in profiles}
     unserved = tuple(names[c] for c in routing.unserved)
-    return StaffingPlan(first_day, last_day, timezone, start, end, profiles, hours, unserved)
+    return StaffingPlan(
+        first_day, last_day, timezone, start, end, profiles, hours, unserved, everyone
+    )
 
 
 async def run_backtest(
     source: SessionSource, first_day: dt.date, last_day: dt.date, *, weeks: int, timezone: str
 ) -> Backtest:
     """Predicted against measured for the past days ``first_day``..``last_day``."""
-    profiles, agents, _, _ = await load_profiles(source, first_day, weeks, timezone)
+    profiles, agents, _, _, _ = await load_profiles(source, first_day, weeks, timezone)
     start, end = local_days(timezone, first_day, last_day)
     actual = await StaffingRepository(source).history(start, end)
     calls = {c.customer.id: c.calls for c in actual.customers}
@@ -153,6 +164,95 @@ def _pct(figures: Figures | None, name: str) -> float | None:
     return None if figures is None else 100 * float(getattr(figures, name))
 
 
+MEASURE_HEADERS = (
+    "Customer",
+    "Calls/week",
+    "Handle s",
+    "Abandons",
+    "Patience s",
+    "Gone by 12 s",
+    "(exp.)",
+    "Gone by 20 s",
+    "(exp.)",
+    "Gone by 45 s",
+    "(exp.)",
+)
+MEASURE_KEYS = (
+    "customer",
+    "calls_per_week",
+    "handle_s",
+    "abandons",
+    "patience_s",
+    "abandon_by_12s_pct",
+    "abandon_by_12s_exponential_pct",
+    "abandon_by_20s_pct",
+    "abandon_by_20s_exponential_pct",
+    "abandon_by_45s_pct",
+    "abandon_by_45s_exponential_pct",
+)
+_LIMITS = (12.0, 20.0, 45.0)
+
+
+def measured(result: StaffingPlan, *, text: bool = True) -> list[list[Any]]:
+    """What the history says per customer and for all together: calls per (open) week,
+    handle time, abandons, the mean patience of the exponential fit (abandons ÷ seconds
+    waited) and the share of callers gone by 12, 20 and 45 s: Kaplan-Meier (censored
+    waits), then what the exponential fit says. Text cells, or exact values for JSON."""
+    rows: list[list[Any]] = []
+    calls_all = work_all = exposure_all = 0.0
+    abandons_all = 0
+    for p in result.profiles:
+        calls = sum(p.arrivals_per_hour)
+        work = sum(r * h for r, h in zip(p.arrivals_per_hour, p.handle_s, strict=True))
+        calls_all, work_all = calls_all + calls, work_all + work
+        exposure_all += p.patience_exposure_s
+        abandons_all += p.abandons
+        rows.append(
+            _measure_row(
+                p.name,
+                calls,
+                work / calls if calls else None,
+                p.abandons,
+                p.patience_exposure_s,
+                p.patience_curve,
+                text,
+            )
+        )
+    rows.append(
+        _measure_row(
+            "All customers",
+            calls_all,
+            work_all / calls_all if calls_all else None,
+            abandons_all,
+            exposure_all,
+            result.all_patience,
+            text,
+        )
+    )
+    return rows
+
+
+def _measure_row(
+    name: str,
+    calls: float,
+    handle: float | None,
+    abandons: int,
+    exposure: float,
+    curve: Survival,
+    text: bool,
+) -> list[Any]:
+    patience = exposure / abandons if abandons else None
+    cells: list[Any] = [name, calls, handle, abandons, patience]
+    for limit in _LIMITS:
+        seen = 100 * curve.abandon_by(limit) if curve.observed else None
+        fitted = None if patience is None else -100 * math.expm1(-limit / patience)
+        cells += [seen, fitted]
+    if not text:
+        return cells
+    return [name, _num(calls), _num(handle, 0), str(abandons), _num(patience, 0),
+            *(_num(v) for v in cells[5:])]  # fmt: skip
+
+
 def plan_rows(result: StaffingPlan) -> list[list[str]]:
     return [
         [
@@ -188,6 +288,13 @@ def plan_text(result: StaffingPlan) -> str:
     if any(not h.reachable for h in result.hours):
         lines.append("'+': the targets cannot be met by any number of agents the plan tries")
     lines += ["", table.table(PLAN_HEADERS, plan_rows(result), right=range(1, 9))]
+    lines += [
+        "",
+        "Measured in the history (per customer's answered hours; gone by t: the share of "
+        "callers whose patience ends by t s, Kaplan-Meier from censored waits, then the "
+        "exponential fit Erlang A uses):",
+        table.table(MEASURE_HEADERS, measured(result), right=range(1, len(MEASURE_HEADERS))),
+    ]
     return "\n".join(lines)
 
 

@@ -17,7 +17,13 @@ from televikar_pbx.reports.chart import GRID_COLOUR, SL12_COLOUR, font_path, mat
 from televikar_pbx.reports.labels import texts
 from televikar_pbx.reports.pdf import CHART_HEIGHT, FONT, Document
 from televikar_pbx.reports.rows import BOLD, MUTED, PLAIN, Cell, Style
-from televikar_pbx.reports.staffing import PLAN_HEADERS, StaffingPlan, plan_rows
+from televikar_pbx.reports.staffing import (
+    MEASURE_HEADERS,
+    PLAN_HEADERS,
+    StaffingPlan,
+    measured,
+    plan_rows,
+)
 
 TITLE = "Staffing plan"
 
@@ -136,5 +142,19 @@ def render_staffing_pdf(result: StaffingPlan, *, generated_at: dt.datetime) -> b
         "callers' mean patience (exponential, estimated from censored waits). SL and lost "
         "as docs/metrics.md defines them, expected with the agents shown. Binding customer: "
         "the one that needed the last agent."
+    )
+    pdf.ln(5)
+    pdf.heading("Measured in the history")
+    measures = [[(cell, BOLD if row[0] == "All customers" else PLAIN) for cell in row]
+                for row in measured(result)]  # fmt: skip
+    widths = pdf.widths_for(MEASURE_HEADERS, measures, first_max=40)
+    pdf.grid(MEASURE_HEADERS, measures, widths, right=range(1, len(MEASURE_HEADERS)))
+    pdf.ln(2)
+    pdf.note(
+        "Per customer, over the hours we answered it: calls per week, mean handle time, "
+        "abandons, and the callers' patience: the mean of the exponential fit Erlang A uses "
+        "(abandons ÷ seconds waited), and the share gone (hung up) by 12, 20 and 45 s, "
+        "first by Kaplan-Meier from the censored waits, then by the exponential fit. Where "
+        "the two differ, patience is not exponential (docs/staffing.md)."
     )
     return bytes(pdf.output())

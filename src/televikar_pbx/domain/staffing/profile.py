@@ -14,7 +14,7 @@ were never seen to hang up the floor :data:`MIN_PATIENCE_RATE` (Erlang A needs Î
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,12 @@ from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.reporting import ReportSettings
 from televikar_pbx.domain.sla import CallFacts
 from televikar_pbx.domain.staffing.measure import HOURS_PER_WEEK, hour_of_week, hour_slots
-from televikar_pbx.domain.staffing.patience import observations
+from televikar_pbx.domain.staffing.patience import (
+    Observation,
+    Survival,
+    kaplan_meier,
+    observations,
+)
 
 HANDLE_PSEUDO_CALLS = 20.0
 PATIENCE_PSEUDO_EVENTS = 10.0
@@ -50,6 +55,10 @@ class CustomerProfile:
     answered_calls: int
     abandons: int
     calendar: Calendar
+    # Kaplan-Meier P(patience > t) of the calls behind the profile, and the seconds they
+    # waited (with ``abandons``, the exponential rate's numbers).
+    patience_curve: Survival = field(default_factory=lambda: kaplan_meier([]), compare=False)
+    patience_exposure_s: float = 0.0
 
     def answerable(self, at: datetime) -> bool:
         """Within service hours and under an agreement or booking at ``at``."""
@@ -90,10 +99,12 @@ def profile_of(
     handle_sum = [0.0] * HOURS_PER_WEEK
     events = [0] * HOURS_PER_WEEK
     exposure = [0.0] * HOURS_PER_WEEK
+    seen: list[Observation] = []
     # One pass over what may be a few hundred thousand calls (benchmarks/staffing_plan.py).
     for call, slot, (wait, abandoned) in zip(offered, slots, observations(offered), strict=True):
         if slot is None:
             continue
+        seen.append((wait, abandoned))
         arrivals[slot] += 1
         events[slot] += abandoned
         exposure[slot] += wait
@@ -128,4 +139,6 @@ def profile_of(
         answered_calls=answered_calls,
         abandons=total_events,
         calendar=customer.calendar,
+        patience_curve=kaplan_meier(seen),
+        patience_exposure_s=total_exposure,
     )
