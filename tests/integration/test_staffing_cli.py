@@ -153,6 +153,8 @@ def test_plan_refuses_a_reversed_range(cli: Cli) -> None:
     )
     cli.fails("staffing", "plan", "--from", "2026-11-17", "--to", "2026-11-17", "--history", "0",
               match="--history must be at least 1 week")  # fmt: skip
+    cli.fails("staffing", "backtest", "--from", "2026-11-10", "--to", "2026-11-10",
+              "--timezone", "Europe/Atlantis", match="--timezone: unknown time zone")  # fmt: skip
 
 
 def test_backtest_json(cli: Cli) -> None:

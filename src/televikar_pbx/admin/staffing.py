@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from televikar_pbx.admin import render, session
 from televikar_pbx.admin.calls import option_date, write_bytes
@@ -92,6 +93,10 @@ def _range(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
         raise ConfigError(f"--from {first} is after --to {last}")
     if args.history < 1:
         raise ConfigError(f"--history must be at least 1 week, got {args.history}")
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--timezone: unknown time zone {args.timezone!r}") from None
     return first, last
 
 
