@@ -281,3 +281,12 @@ def test_presence_prefers_the_log_and_fills_hours_it_missed() -> None:
         [1.5, 0.0],
         "the availability log (logged in, not paused)",
     )
+
+
+def test_the_binding_customer_is_the_one_furthest_from_its_target() -> None:
+    # Same callers; c1 is listed first, but c2 asks for SL20 95 %: with one agent fewer
+    # both may miss, c2 by more, so c2 binds whatever the order.
+    usual, strict = profile(1, 150.0), profile(2, 150.0, targets=ReportSettings(sl20_target=95.0))
+    for order in ((usual, strict), (strict, usual)):
+        hour = one_hour(*order)
+        assert hour.binding == "c2"  # type: ignore[attr-defined]

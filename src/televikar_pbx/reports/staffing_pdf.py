@@ -141,7 +141,8 @@ def render_staffing_pdf(result: StaffingPlan, *, generated_at: dt.datetime) -> b
         "Calls: expected offered calls in the hour. Handle: talk + wrap-up. Patience: the "
         "callers' mean patience (exponential, estimated from censored waits). SL and lost "
         "as docs/metrics.md defines them, expected with the agents shown. Binding customer: "
-        "the one that needed the last agent."
+        "of those who would miss a target with one agent fewer, the one that would miss it "
+        "by most."
     )
     pdf.ln(5)
     pdf.heading("Measured in the history")

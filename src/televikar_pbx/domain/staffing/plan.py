@@ -22,10 +22,12 @@ in proportion to the share of *its* agents that also serve ``c``
 is the whole pool. It is an approximation (docs/staffing.md says where it is wrong).
 
 **The search.** The figures only improve with more agents, so the smallest ``n`` that
-meets every customer's targets is found by raising ``n`` from below the offered load
-until each customer in turn meets them; the customer that raised it last is the
-**binding** one. The hour's own figures are the customers' figures summed the way
-``domain.sla`` sums calls (SL over offered - short abandons, lost over offered).
+meets every customer's targets is found by raising ``n`` from just under the offered
+load until each customer in turn meets them (lowering it if that guess was already
+enough). The **binding** customer is, of those who would miss a target with one agent
+fewer, the one that would miss it by most (percentage points). The hour's own figures
+are the customers' figures summed the way ``domain.sla`` sums calls (SL over offered -
+short abandons, lost over offered).
 """
 
 from __future__ import annotations
@@ -149,7 +151,6 @@ def plan_hour(period: Period, demands: Sequence[Demand], routing: Routing) -> Ho
     load = model.arrival_rate * model.handle_s
     cap = math.ceil(load / min(routing.share[d.profile.customer_id] for d in demands)) * 2 + 50
     n = max(0, math.floor(load) - 1)
-    binding: Demand | None = None
     reachable = True
     for demand in demands:
         while not model.meets(demand, n):
@@ -157,14 +158,13 @@ def plan_hour(period: Period, demands: Sequence[Demand], routing: Routing) -> Ho
                 reachable = False
                 break
             n += 1
-            binding = demand
-    if binding is None:  # the first guess was enough: find the least that is
-        while n > 0:
-            failing = next((d for d in demands if not model.meets(d, n - 1)), None)
-            if failing is not None:
-                binding = failing
-                break
-            n -= 1
+    while reachable and n > 0 and all(model.meets(d, n - 1) for d in demands):
+        n -= 1  # the first guess was more than enough: the least that is
+    # Binding: of those who would miss a target with one agent fewer (or, unreachable,
+    # with these), the one that would miss it by most.
+    short_at = n - 1 if reachable else n
+    failing = [d for d in demands if short_at >= 0 and not model.meets(d, short_at)]
+    binding = max(failing, key=lambda d: model.shortfall(d, short_at), default=None)
     customers = tuple(model.customer_hour(d, n) for d in demands)
     return HourPlan(
         period=period,
@@ -322,6 +322,16 @@ class _HourModel:
             100 * f.sl12 >= targets.sl12_target
             and 100 * f.sl20 >= targets.sl20_target
             and 100 * f.lost <= targets.lost_target
+        )
+
+    def shortfall(self, demand: Demand, n: int) -> float:
+        """How far, in percentage points, the customer's worst figure misses its target."""
+        f = self.figures(demand, n)
+        targets = demand.profile.targets
+        return max(
+            targets.sl12_target - 100 * f.sl12,
+            targets.sl20_target - 100 * f.sl20,
+            100 * f.lost - targets.lost_target,
         )
 
     def customer_hour(self, demand: Demand, n: int) -> CustomerHour:
