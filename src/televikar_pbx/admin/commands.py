@@ -1,5 +1,5 @@
 """The operator's commands (``customers``, ``agents``, ``bookings``, ``calls``, ``sla``,
-``billing``, ``reports``, ``messages``, ``users``, ``audit``, ``kb``),
+``billing``, ``reports``, ``messages``, ``users``, ``audit``, ``kb``, ``staffing``),
 registered on the ``televikar-pbx`` parser by ``cli.py``.
 
 Each command validates its input (``inputs``), runs its work in one database

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from televikar_pbx.admin import render, session
+from televikar_pbx.admin import render, session, staffing_replay
 from televikar_pbx.admin.calls import option_date, write_bytes
 from televikar_pbx.admin.sla import write_private
 from televikar_pbx.clock import Clock
@@ -34,7 +34,7 @@ DEFAULT_HISTORY_WEEKS = 8
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("staffing", help="agents needed per hour (Erlang A), and its backtest")
+    parser = sub.add_parser("staffing", help="agents needed per hour (Erlang A), its backtest, and a day replayed")
     actions = parser.add_subparsers(dest="staffing_command", required=True, metavar="ACTION")
 
     planner = actions.add_parser(
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _range_options(backtest)
     backtest.add_argument("--format", choices=("table", "csv", "json"), default="table")
     backtest.set_defaults(func=cmd_backtest)
-    # `staffing replay` (admin/staffing_replay.py, its own register(actions)) is added here.
+    staffing_replay.register(actions)  # admin/staffing_replay.py
 
 
 def _range_options(parser: argparse.ArgumentParser) -> None:

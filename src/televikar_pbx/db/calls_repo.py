@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from televikar_pbx.db.messages_repo import MessageRepository, message_record
 from televikar_pbx.db.records import CallEventRecord, CallOutcome, CallRecord, MessageRecord
 from televikar_pbx.db.repo_base import CallNotFound, Conflict, Repository, require_aware
 from televikar_pbx.domain.call_facts import WAIT_ENDS_AT_QUEUE_EXIT, CallTimes, facts_of, wait_ends
-from televikar_pbx.domain.journal import QUEUE_EXITS
+from televikar_pbx.domain.journal import QUEUE_EXITS, JournalEntry
 from televikar_pbx.domain.sla import CallFacts
 
 
@@ -395,6 +395,41 @@ class CallRepository(Repository):
     ) -> list[CallTimes]:
         """The ended calls of ``customer_id`` (only) that arrived in ``[start, end)``, in
         order of arrival: just the columns the SLA figures read, without ORM objects."""
+        rows = await self._ended_calls(start, end, customer_id)
+        return cast("list[CallTimes]", rows)
+
+    async def ended_calls_of_day(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> list[tuple[int, CallTimes, dt.datetime | None]]:
+        """Every customer's ended calls that arrived in ``[start, end)`` (calls of no
+        customer left out), in order of arrival, for ``staffing replay``: the customer,
+        the columns the SLA figures read, and for an answered call when it was last
+        offered (the journal's last ``offered`` entry up to the answer)."""
+        event = models.CallEvent
+        offered = (
+            select(func.max(event.at))
+            .where(
+                event.call_id == models.Call.id,
+                event.type == JournalEntry.OFFERED.value,
+                event.at <= models.Call.answered_at,
+            )
+            .correlate(models.Call)
+            .scalar_subquery()
+        )
+        last_offered = case((models.Call.answered_at.is_not(None), offered))
+        rows = await self._ended_calls(start, end, None, last_offered)
+        return [(row[0], row[1:8], row[8]) for row in rows]
+
+    async def _ended_calls(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        customer_id: int | None,
+        extra: SQLColumnExpression[Any] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Ended calls that arrived in ``[start, end)`` as plain tuples, in order of
+        arrival: :data:`CallTimes`, after the customer's id when ``customer_id`` is None
+        (every customer's calls), before ``extra`` (an instant) when given."""
         require_aware("start", start)
         require_aware("end", end)
         call = models.Call
@@ -409,18 +444,27 @@ class CallRepository(Repository):
                 # for a query that runs in a tenth of that. Off for this transaction.
                 await conn.execute(text("SET LOCAL jit = off"))
             instant = _aware_instant(conn.dialect.name)
+            columns: list[Any] = [
+                call.id,
+                instant(call.arrived_at),
+                instant(call.answered_at),
+                instant(call.ended_at),
+                call.outcome,
+                call.agent_id,
+                instant(left_queue),
+            ]
+            whose: ColumnElement[bool]
+            if customer_id is None:
+                columns.insert(0, call.customer_id)
+                whose = call.customer_id.is_not(None)
+            else:
+                whose = call.customer_id == customer_id
+            if extra is not None:
+                columns.append(instant(extra))
             query = (
-                select(
-                    call.id,
-                    instant(call.arrived_at),
-                    instant(call.answered_at),
-                    instant(call.ended_at),
-                    call.outcome,
-                    call.agent_id,
-                    instant(left_queue),
-                )
+                select(*columns)
                 .where(
-                    call.customer_id == customer_id,
+                    whose,
                     call.arrived_at >= start,
                     call.arrived_at < end,
                     call.ended_at.is_not(None),
@@ -429,10 +473,10 @@ class CallRepository(Repository):
                 .order_by(call.arrived_at, call.id)
             )
             result = await conn.execute(query)
-            times: list[CallTimes] = []
+            times: list[tuple[Any, ...]] = []
             for rows in result.partitions(_PARTITION):
                 # The query leaves out NULL outcomes and ends, which the Row type allows.
-                times.extend(cast("Iterator[CallTimes]", map(tuple, rows)))
+                times.extend(map(tuple, rows))
             return times
 
     async def events(self, call_id: int) -> list[CallEventRecord]:
