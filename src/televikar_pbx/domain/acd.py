@@ -173,6 +173,10 @@ __all__ = [
 ]
 
 MIN_MESSAGE_S = 1.0
+_DEFAULT_MAX_WAIT = timedelta(seconds=CustomerRules().max_wait_s)
+_DEFAULT_TARGET_S = CustomerRules().answer_target_s
+# The call states with a deadline: the maximum wait, or chasing a recording.
+_TIMED = frozenset({CallState.QUEUED, CallState.OFFERED, CallState.RECORDING})
 # How long after the caller hung up during a recording the desk waits for Asterisk's
 # RecordingFinished before it asks for the recording itself (FinishRecording).
 RECORDING_GRACE_S = 5.0
@@ -183,6 +187,7 @@ class CallSlot:
     call_id: str
     customer_id: int | None
     arrived_at: datetime
+    max_wait_at: datetime  # arrived_at + the customer's maximum wait
     state: CallState = CallState.QUEUED
     agent_id: int | None = None
     tried: list[int] = field(default_factory=list)
@@ -198,7 +203,7 @@ class Desk(AgentDesk):
         self.calls: dict[str, CallSlot] = {}
         self.agents: dict[int, AgentSlot] = {}
         self.ring_timeout_s = ring_timeout_s
-        self._customers: dict[int, Customer] = {c.id: c for c in directory.customers}
+        self._set_customers(directory)
         for agent in directory.agents:
             self._add_agent(agent, now)
 
@@ -218,7 +223,7 @@ class Desk(AgentDesk):
         Agents keep their live state; new agents start as the database says; agents no
         longer in the directory serve nobody from now on (and leave after a call).
         """
-        self._customers = {c.id: c for c in directory.customers}
+        self._set_customers(directory)
         listed = {a.id for a in directory.agents}
         for agent in directory.agents:
             slot = self.agents.get(agent.id)
@@ -231,7 +236,21 @@ class Desk(AgentDesk):
                 slot.priorities = {}
                 if slot.state in (AgentState.IDLE, AgentState.PAUSED):
                     slot.state = AgentState.LOGGED_OUT
-        return self._overflow_unstaffed(now) + self._route(now)
+        return self._overflow_and_route(now)
+
+    def _set_customers(self, directory: Directory) -> None:
+        self._customers: dict[int, Customer] = {c.id: c for c in directory.customers}
+        # What the deadlines and the routing read of every waiting call, on every event.
+        self._max_wait = {c.id: timedelta(seconds=c.rules.max_wait_s) for c in directory.customers}
+        self._target = {c.id: c.rules.answer_target_s for c in directory.customers}
+        for call in self.calls.values():
+            call.max_wait_at = call.arrived_at + self._limit(call.customer_id)
+
+    def _limit(self, customer_id: int | None) -> timedelta:
+        """The customer's maximum wait (the service's for a call of no customer)."""
+        if customer_id is None:
+            return _DEFAULT_MAX_WAIT
+        return self._max_wait.get(customer_id, _DEFAULT_MAX_WAIT)
 
     def rules(self, customer_id: int | None) -> CustomerRules:
         customer = self._customers.get(customer_id) if customer_id is not None else None
@@ -252,8 +271,7 @@ class Desk(AgentDesk):
             commands = self._agent_event(event, now)
         else:
             commands = self._call_event(event, now)
-        commands += self._overflow_unstaffed(now)
-        return commands + self._route(now)
+        return commands + self._overflow_and_route(now)
 
     def view(self) -> DeskView:
         """A frozen copy of what presence, control and status may see."""
@@ -269,14 +287,17 @@ class Desk(AgentDesk):
 
     def next_deadline(self) -> datetime | None:
         """When the next :class:`Tick` is due (wrap-up end or maximum wait)."""
+        # Asked after every event (by the shell, and by a simulation a day at a time):
+        # one quick pass over the agents and one over the calls.
+        deadlines: list[datetime | None]
         deadlines = [a.wrap_up_until for a in self.agents.values() if a.wrap_up_until]
-        for call in self.calls.values():
-            if call.state in (CallState.QUEUED, CallState.OFFERED):
-                limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)
-                deadlines.append(call.arrived_at + limit)
-            elif (chase := self._recording_deadline(call)) is not None:
-                deadlines.append(chase)
-        return min(deadlines, default=None)
+        recording, timed = CallState.RECORDING, _TIMED
+        deadlines += [
+            self._recording_deadline(c) if c.state is recording else c.max_wait_at
+            for c in self.calls.values()
+            if c.state in timed
+        ]
+        return min(filter(None, deadlines), default=None)
 
     @staticmethod
     def _recording_deadline(call: CallSlot) -> datetime | None:
@@ -295,7 +316,7 @@ class Desk(AgentDesk):
         rang = event.rang_at
         if rang is not None and rang < now:
             now = rang
-        call = CallSlot(event.call_id, event.customer_id, now)
+        call = CallSlot(event.call_id, event.customer_id, now, now + self._limit(event.customer_id))
         self.calls[call.call_id] = call
         customer = self._customers.get(event.customer_id) if event.customer_id else None
         if customer is None:
@@ -329,7 +350,8 @@ class Desk(AgentDesk):
             raise IllegalEvent(f"adopted call {event.call_id}: a connected call needs its agent")
         if agent is not None and agent.call_id is not None:
             raise IllegalEvent(f"agent {agent.agent_id} is already on call {agent.call_id}")
-        call = CallSlot(event.call_id, event.customer_id, event.arrived_at, event.state)
+        until = event.arrived_at + self._limit(event.customer_id)
+        call = CallSlot(event.call_id, event.customer_id, event.arrived_at, until, event.state)
         self.calls[call.call_id] = call
         if agent is None:
             return []
@@ -464,14 +486,15 @@ class Desk(AgentDesk):
             if agent.wrap_up_until is not None and agent.wrap_up_until <= now:
                 commands += self._release(agent.agent_id, agent.wrap_up_until, "wrap_up_over")
         for call in list(self.calls.values()):
-            chase = self._recording_deadline(call)
-            if chase is not None and chase <= now:
-                call.recording_chased = True
-                commands.append(FinishRecording(call.call_id))
-            if call.state not in (CallState.QUEUED, CallState.OFFERED):
-                continue
-            limit = timedelta(seconds=self.rules(call.customer_id).max_wait_s)
-            if now - call.arrived_at >= limit:
+            state = call.state
+            if state is CallState.RECORDING:
+                chase = self._recording_deadline(call)
+                if chase is not None and chase <= now:
+                    call.recording_chased = True
+                    commands.append(FinishRecording(call.call_id))
+            elif (state is CallState.QUEUED or state is CallState.OFFERED) and (
+                now >= call.max_wait_at
+            ):
                 commands += self._withdraw_offer(call, now)
                 commands += self._capture(call, "max_wait")
         return commands
@@ -482,29 +505,44 @@ class Desk(AgentDesk):
         agent_id, call.agent_id = call.agent_id, None
         return [CancelOffer(call.call_id, agent_id), *self._release(agent_id, now, "withdrawn")]
 
-    def _overflow_unstaffed(self, now: datetime) -> list[Command]:
-        """Queued callers of a customer nobody serves any more go to message capture."""
+    def _overflow_and_route(self, now: datetime) -> list[Command]:
+        """After every event: queued callers of a customer nobody serves any more go to
+        message capture, the others are offered to idle agents."""
+        queued = self._queued()
+        commands = self._overflow_unstaffed(queued)
+        if commands:  # some left the queue
+            queued = [c for c in queued if c.state is CallState.QUEUED]
+        return commands + self._route(now, queued)
+
+    def _overflow_unstaffed(self, queued: list[CallSlot]) -> list[Command]:
         commands: list[Command] = []
-        for call in list(self.calls.values()):
-            unstaffed = call.customer_id is not None and not self._staffed(call.customer_id)
-            if call.state is CallState.QUEUED and unstaffed:
+        staffed: dict[int, bool] = {}  # per customer: taking a message changes no agent
+        for call in queued:
+            customer_id = call.customer_id
+            if customer_id is None:
+                continue
+            if customer_id not in staffed:
+                staffed[customer_id] = self._staffed(customer_id)
+            if not staffed[customer_id]:
                 commands += self._capture(call, "no_agent")
         return commands
 
     # --- routing ------------------------------------------------------------------------
 
     def _urgency(self, call: CallSlot, now: datetime) -> float:
-        target = self.rules(call.customer_id).answer_target_s
+        customer_id = call.customer_id
+        target = (
+            _DEFAULT_TARGET_S
+            if customer_id is None
+            else self._target.get(customer_id, _DEFAULT_TARGET_S)
+        )
         return (now - call.arrived_at).total_seconds() / target
 
-    def _route(self, now: datetime) -> list[Command]:
-        """Pair idle agents with queued callers until no pair is left."""
+    def _route(self, now: datetime, waiting: list[CallSlot]) -> list[Command]:
+        """Pair idle agents with the ``waiting`` (queued) callers until no pair is left."""
         commands: list[Command] = []
-        while True:
-            waiting = [c for c in self.calls.values() if c.state is CallState.QUEUED]
-            idle = [a for a in self.agents.values() if a.state is AgentState.IDLE and a.reachable]
-            if not waiting or not idle:
-                return commands
+        idle = self._idle() if waiting else []
+        while waiting and idle:
             pair: tuple[CallSlot, AgentSlot] | None = None
             for call in sorted(waiting, key=lambda c: (-self._urgency(c, now), c.arrived_at)):
                 qualified = [a for a in idle if call.customer_id in a.priorities]
@@ -518,6 +556,19 @@ class Desk(AgentDesk):
             call.tried.append(agent.agent_id)
             agent.state, agent.call_id = AgentState.OFFERED, call.call_id
             commands.append(RingAgent(call.call_id, agent.agent_id, self.ring_timeout_s))
+            waiting.remove(call)  # no longer queued, as the agent is no longer idle
+            idle.remove(agent)
+        return commands
+
+    # Each runs after every event: the state looked up once, not once per call or agent.
+
+    def _queued(self) -> list[CallSlot]:
+        queued = CallState.QUEUED
+        return [c for c in self.calls.values() if c.state is queued]
+
+    def _idle(self) -> list[AgentSlot]:
+        idle = AgentState.IDLE
+        return [a for a in self.agents.values() if a.state is idle and a.reachable]
 
     @staticmethod
     def _choose(call: CallSlot, qualified: list[AgentSlot], now: datetime) -> AgentSlot:
