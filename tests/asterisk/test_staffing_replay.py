@@ -140,3 +140,19 @@ def test_a_replay_with_the_logged_in_agents_gives_the_figures_of_sla_report(
     assert 0.9 <= replay["ring_s"] <= 2.0, replay["ring_s"]
     for key in ("sl12_pct", "sl20_pct", "lost_pct"):
         assert abs(replayed[key] - report[key]) <= TOLERANCE_PP, (key, report, replayed)
+
+    # The same agents as a roster replay the same; a third agent answers sooner.
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"from,agents\n00:00,{AGENTS}\n")
+    by_roster = json.loads(
+        _cli(service, "staffing", "replay", "--date", first, "--to", last,
+             "--roster", str(roster), "--format", "json")
+    )  # fmt: skip
+    assert by_roster["customers"][0]["replayed"] == mine["replayed"]
+    more = json.loads(
+        _cli(service, "staffing", "replay", "--date", first, "--to", last,
+             "--agents", str(AGENTS + 1), "--format", "json")
+    )["customers"][0]["replayed"]["day"]["total"]  # fmt: skip
+    print(f"with {AGENTS + 1} agents:", {k: more[k] for k in keys})
+    assert more["avg_wait_s"] < replayed["avg_wait_s"]
+    assert more["sl20_pct"] >= replayed["sl20_pct"]
