@@ -31,13 +31,15 @@ from televikar_pbx.domain.directory import Customer, CustomerRules
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.sla import CallFacts
 from televikar_pbx.domain.staffing.replay import (
-    RecordedCall,
     ReplayOptions,
     agents_for_all,
-    callers_of,
     figures,
-    recorded_facts,
     replay,
+)
+from televikar_pbx.domain.staffing.replay_callers import (
+    RecordedCall,
+    callers_of,
+    recorded_facts,
 )
 
 DAY = date(2026, 11, 24)  # an ordinary Tuesday

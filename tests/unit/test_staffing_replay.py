@@ -31,19 +31,23 @@ from televikar_pbx.domain.directory import Agent, Customer, CustomerRules
 from televikar_pbx.domain.outcomes import Outcome
 from televikar_pbx.domain.sla import CallFacts, PeriodFigures
 from televikar_pbx.domain.staffing.replay import (
-    DEFAULT_RING_S,
-    Caller,
     Figures,
-    RecordedCall,
     ReplayOptions,
     Shift,
     Staff,
     agents_for_all,
-    callers_of,
     figures,
+    replay,
+)
+from televikar_pbx.domain.staffing.replay_callers import (
+    DEFAULT_RING_S,
+    Caller,
+    RecordedCall,
+    _draw_beyond,
+    _kaplan_meier,
+    callers_of,
     patience_draws,
     recorded_facts,
-    replay,
     ring_delay_s,
 )
 from televikar_pbx.domain.staffing.replay_roster import RosterLine, parse_roster, roster_staff
@@ -255,6 +259,18 @@ def test_censored_patience_is_drawn_beyond_the_wait_the_caller_showed() -> None:
     assert caller.patience_us == (abandoned.facts.ended_at - abandoned.facts.arrived_at) // (
         timedelta(microseconds=1)
     )
+
+
+def test_the_kaplan_meier_steps_and_a_draw_beyond_the_wait_shown() -> None:
+    # Abandons after 10 s and 20 s; waits of 15 s and 30 s censored (answered then).
+    steps = _kaplan_meier([(10, True), (15, False), (20, True), (30, False)])
+    assert steps == [(10, 0.75), (20, 0.375)]  # 3/4, then 3/4 * 1/2 (two at risk)
+    # A caller who waited 15 s: S(20) / S(15) = 0.5 of such callers wait past 20 s.
+    assert _draw_beyond(steps, 15, 0.6) == 20
+    assert _draw_beyond(steps, 15, 0.5) == 20
+    assert _draw_beyond(steps, 15, 0.4) is None  # beyond the last abandon: infinite
+    assert _draw_beyond(steps, 5, 0.8) == 10
+    assert _draw_beyond(steps, 20, 0.99) is None
 
 
 # --- the roster ----------------------------------------------------------------------

@@ -24,16 +24,18 @@ from televikar_pbx.domain.directory import Customer
 from televikar_pbx.domain.reporting import ReportSettings
 from televikar_pbx.domain.sla import By, CallFacts, PeriodFigures, SlaReport
 from televikar_pbx.domain.staffing.replay import (
-    PATIENCE_MODELS,
     Figures,
-    RecordedCall,
     ReplayOptions,
     agents_for_all,
-    callers_of,
     figures,
+    replay,
+)
+from televikar_pbx.domain.staffing.replay_callers import (
+    PATIENCE_MODELS,
+    RecordedCall,
+    callers_of,
     recorded_call,
     recorded_facts,
-    replay,
     ring_delay_s,
 )
 from televikar_pbx.domain.staffing.replay_roster import parse_roster, roster_staff
