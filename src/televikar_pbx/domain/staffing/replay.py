@@ -106,6 +106,9 @@ class Staff:
 
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
+    """How the simulated agents ring, and the callers' patience model (``patience`` and
+    ``seed`` are what ``callers_of`` was given: one value says how a replay was run)."""
+
     ring_s: float = DEFAULT_RING_S
     ring_timeout_s: float = RING_TIMEOUT_S
     patience: Patience = "infinite"
