@@ -34,7 +34,9 @@ DEFAULT_HISTORY_WEEKS = 8
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    parser = sub.add_parser("staffing", help="agents needed per hour (Erlang A), its backtest, and a day replayed")
+    parser = sub.add_parser(
+        "staffing", help="agents needed per hour (Erlang A), its backtest, a day replayed"
+    )
     actions = parser.add_subparsers(dest="staffing_command", required=True, metavar="ACTION")
 
     planner = actions.add_parser(
