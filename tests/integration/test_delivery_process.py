@@ -39,7 +39,9 @@ def children(pid: int) -> list[int]:
         for child in (int(x) for x in (task / "children").read_text().split()):
             try:
                 argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
+                # Gone between the parent's list and its own: a child that just exited
+                # (opening can succeed, and the read then fail with ESRCH).
                 continue
             if b"deliver" in argv:
                 found.append(child)
@@ -49,7 +51,7 @@ def children(pid: int) -> list[int]:
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
 
