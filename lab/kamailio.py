@@ -47,6 +47,10 @@ class KamailioSettings:
     # they bound how fast a dead node is noticed (a probe or a call times out).
     ping_interval_s: int = 1
     fr_timer_ms: int = 1000
+    # A call's INVITE at a node, after a provisional reply: silent this long, the node
+    # is taken for dead and the caller sent to the next node. The nodes ring again
+    # every second while a caller waits (the desk: calls/commands.py RING_AGAIN_S).
+    ring_timeout_ms: int = 7000
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,10 @@ class Event:
     """A line of the template's own log: a call sent to a node, a node that failed a
     call, a node down or up (by probing or by a failed call)."""
 
-    kind: str  # "call", "failover" (a call sent on after a node failed), "failed", "down", "up"
+    # "call", "failover" (a call sent on after a node failed), "failed" (a node silent
+    # or 5xx: marked down), "silent" (a node that rang, then went silent: the caller sent
+    # on, the node not marked), "down", "up"
+    kind: str
     node: str  # the node's SIP URI
     at: float  # Kamailio's wall clock, epoch seconds
     call_id: str = ""
@@ -65,7 +72,7 @@ _EVENT_LINES = (
     re.compile(r"televikar: call (?P<call_id>\S+) to (?P<node>\S+) at (?P<at>[0-9.]+)"
                r"(?P<failover> \(failover\))?"),
     re.compile(r"televikar: node (?P<node>\S+) failed for (?P<call_id>\S+) "
-               r"\((?P<code>\d+)\) at (?P<at>[0-9.]+)"),
+               r"\((?P<code>\d+)\) at (?P<at>[0-9.]+)(?P<ringing> \(ringing\))?"),
     re.compile(r"televikar: node (?P<node>\S+) (?P<kind>down|up) at (?P<at>[0-9.]+)"),
 )  # fmt: skip
 
@@ -81,7 +88,7 @@ def parse_events(text: str) -> list[Event]:
             if "kind" in fields:
                 kind = fields["kind"]
             elif "code" in fields:
-                kind = "failed"
+                kind = "silent" if fields.get("ringing") else "failed"
             else:
                 kind = "failover" if fields.get("failover") else "call"
             events.append(
@@ -140,6 +147,7 @@ class Kamailio:
             "RUNDIR": str(self.dir),
             "PING_INTERVAL_S": str(s.ping_interval_s),
             "FR_TIMER_MS": str(s.fr_timer_ms),
+            "RING_TIMEOUT_MS": str(s.ring_timeout_ms),
             "DB_URL": s.db_url,
         }
         # 0600: it holds the database password.

@@ -288,6 +288,99 @@ def test_kill_node_a_during_calls_its_calls_end_with_a_cause(
     }  # fmt: skip
 
 
+# Kamailio's ring timeout (lab/kamailio.py ring_timeout_ms): a node silent this long
+# after a provisional reply is taken for dead, its caller sent to the next node.
+RING_TIMEOUT_S = 7.0
+
+
+def test_callers_queued_on_a_node_that_dies_are_queued_again_on_the_other(
+    live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three agents busy, more callers waiting unanswered (180 Ringing, the desk rings
+    again every second); kill -9 of node a: each caller that waited on a is sent by
+    Kamailio, in the same INVITE transaction, to b within the ring timeout of the kill
+    (its node silent that long), queued there and answered by an agent; none waits
+    for Kamailio's 120 s fr_inv_timer, none gets a final failure. Before the kill no
+    waiting caller was moved (the nodes' 180s kept their transactions alive)."""
+    seen_before = len(live.kamailio.events())
+    results: list[sipp.CarrierResult] = []
+    # Round-robin: calls 1-3 (a, b, a) take the three agents for 15 s, 4-7 wait
+    # (b, a, b, a).
+    calls = 7
+    run = threading.Thread(
+        target=lambda: results.append(
+            sipp.carrier_call(
+                DID, workdir=tmp_path, calls=calls, rate=4, talk_ms=15000,
+                max_concurrent=calls, answer_timeout_s=60, target=KAMAILIO,
+                local_ip=CARRIER_IP,
+            )
+        )
+    )  # fmt: skip
+    run.start()
+    try:
+
+        def waiting_on_a() -> list[CallRecord] | None:
+            rows = desk.calls()
+            waiting = [r for r in rows if node_of(r) == "a" and r.answered_at is None]
+            busy = sum(r.answered_at is not None for r in rows)
+            return waiting if len(rows) == calls and busy == len(AGENTS) and waiting else None
+
+        waiting: list[CallRecord] = poll(waiting_on_a, 20, "callers waiting on node a")
+        # Waiting for a while already: ringing again kept their INVITEs alive.
+        time.sleep(RING_TIMEOUT_S + 1)
+        before_kill = live.kamailio.events()[seen_before:]
+        killed_at = time.time()  # Kamailio logs the wall clock too
+        live.node("a").kill()
+    finally:
+        run.join(120)
+    assert results, "the carrier's sipp run did not finish"
+    carrier = results[0]
+    a, b = live.node("a").spec.sip_uri, live.node("b").spec.sip_uri
+    events = live.kamailio.events()[seen_before:]
+    first_node = {}
+    for e in events:
+        if e.kind == "call":
+            first_node.setdefault(e.call_id, e.node)
+    silent = {e.call_id: e.at - killed_at for e in events if e.kind == "silent"}
+    moved = {
+        e.call_id: e.at - killed_at for e in events
+        if e.kind == "failover" and e.node == b and e.call_id in silent
+    }  # fmt: skip
+    statuses = _invite_final_statuses(carrier)
+
+    def all_ended() -> list[CallRecord] | None:
+        rows = desk.calls()
+        return rows if all(r.ended_at for r in rows) and len(rows) >= calls + len(moved) else None
+
+    rows: list[CallRecord] = poll(all_ended, 40, "every call's record to end")
+    on_b_later = [r for r in rows if node_of(r) == "b" and r.arrived_at.timestamp() > killed_at]
+    report(
+        capsys,
+        f"kill -9 of node a with {len(waiting)} callers waiting on it: "
+        f"{len(moved)} sent on to b by Kamailio at {sorted(round(t, 2) for t in moved.values())} "
+        f"s after the kill (ring timeout {RING_TIMEOUT_S:.0f} s, re-ring 1 s); their final "
+        f"answers {[statuses.get(c) for c in moved]}; records arriving on b after the kill "
+        f"{Counter(r.outcome for r in on_b_later)}; carrier: {carrier.describe()}",
+    )
+    assert not [e for e in before_kill if e.kind in ("silent", "failed")], before_kill
+    assert all(first_node.get(c) == a for c in silent), (silent, first_node)
+    assert len(moved) == len(silent) == len(waiting), (moved, silent, waiting)
+    assert all(0 < t < RING_TIMEOUT_S + 1.0 for t in moved.values()), moved
+    # Answered on b by an agent: queued there like any caller.
+    assert all(statuses.get(c) == 200 for c in moved), {c: statuses.get(c) for c in moved}
+    assert len(on_b_later) == len(moved), on_b_later
+    assert all(r.outcome == "answered" for r in on_b_later), on_b_later
+
+
+def _invite_final_statuses(carrier: sipp.CarrierResult) -> dict[str, int]:
+    """The carrier's final INVITE response per Call-ID."""
+    statuses: dict[str, int] = {}
+    for m in carrier.messages():
+        if m.direction == "received" and m.cseq_method == "INVITE" and (m.status or 0) >= 200:
+            statuses.setdefault(m.call_id or "", m.status or 0)
+    return statuses
+
+
 def test_the_standby_takes_over_both_nodes_when_the_leader_is_killed(
     live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

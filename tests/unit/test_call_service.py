@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from televikar_pbx.calls.commands import RING_AGAIN_S
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.services import CallService
@@ -162,7 +163,11 @@ class HarnessClock:
 
 class Harness:
     def __init__(
-        self, tmp_path: Path, agents: tuple[Agent, ...], store: FakeStore | None = None
+        self,
+        tmp_path: Path,
+        agents: tuple[Agent, ...],
+        store: FakeStore | None = None,
+        ring_again_s: float = RING_AGAIN_S,
     ) -> None:
         self.ari = FakeAri()
         self.store = store or FakeStore()
@@ -183,6 +188,7 @@ class Harness:
             media=MediaFlows(
                 self.ari, self.store, recording_spool=self.spool, messages_dir=self.messages_dir
             ),
+            ring_again_s=ring_again_s,
         )
 
     async def send(self, *events: AriEvent) -> None:
@@ -214,6 +220,46 @@ async def test_answered_call_rings_the_agent_with_the_customers_name_then_bridge
     assert record["outcome"] == "answered" and record["agent_id"] == 7
     assert record["ended_at"] - record["answered_at"] == timedelta(seconds=3)
     assert ("hangup", "c1-a1") in h.ari.requests
+
+
+async def test_a_waiting_caller_hears_180_again_until_answered_never_after(
+    tmp_path: Path,
+) -> None:
+    """The node's 180 Ringing again and again while the caller waits unanswered: the SIP
+    front takes a node whose INVITE stops ringing for dead (kamailio.cfg). Not once the
+    caller is answered: a ring indication on an answered channel plays a tone into it."""
+    h = Harness(
+        tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),), ring_again_s=0.05
+    )
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+
+    async def rings() -> int:
+        await h.dispatcher.drain()
+        return h.ari.requests.count(("ring", "c1"))
+
+    await asyncio.sleep(0.3)
+    waiting = await rings()
+    assert waiting >= 3, h.ari.requests
+    await h.send(event("StasisStart", 2, channel={"id": "c1-a1"}, args=["agent", "c1"]))
+    assert h.ari.names()[-3:] == ["answer", "bridge", "add_to_bridge"]
+    answered = await rings()
+    await asyncio.sleep(0.3)
+    assert await rings() == answered, h.ari.requests
+    last_ring = max(i for i, r in enumerate(h.ari.requests) if r == ("ring", "c1"))
+    assert last_ring < h.ari.requests.index(("answer", "c1"))
+
+
+async def test_a_waiting_caller_who_hangs_up_is_rung_no_more(tmp_path: Path) -> None:
+    h = Harness(
+        tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),), ring_again_s=0.05
+    )
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    await asyncio.sleep(0.12)
+    await h.send(event("ChannelDestroyed", 1, channel={"id": "c1"}, cause=16))
+    gone = h.ari.requests.count(("ring", "c1"))
+    await asyncio.sleep(0.3)
+    await h.dispatcher.drain()
+    assert h.ari.requests.count(("ring", "c1")) == gone >= 2, h.ari.requests
 
 
 async def test_message_capture_plays_prompt_records_and_keeps_the_message(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from televikar_pbx.calls.events import AriEvent
 from televikar_pbx.calls.shell import (
     COMMAND,
     OFFER_FAILED_LATER,
+    RING_AGAIN,
     CallShell,
     current_key,
     quietly,
@@ -34,10 +35,38 @@ log = structlog.get_logger("televikar_pbx.calls")
 # before telling the desk: otherwise a broken agent would be re-offered in a tight loop.
 ORIGINATE_RETRY_S = 1.0
 
+# A caller waiting unanswered (hold style "ringing") gets 180 Ringing again this often.
+# The INVITE's transaction at the SIP front (Kamailio, asterisk/kamailio/kamailio.cfg
+# route[DISPATCH]) takes a node silent for its ring timeout (7 s) after a provisional
+# reply for dead and sends the caller to another node: the 180s are the node's sign of
+# life. Asterisk sends a 180 at each ring indication while the channel is not answered
+# (chan_pjsip: state Ring). Often enough to outlast a standby's takeover (about 2.5 s)
+# within that timeout.
+RING_AGAIN_S = 1.0
+
 
 class DeskCommands(CallShell):
     async def _on_command(self, event: AriEvent) -> None:
         await self._run(event.raw["command"], event.timestamp)
+
+    async def _keep_ringing(self, call: ActiveCall) -> None:
+        """180 Ringing to the caller now and every ``_ring_again_s`` until the caller is
+        answered or gone (RING_AGAIN_S)."""
+        call.ringing = True
+        await quietly(self._ari.ring(call.caller_channel))
+        key = call.key
+        asyncio.get_running_loop().call_later(
+            self._ring_again_s,
+            lambda: self._dispatch(synthetic(RING_AGAIN, self.clock.now(), key)),
+        )
+
+    async def _on_ring_again(self, event: AriEvent) -> None:
+        call = self.calls.get(str(event.channel.get("id", "")))
+        # Answered meanwhile: a ring indication on an answered channel would play a
+        # ringback tone into it (Asterisk's in-band fallback), so never after that.
+        if call is None or not call.ringing or call.answered or call.caller_gone:
+            return
+        await self._keep_ringing(call)
 
     async def execute(self, commands: list[acd.Command], at: datetime) -> None:
         here = current_key.get()
@@ -111,7 +140,7 @@ class DeskCommands(CallShell):
     async def _start_waiting(self, call: ActiveCall, command: acd.StartWaiting) -> None:
         if command.hold_style is HoldStyle.RINGING:
             # 180 Ringing: the caller is not answered while waiting and hears ringback.
-            await quietly(self._ari.ring(call.caller_channel))
+            await self._keep_ringing(call)
         else:
             await self._media.hold(call, command.hold_style, command.media)
 
@@ -162,6 +191,7 @@ class DeskCommands(CallShell):
         assert call.agent_id is not None and call.agent_channel is not None
         try:
             await self._media.stop_hold(call)
+            call.ringing = False
             await self._ari.answer(call.caller_channel)
             call.bridge_id = naming.bridge(call.key)
             await self._ari.create_bridge(call.bridge_id, name=naming.bridge_name(call.key))

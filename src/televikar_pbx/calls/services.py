@@ -21,7 +21,7 @@ from datetime import datetime
 import structlog
 
 from televikar_pbx.calls.agent_log import AgentLog
-from televikar_pbx.calls.commands import DeskCommands
+from televikar_pbx.calls.commands import RING_AGAIN_S, DeskCommands
 from televikar_pbx.calls.events import GLOBAL_KEY, AriEvent
 from televikar_pbx.calls.journal import CallJournal
 from televikar_pbx.calls.media import MediaFlows
@@ -55,8 +55,10 @@ class CallService(StasisEvents, DeskCommands):
         clock: Clock,
         presence: Presence | None = None,
         agent_log: AgentLog | None = None,
+        ring_again_s: float = RING_AGAIN_S,
     ) -> None:
         self.clock = clock
+        self._ring_again_s = ring_again_s
         self._ari = ari
         self._store = store
         self._journal = CallJournal(store)

@@ -34,6 +34,7 @@ log = structlog.get_logger("televikar_pbx.calls")
 OFFER_FAILED_LATER = "TelevikarOfferFailed"
 COMMAND = "TelevikarCommand"
 TICK = "TelevikarTick"
+RING_AGAIN = "TelevikarRingAgain"
 
 # The call whose worker runs the current handler (see CallService.handle).
 current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_key", default=None)
@@ -66,6 +67,7 @@ class CallShell:
     _tick_at: datetime | None
     _tick_handle: asyncio.TimerHandle | None
     _rows: set[asyncio.Future[int]]  # calls' rows being written (CallService)
+    _ring_again_s: float  # a waiting caller's 180 Ringing, sent again (DeskCommands)
 
     def _row_written(self, key: str, row: asyncio.Future[int]) -> None:
         raise NotImplementedError
@@ -80,6 +82,14 @@ class CallShell:
 
     async def _on_command(self, event: AriEvent) -> None:
         """A command queued to this call's worker (DeskCommands)."""
+        raise NotImplementedError
+
+    async def _keep_ringing(self, call: ActiveCall) -> None:
+        """180 Ringing to a waiting caller, again and again (DeskCommands)."""
+        raise NotImplementedError
+
+    async def _on_ring_again(self, event: AriEvent) -> None:
+        """The next 180 Ringing to a waiting caller is due (DeskCommands)."""
         raise NotImplementedError
 
 

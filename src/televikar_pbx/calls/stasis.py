@@ -23,6 +23,7 @@ from televikar_pbx.calls.recovery import ADOPT, Adoption
 from televikar_pbx.calls.shell import (
     COMMAND,
     OFFER_FAILED_LATER,
+    RING_AGAIN,
     TICK,
     CallShell,
     quietly,
@@ -30,6 +31,7 @@ from televikar_pbx.calls.shell import (
 )
 from televikar_pbx.calls.state import ActiveCall
 from televikar_pbx.domain import acd
+from televikar_pbx.domain.directory import HoldStyle
 from televikar_pbx.errors import AriError
 
 log = structlog.get_logger("televikar_pbx.calls")
@@ -56,6 +58,7 @@ class StasisEvents(CallShell):
             OFFER_FAILED_LATER: self._on_offer_failed_later,
             COMMAND: self._on_command,
             TICK: self._on_tick,
+            RING_AGAIN: self._on_ring_again,
             ADOPT: self._on_adopt,
         }
 
@@ -180,6 +183,10 @@ class StasisEvents(CallShell):
                 await self._feed(acd.AgentHungUp(call.key, call.agent_id or 0), event.timestamp)
         elif adoption.state is acd.CallState.CAPTURING:
             await self._resume_capture(call, adoption.capture_phase, event.timestamp)
+        elif not adoption.caller_up and call.hold is HoldStyle.RINGING:
+            # A caller queued unanswered: its node's 180s went silent while we were
+            # away; the SIP front waits for them (commands.py RING_AGAIN_S).
+            await self._keep_ringing(call)
 
     async def _resume_capture(self, call: ActiveCall, phase: str | None, at: datetime) -> None:
         if phase == "recording":

@@ -28,6 +28,7 @@ class ActiveCall:
     hold: HoldStyle | None = None
     recording_name: str | None = None  # set once the recording runs
     caller_gone: bool = False
+    ringing: bool = False  # 180 sent, not answered: sent again (calls/commands.py)
     cause: Any = None
     cause_txt: Any = None
 
