@@ -55,6 +55,8 @@ REGISTER_SCENARIO = SCENARIO_DIR / "agent_register.xml"
 CARRIER_SCENARIO = SCENARIO_DIR / "carrier_call.xml"
 CARRIER_MESSAGE_SCENARIO = SCENARIO_DIR / "carrier_message.xml"
 FEATURE_CODE_SCENARIO = SCENARIO_DIR / "agent_feature_code.xml"
+SUBSCRIBE_FRONT_SCENARIO = SCENARIO_DIR / "agent_subscribe_front.xml"
+OPTIONS_SCENARIO = SCENARIO_DIR / "agent_options.xml"
 # What the talking caller says (espeak-ng -v nb, A-law 8 kHz mono WAV, ~7.5 s; looped).
 CALLER_SPEECH = SCENARIO_DIR / "caller_speech.wav"
 # The pcaps carrier_message.xml plays: sipp looks for them next to the scenario, then
@@ -930,6 +932,45 @@ def register_at(
         address=address,
         target=target,
     )
+
+
+def subscribe_at(
+    hint: str,
+    *,
+    user: str,
+    password: str,
+    workdir: Path,
+    address: tuple[str, int],
+    target: tuple[str, int],
+    timeout_s: float = 60.0,
+    name: str = "blf_front",
+) -> CarrierResult:
+    """``user``'s busy-lamp key watching ``hint`` (``agent-agent2``) through the SIP
+    front ``target`` (``scenarios/agent_subscribe_front.xml``): challenged (407),
+    subscribed, notified until the watched agent is in a call, refreshed in the dialog,
+    unsubscribed. Blocks until then (run it in a thread); ``ok``: all of that."""
+    scenario = _private_scenario(SUBSCRIBE_FRONT_SCENARIO, workdir, name, user, password)
+    return _run_carrier(
+        scenario, hint, workdir=workdir, name=name, variables={"user": user},
+        caller_number=None, caller_name=None, diversion=None, calls=1, rate=None,
+        max_concurrent=None, answer_timeout_s=timeout_s / 2, timeout_s=timeout_s,
+        target=target, extra_args=[], local_ip=address[0], local_port=address[1],
+    )  # fmt: skip
+
+
+def keepalive_at(
+    user: str, *, workdir: Path, address: tuple[str, int], target: tuple[str, int], name: str
+) -> int | None:
+    """An out-of-dialog OPTIONS From ``user`` sent from ``address`` to ``target``
+    (``scenarios/agent_options.xml``); the final status it got (None: none)."""
+    result = _run_carrier(
+        OPTIONS_SCENARIO, "options", workdir=workdir, name=name, variables={"user": user},
+        caller_number=None, caller_name=None, diversion=None, calls=1, rate=None,
+        max_concurrent=None, answer_timeout_s=5.0, timeout_s=15.0, target=target,
+        extra_args=[], local_ip=address[0], local_port=address[1],
+    )  # fmt: skip
+    statuses = final_statuses(result.messages(), "OPTIONS")
+    return statuses[-1] if statuses else None
 
 
 def _register(

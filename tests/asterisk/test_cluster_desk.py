@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +31,15 @@ from typing import Any
 
 import pytest
 
-from lab.cluster import CARRIER_IP, KAMAILIO_IP, SIP_PORT, Cluster, agent_address
+from lab.cluster import (
+    AGENT_BASE_PORT,
+    AGENT_IP,
+    CARRIER_IP,
+    KAMAILIO_IP,
+    SIP_PORT,
+    Cluster,
+    agent_address,
+)
 from televikar_pbx.db import migrate
 from televikar_pbx.db.engine import make_engine, make_sessionmaker
 from televikar_pbx.db.records import CallRecord
@@ -286,6 +296,63 @@ def test_kill_node_a_during_calls_its_calls_end_with_a_cause(
     assert {n["name"]: (n["up"], n["calls"]) for n in status(desk)["nodes"]} == {
         "a": (False, 0), "b": (True, 0)
     }  # fmt: skip
+
+
+def test_a_busy_lamp_through_kamailio_sees_another_agent_busy(
+    live: Cluster, desk: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """agent1's busy-lamp key (a SUBSCRIBE from agent1's credentials) watches agent2
+    through Kamailio: challenged (407), sent to a node with Kamailio's agent header,
+    record-routed; the node's NOTIFYs come back through Kamailio; once every agent is
+    busy on a carrier call the NOTIFY shows agent2 in a call (confirmed); the phone
+    refreshes the subscription in its dialog, then ends it."""
+    watcher = (AGENT_IP, AGENT_BASE_PORT + 20)  # not agent1's answering phone's port
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(
+            sipp.subscribe_at, "agent-agent2", user="agent1",
+            password=live.agent_secret("agent1"), workdir=tmp_path, address=watcher,
+            target=KAMAILIO,
+        )  # fmt: skip
+
+        def subscribed() -> list[str]:
+            return [
+                n.name for n in live.nodes
+                if "agent-agent2" in n.cli("pjsip show subscriptions inbound")
+            ]  # fmt: skip
+
+        nodes: list[str] = poll(subscribed, 15, "agent1's subscription on a node")
+        call = sipp.carrier_call(
+            DID, workdir=tmp_path, calls=len(AGENTS), rate=len(AGENTS), talk_ms=4000,
+            max_concurrent=len(AGENTS), answer_timeout_s=20, target=KAMAILIO,
+            local_ip=CARRIER_IP,
+        )  # fmt: skip
+        result = watching.result(timeout=90)
+    messages = result.messages()
+    subscribes = sipp.final_statuses(messages, "SUBSCRIBE")
+    notifies = [m for m in messages if m.method == "NOTIFY" and m.direction == "received"]
+    states = [re.findall(r"<state>(\w+)</state>", n.text) for n in notifies]
+    node_ips = {n.spec.ip: n.name for n in live.nodes}
+    from_nodes = {
+        name for n in notifies for ip, name in node_ips.items() if ip in n.headers("Via")[-1]
+    }
+    report(
+        capsys,
+        f"busy lamp via Kamailio: SUBSCRIBE answers {subscribes}, subscribed on {nodes}, "
+        f"NOTIFY states {states} from {sorted(from_nodes)}; carrier "
+        f"{call.describe()}",
+    )
+    assert call.ok, call.describe()
+    assert result.ok, result.describe()
+    # Challenged, subscribed, refreshed in the dialog, ended.
+    assert subscribes == [407, 200, 200, 200], subscribes
+    assert len(nodes) == 1, nodes
+    assert all(n.header("Event") == "dialog" for n in notifies)
+    # Each NOTIFY came through Kamailio (its Via on top), from the node subscribed.
+    assert all(KAMAILIO_IP in (n.headers("Via") or [""])[0] for n in notifies)
+    assert from_nodes == set(nodes), from_nodes
+    assert "confirmed" not in states[0], states
+    assert any("confirmed" in st for st in states), states
+    assert "terminated" in (notifies[-1].header("Subscription-State") or "")
 
 
 # Kamailio's ring timeout (lab/kamailio.py ring_timeout_ms): a node silent this long

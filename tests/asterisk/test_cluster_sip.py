@@ -308,6 +308,39 @@ def test_the_agent_header_from_outside_is_stripped(live: Cluster, tmp_path: Path
     assert poll(arrived, 10, "the call's CDR as the carrier's") == 1
 
 
+def test_a_registered_phones_keepalive_is_answered_by_kamailio(
+    live: Cluster, tmp_path: Path
+) -> None:
+    """An out-of-dialog OPTIONS from a phone: 200 from Kamailio itself when it comes from
+    the contact its From user registered; 403 from anywhere else, for an agent not
+    registered, and once the phone unregistered. No node sees any of them."""
+    address = agent_address(4)
+    elsewhere = (address[0], address[1] + 20)
+    secret = live.agent_secret("agent4")
+    cdrs_before = {n.name: len(n.cdr_rows()) for n in live.nodes}
+
+    def keepalive(user: str, source: tuple[str, int], name: str) -> int | None:
+        return sipp.keepalive_at(user, workdir=tmp_path, address=source, target=KAMAILIO, name=name)
+
+    assert keepalive("agent4", address, "before") == 403
+    registered = sipp.register_at(
+        "agent4", secret, workdir=tmp_path, address=address, target=KAMAILIO
+    )
+    assert registered.ok, registered.describe()
+    try:
+        assert keepalive("agent4", address, "registered") == 200
+        assert keepalive("agent4", elsewhere, "other_port") == 403
+        assert keepalive("agent2", address, "other_agent") == 403
+    finally:
+        gone = sipp.register_at(
+            "agent4", secret, workdir=tmp_path, address=address, target=KAMAILIO,
+            expires_s=0, name="unregister",
+        )  # fmt: skip
+    assert gone.ok, gone.describe()
+    assert keepalive("agent4", address, "unregistered") == 403
+    assert {n.name: len(n.cdr_rows()) for n in live.nodes} == cdrs_before
+
+
 def test_kill_node_a_during_calls_new_calls_go_to_b(
     live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
