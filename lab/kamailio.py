@@ -51,6 +51,10 @@ class KamailioSettings:
     # is taken for dead and the caller sent to the next node. The nodes ring again
     # every second while a caller waits (the desk: calls/commands.py RING_AGAIN_S).
     ring_timeout_ms: int = 7000
+    # Refused authentications per source address before it is refused at once, and
+    # how long after its last refusal that lasts.
+    auth_fail_limit: int = 10
+    auth_fail_window_s: int = 60
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class Kamailio:
             "PING_INTERVAL_S": str(s.ping_interval_s),
             "FR_TIMER_MS": str(s.fr_timer_ms),
             "RING_TIMEOUT_MS": str(s.ring_timeout_ms),
+            "AUTH_FAIL_LIMIT": str(s.auth_fail_limit),
+            "AUTH_FAIL_WINDOW_S": str(s.auth_fail_window_s),
             "DB_URL": s.db_url,
         }
         # 0600: it holds the database password.

@@ -299,6 +299,15 @@ def count_requests(
     return len(keys)
 
 
+def final_status_by_call(messages: Sequence[SipMessage], method: str = "INVITE") -> dict[str, int]:
+    """The first final (>= 200) response received for ``method``, per Call-ID."""
+    statuses: dict[str, int] = {}
+    for m in messages:
+        if m.direction == "received" and m.cseq_method == method and (m.status or 0) >= 200:
+            statuses.setdefault(m.call_id or "", m.status or 0)
+    return statuses
+
+
 def final_statuses(messages: Sequence[SipMessage], method: str = "INVITE") -> list[int]:
     """Final (>= 200) response codes received for ``method``, once per Call-ID+CSeq."""
     seen: set[tuple[str | None, str | None]] = set()
@@ -950,11 +959,9 @@ def subscribe_at(
     subscribed, notified until the watched agent is in a call, refreshed in the dialog,
     unsubscribed. Blocks until then (run it in a thread); ``ok``: all of that."""
     scenario = _private_scenario(SUBSCRIBE_FRONT_SCENARIO, workdir, name, user, password)
-    return _run_carrier(
-        scenario, hint, workdir=workdir, name=name, variables={"user": user},
-        caller_number=None, caller_name=None, diversion=None, calls=1, rate=None,
-        max_concurrent=None, answer_timeout_s=timeout_s / 2, timeout_s=timeout_s,
-        target=target, extra_args=[], local_ip=address[0], local_port=address[1],
+    return _run_phone(
+        scenario, hint, {"user": user}, workdir=workdir, name=name, address=address,
+        target=target, answer_timeout_s=timeout_s / 2, timeout_s=timeout_s,
     )  # fmt: skip
 
 
@@ -963,11 +970,9 @@ def keepalive_at(
 ) -> int | None:
     """An out-of-dialog OPTIONS From ``user`` sent from ``address`` to ``target``
     (``scenarios/agent_options.xml``); the final status it got (None: none)."""
-    result = _run_carrier(
-        OPTIONS_SCENARIO, "options", workdir=workdir, name=name, variables={"user": user},
-        caller_number=None, caller_name=None, diversion=None, calls=1, rate=None,
-        max_concurrent=None, answer_timeout_s=5.0, timeout_s=15.0, target=target,
-        extra_args=[], local_ip=address[0], local_port=address[1],
+    result = _run_phone(
+        OPTIONS_SCENARIO, "options", {"user": user}, workdir=workdir, name=name,
+        address=address, target=target, answer_timeout_s=5.0, timeout_s=15.0,
     )  # fmt: skip
     statuses = final_statuses(result.messages(), "OPTIONS")
     return statuses[-1] if statuses else None
@@ -983,25 +988,31 @@ def _register(
     address: tuple[str, int],
     target: tuple[str, int],
 ) -> CarrierResult:
+    return _run_phone(
+        scenario, "register", {"user": user, "expires": str(expires_s)}, workdir=workdir,
+        name=name, address=address, target=target, answer_timeout_s=10.0, timeout_s=20.0,
+    )  # fmt: skip
+
+
+def _run_phone(
+    scenario: Path,
+    dialled: str,
+    variables: dict[str, str],
+    *,
+    workdir: Path,
+    name: str,
+    address: tuple[str, int],
+    target: tuple[str, int],
+    answer_timeout_s: float,
+    timeout_s: float,
+) -> CarrierResult:
+    """One request of a phone at ``address`` (its own port: a registered contact)."""
     return _run_carrier(
-        scenario,
-        "register",
-        workdir=workdir,
-        name=name,
-        variables={"user": user, "expires": str(expires_s)},
-        caller_number=None,
-        caller_name=None,
-        diversion=None,
-        calls=1,
-        rate=None,
-        max_concurrent=None,
-        answer_timeout_s=10.0,
-        timeout_s=20.0,
-        target=target,
-        extra_args=[],
-        local_ip=address[0],
-        local_port=address[1],
-    )
+        scenario, dialled, workdir=workdir, name=name, variables=variables,
+        caller_number=None, caller_name=None, diversion=None, calls=1, rate=None,
+        max_concurrent=None, answer_timeout_s=answer_timeout_s, timeout_s=timeout_s,
+        target=target, extra_args=[], local_ip=address[0], local_port=address[1],
+    )  # fmt: skip
 
 
 def _run_carrier(

@@ -413,7 +413,7 @@ def test_callers_queued_on_a_node_that_dies_are_queued_again_on_the_other(
         e.call_id: e.at - killed_at for e in events
         if e.kind == "failover" and e.node == b and e.call_id in silent
     }  # fmt: skip
-    statuses = _invite_final_statuses(carrier)
+    statuses = sipp.final_status_by_call(carrier.messages())
 
     def all_ended() -> list[CallRecord] | None:
         rows = desk.calls()
@@ -437,15 +437,6 @@ def test_callers_queued_on_a_node_that_dies_are_queued_again_on_the_other(
     assert all(statuses.get(c) == 200 for c in moved), {c: statuses.get(c) for c in moved}
     assert len(on_b_later) == len(moved), on_b_later
     assert all(r.outcome == "answered" for r in on_b_later), on_b_later
-
-
-def _invite_final_statuses(carrier: sipp.CarrierResult) -> dict[str, int]:
-    """The carrier's final INVITE response per Call-ID."""
-    statuses: dict[str, int] = {}
-    for m in carrier.messages():
-        if m.direction == "received" and m.cseq_method == "INVITE" and (m.status or 0) >= 200:
-            statuses.setdefault(m.call_id or "", m.status or 0)
-    return statuses
 
 
 def test_the_standby_takes_over_both_nodes_when_the_leader_is_killed(

@@ -341,6 +341,52 @@ def test_a_registered_phones_keepalive_is_answered_by_kamailio(
     assert {n.name: len(n.cdr_rows()) for n in live.nodes} == cdrs_before
 
 
+# A source of its own for password guessing (the phones' 127.0.1.3 must stay usable).
+GUESSER_IP = "127.0.1.5"
+
+
+def test_a_source_that_keeps_guessing_is_refused_at_once(live: Cluster, tmp_path: Path) -> None:
+    """Refused authentications count per source address: after the limit (10) the next
+    request from there gets 403 at once, not challenged, even with the right password,
+    and a log line; a phone elsewhere is not affected; the operator's htable.delete
+    lifts it."""
+    limit = live.kamailio.settings.auth_fail_limit
+    guesser = (GUESSER_IP, agent_address(2)[1])
+    secret = live.agent_secret("agent2")
+
+    def register(password: str, address: tuple[str, int], name: str) -> list[int]:
+        result = sipp.register_at(
+            "agent2", password, workdir=tmp_path, address=address, target=KAMAILIO, name=name
+        )
+        return sipp.final_statuses(result.messages(), "REGISTER")
+
+    def unregister(address: tuple[str, int], name: str) -> None:
+        sipp.register_at(
+            "agent2", secret, workdir=tmp_path, address=address, target=KAMAILIO,
+            expires_s=0, name=name,
+        )  # fmt: skip
+
+    try:
+        for i in range(limit):
+            assert register(f"guess-number-{i}", guesser, f"guess{i}") == [401, 403]
+        assert register(secret, guesser, "blocked") == [403]
+        assert [
+            line for line in live.kamailio.output.read_text(errors="replace").splitlines()
+            if f"televikar: auth blocked for {GUESSER_IP} ({limit} refused) REGISTER" in line
+        ]  # fmt: skip
+        assert "agent2" not in live.kamailio.registered()
+        # agent2's own phone, at its own address, registers as ever.
+        assert register(secret, agent_address(2), "phone") == [401, 200]
+    finally:
+        live.kamailio.rpc("htable.delete", "authfail", GUESSER_IP)
+        # One contact per agent (max_contacts 1: another one gets 503 meanwhile).
+        unregister(agent_address(2), "unregister_phone")
+    try:
+        assert register(secret, guesser, "unblocked") == [401, 200]
+    finally:
+        unregister(guesser, "unregister_guesser")
+
+
 def test_kill_node_a_during_calls_new_calls_go_to_b(
     live: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -392,7 +438,7 @@ def test_kill_node_a_during_calls_new_calls_go_to_b(
 
     # Every call that arrived after the kill was answered (by b), first try or after
     # failover; the calls that failed are those that were talking on a at the kill.
-    statuses = _invite_final_statuses(carrier)
+    statuses = sipp.final_status_by_call(carrier.messages())
     unanswered_new = sorted(cid for cid in new_calls if statuses.get(cid) != 200)
     figures = (
         f"kill -9 of node a: first call sent on to b after failover "
@@ -407,12 +453,3 @@ def test_kill_node_a_during_calls_new_calls_go_to_b(
     # From then on the run went on, on b alone.
     assert sum(e.at - killed_at > max(tried_on_a) for e in routed) >= 10, figures
     assert new_calls and not unanswered_new, figures
-
-
-def _invite_final_statuses(carrier: sipp.CarrierResult) -> dict[str, int]:
-    """The carrier's final INVITE response per Call-ID."""
-    statuses: dict[str, int] = {}
-    for m in carrier.messages():
-        if m.direction == "received" and m.cseq_method == "INVITE" and (m.status or 0) >= 200:
-            statuses.setdefault(m.call_id or "", m.status or 0)
-    return statuses
