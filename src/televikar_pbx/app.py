@@ -25,6 +25,7 @@ from televikar_pbx.ari.adapter import AriClient
 from televikar_pbx.asterisk_conf import PhoneAccount, install_hints, install_phones
 from televikar_pbx.calls import naming
 from televikar_pbx.calls.agent_log import AgentLog
+from televikar_pbx.calls.commands import ring_again_interval
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.fallback import import_fallback_calls
 from televikar_pbx.calls.features import AgentActions, FeatureCodes
@@ -153,6 +154,8 @@ async def serve(
         clock=clock,
         presence=presence,
         agent_log=agent_log,
+        # The SIP front takes a node that stops ringing for dead (commands.RING_AGAIN_S).
+        ring_again_s=ring_again_interval(settings.sip_front, len(settings.nodes)),
     )
 
     async def import_fallback(node: Node) -> None:

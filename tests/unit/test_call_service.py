@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from televikar_pbx.calls.commands import RING_AGAIN_S
+from televikar_pbx.calls.commands import RING_AGAIN_S, ring_again_interval
 from televikar_pbx.calls.events import AriEvent, EventDispatcher
 from televikar_pbx.calls.media import MediaFlows
 from televikar_pbx.calls.services import CallService
@@ -167,7 +167,7 @@ class Harness:
         tmp_path: Path,
         agents: tuple[Agent, ...],
         store: FakeStore | None = None,
-        ring_again_s: float = RING_AGAIN_S,
+        ring_again_s: float | None = RING_AGAIN_S,
     ) -> None:
         self.ari = FakeAri()
         self.store = store or FakeStore()
@@ -260,6 +260,24 @@ async def test_a_waiting_caller_who_hangs_up_is_rung_no_more(tmp_path: Path) -> 
     await asyncio.sleep(0.3)
     await h.dispatcher.drain()
     assert h.ari.requests.count(("ring", "c1")) == gone >= 2, h.ari.requests
+
+
+async def test_without_a_sip_front_a_waiting_caller_is_rung_once(tmp_path: Path) -> None:
+    """A single box (no SIP front reading the 180s as a sign of life): one 180, not one a
+    second per waiting caller for Asterisk to send (app.py: ring_again_s None)."""
+    h = Harness(
+        tmp_path, (Agent(7, "Kari", "agent1", frozenset({1}), logged_in=True),), ring_again_s=None
+    )
+    await h.send(event("StasisStart", 0, channel=caller(), args=["inbound", "4721000001"]))
+    await asyncio.sleep(0.3)  # Kari's phone rings; the caller waits
+    await h.dispatcher.drain()
+    assert h.ari.requests.count(("ring", "c1")) == 1, h.ari.requests
+
+
+def test_the_180_is_sent_again_only_behind_a_sip_front() -> None:
+    assert ring_again_interval(None, 0) is None  # a single box
+    assert ring_again_interval("127.0.1.1:5060", 0) == RING_AGAIN_S
+    assert ring_again_interval(None, 2) == RING_AGAIN_S
 
 
 async def test_message_capture_plays_prompt_records_and_keeps_the_message(tmp_path: Path) -> None:

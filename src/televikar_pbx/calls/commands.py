@@ -43,6 +43,15 @@ ORIGINATE_RETRY_S = 1.0
 # (chan_pjsip: state Ring). Often enough to outlast a standby's takeover (about 2.5 s)
 # within that timeout.
 RING_AGAIN_S = 1.0
+# Only behind a SIP front: without one nobody reads the 180s as a sign of life, and a
+# second's ring request per waiting caller would be Asterisk's work for nothing (1,000
+# callers waiting: 1,000 requests a second).
+
+
+def ring_again_interval(sip_front: str | None, nodes: int) -> float | None:
+    """How often a waiting caller's 180 is sent again: RING_AGAIN_S behind a SIP front
+    (``TELEVIKAR_SIP_FRONT``, or several nodes, which sit behind one), else never."""
+    return RING_AGAIN_S if sip_front or nodes else None
 
 
 class DeskCommands(CallShell):
@@ -54,6 +63,8 @@ class DeskCommands(CallShell):
         answered or gone (RING_AGAIN_S)."""
         call.ringing = True
         await quietly(self._ari.ring(call.caller_channel))
+        if self._ring_again_s is None:
+            return
         key = call.key
         asyncio.get_running_loop().call_later(
             self._ring_again_s,

@@ -55,7 +55,7 @@ class CallService(StasisEvents, DeskCommands):
         clock: Clock,
         presence: Presence | None = None,
         agent_log: AgentLog | None = None,
-        ring_again_s: float = RING_AGAIN_S,
+        ring_again_s: float | None = RING_AGAIN_S,
     ) -> None:
         self.clock = clock
         self._ring_again_s = ring_again_s

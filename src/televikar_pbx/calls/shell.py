@@ -67,7 +67,8 @@ class CallShell:
     _tick_at: datetime | None
     _tick_handle: asyncio.TimerHandle | None
     _rows: set[asyncio.Future[int]]  # calls' rows being written (CallService)
-    _ring_again_s: float  # a waiting caller's 180 Ringing, sent again (DeskCommands)
+    # A waiting caller's 180 Ringing, sent again this often (DeskCommands); None: once.
+    _ring_again_s: float | None
 
     def _row_written(self, key: str, row: asyncio.Future[int]) -> None:
         raise NotImplementedError
